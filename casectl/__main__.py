@@ -1,0 +1,3 @@
+from casectl.cli.app import main
+
+main()

@@ -1,0 +1,188 @@
+"""The `casectl` command: a root group that loads each command's module only
+when that command runs, and the one place domain errors become exit codes.
+
+Start-up matters (people call casectl in shell loops), so `casectl --help`
+lists commands from the table below without importing them, and no command
+pays for another's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import CasectlError, ExitCode
+
+
+@dataclass(frozen=True)
+class Entry:
+    module: str
+    help: str
+    group: bool = False  # the module's app is a command group (e.g. `workflows list`)
+
+
+# Every top-level command, in the order `casectl --help` lists them.
+COMMANDS: dict[str, Entry] = {
+    "init": Entry("casectl.cli.db", "Create a new casectl database."),
+    "create": Entry("casectl.cli.cases", "Create a case and print its id."),
+    "show": Entry("casectl.cli.cases", "Show a case, what may happen to it now, and its recent history."),
+    "list": Entry("casectl.cli.cases", "List cases matching filters."),
+    "act": Entry("casectl.cli.cases", "Perform an agent action on a case."),
+    "approve": Entry("casectl.cli.cases", "Approve a case (shortcut for `act ID approve`)."),
+    "reject": Entry("casectl.cli.cases", "Reject a case with a reason (shortcut for `act ID reject`)."),
+    "event": Entry("casectl.cli.cases", "Record a system event on a case (e.g. collection_completed)."),
+    "status": Entry("casectl.cli.cases", "Set a case's status directly, where its workflow allows it."),
+    "history": Entry("casectl.cli.cases", "Print every event of a case."),
+    "subjects": Entry("casectl.cli.subjects", "List subjects and show one with all its cases.", group=True),
+    "workflows": Entry("casectl.cli.workflows", "List, show, validate, add and draw workflows.", group=True),
+    "db": Entry("casectl.cli.db", "Check the database.", group=True),
+}
+
+
+def _remember(key: str):
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        if value is not None:
+            ctx.meta[key] = value
+        return value
+
+    return callback
+
+
+def _common_options() -> list[click.Option]:
+    """--db and --actor, accepted after any command as well as before it."""
+    return [
+        click.Option(["--db"], metavar="PATH", expose_value=False, callback=_remember("casectl.db"),
+                     help="Database file [env: CASECTL_DB]."),
+        click.Option(["--actor"], metavar="NAME", expose_value=False, callback=_remember("casectl.actor"),
+                     help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
+    ]
+
+
+def _with_common_options(cmd: click.Command) -> click.Command:
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_common_options(sub)
+    elif not any(p.name == "db" for p in cmd.params):
+        cmd.params.extend(_common_options())
+    return cmd
+
+
+class LazyGroup(TyperGroup):
+    _loaded: dict[str, click.Group] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        entry = COMMANDS.get(name)
+        if entry is None:
+            return None
+        group = self._loaded.get(entry.module)
+        if group is None:
+            module = importlib.import_module(entry.module)
+            group = typer.main.get_group(module.app)
+            # Commands that select cases get the shared filter options.
+            filtered = getattr(module, "FILTERED", ())
+            if filtered:
+                from .filtering import add_filter_options
+
+                for sub_name, sub in group.commands.items():
+                    if sub_name in filtered:
+                        add_filter_options(sub)
+            self._loaded[entry.module] = group
+        if entry.group:
+            group.name = name
+            return _with_common_options(group)
+        cmd = group.get_command(ctx, name)
+        return _with_common_options(cmd) if cmd is not None else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, entry.help) for name, entry in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            if args and args[0] not in COMMANDS:
+                e.message = f"no command '{args[0]}'. Commands: {', '.join(COMMANDS)}"
+            raise
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CasectlError as e:
+            report(e)
+            ctx.exit(int(e.code))
+        except KeyboardInterrupt:
+            click.echo("casectl: interrupted; nothing more was written", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            # `casectl list | head`: the reader left; that is not an error.
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+def report(e: CasectlError) -> None:
+    click.echo(f"casectl: error: {e.message}", err=True)
+    for line in e.details[:50]:
+        click.echo(f"  {line}", err=True)
+    if len(e.details) > 50:
+        click.echo(f"  ... and {len(e.details) - 50} more", err=True)
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="casectl",
+    help="Case management from the command line: one SQLite file, scriptable, safe.\n\n"
+         "Example: casectl create --workflow kyb --subject-email ada@example.com",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        click.echo(f"casectl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Optional[str] = typer.Option(None, "--db", metavar="PATH",
+                                     help="Database file [env: CASECTL_DB; default: per-user data dir]."),
+    actor: Optional[str] = typer.Option(None, "--actor", metavar="NAME",
+                                        help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    if db:
+        ctx.meta["casectl.db"] = db
+    if actor:
+        ctx.meta["casectl.actor"] = actor
+
+
+def main() -> None:
+    try:
+        app()
+    except CasectlError as e:  # raised while parsing, outside a command
+        report(e)
+        sys.exit(int(e.code))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["app", "main", "COMMANDS", "ExitCode"]

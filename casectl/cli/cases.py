@@ -1,0 +1,329 @@
+"""create, show, list, act, approve, reject, event, status, history."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+
+from .. import ids, rules
+from ..errors import InvalidInput, UsageError
+from ..services import cases as case_service
+from ..services import listing
+from . import context, filtering, output
+from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason
+
+app = typer.Typer()
+FILTERED = {"list"}
+
+
+def read_json_arg(value: str | None, what: str) -> dict[str, Any]:
+    """--data JSON, --data @file.json or --data - (stdin)."""
+    if value is None:
+        return {}
+    if value == "-":
+        text = sys.stdin.read()
+    elif value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"{what}: cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+    else:
+        text = value
+    return case_service.parse_data(text, what)
+
+
+@app.command("create")
+def create(
+    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow name (kyb, simple, screening or custom).")],
+    ref: Annotated[Optional[str], typer.Option("--ref", help="External reference (unique).")] = None,
+    subject_name: Annotated[Optional[str], typer.Option("--subject-name", help="Subject's name.")] = None,
+    subject_email: Annotated[Optional[str], typer.Option("--subject-email", help="Subject's email; an existing subject is reused.")] = None,
+    subject_dob: Annotated[Optional[str], typer.Option("--subject-dob", metavar="YYYY-MM-DD", help="Subject's date of birth.")] = None,
+    subject_ref: Annotated[Optional[str], typer.Option("--subject-ref", help="Subject's own reference; an existing subject is reused.")] = None,
+    country: Annotated[Optional[str], typer.Option("--country", metavar="CC", help="Subject's ISO 3166 country code.")] = None,
+    entity_type: Annotated[Optional[str], typer.Option("--entity-type", help="person or company.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", metavar="JSON|@FILE|-", help="User-provided data (a JSON object).")] = None,
+    registry_data: Annotated[Optional[str], typer.Option("--registry-data", metavar="JSON|@FILE|-", help="Registry-provided data (a JSON object).")] = None,
+    assignee: Annotated[Optional[str], typer.Option("--assignee", help="Assign to this agent.")] = None,
+    team: Annotated[Optional[str], typer.Option("--team", help="Assign to this team.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Tag (repeatable).")] = None,
+    priority: Annotated[str, typer.Option("--priority", help="low, normal, high or urgent.")] = "normal",
+    status: Annotated[Optional[str], typer.Option("--status", help="Start in this status (default: the workflow's initial one).")] = None,
+    block: Annotated[Optional[list[str]], typer.Option("--block", metavar="KIND:NAME[=@FILE]", help="Add a block (repeatable).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Create a case and print its id.
+
+    Example: id=$(casectl create --workflow kyb --subject-email ada@example.com --country GB)
+    """
+    if data == "-" and registry_data == "-":
+        raise UsageError("only one of --data and --registry-data can read stdin")
+    if entity_type is not None and entity_type not in ("person", "company"):
+        raise InvalidInput(f"--entity-type: '{entity_type}' is not person or company")
+    nc = case_service.NewCase(
+        workflow=workflow, ref=ref, subject_name=subject_name, subject_email=subject_email,
+        subject_dob=subject_dob, subject_ref=subject_ref, country=country.upper() if country else None,
+        entity_type=entity_type, data=read_json_arg(data, "--data"),
+        registry_data=read_json_arg(registry_data, "--registry-data"), assignee=assignee, team=team,
+        tags=list(tag or []), priority=priority, status=status,
+        blocks=[parse_block_spec(b) for b in block or []],
+    )
+    conn = context.open_db()
+    case = case_service.create(conn, nc, actor=context.actor(), now=context.now())
+    if as_json:
+        output.emit_json(output.case_document(case))
+    else:
+        click.echo(ids.fmt("case", case["id"]))
+
+
+def parse_block_spec(spec: str) -> dict[str, Any]:
+    """kind:name[=@file.json] -> {"kind", "name", "data"}."""
+    head, _, source = spec.partition("=")
+    kind, sep, name = head.partition(":")
+    if not sep or not kind or not name:
+        raise UsageError(f"--block takes KIND:NAME[=@FILE], got '{spec}'")
+    if kind not in rules.BLOCK_KINDS_BY_NAME:
+        raise InvalidInput(f"--block: unknown block kind '{kind}' (kinds: {', '.join(rules.BLOCK_KINDS_BY_NAME)})")
+    return {"kind": kind, "name": name, "data": read_json_arg(source, f"--block {head}") if source else {}}
+
+
+@app.command("show")
+def show(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF", help="Case id (C-12) or external reference.")],
+    as_json: Json = False,
+) -> None:
+    """Show a case, what may happen to it now, and its recent history.
+
+    Example: casectl show C-12
+    """
+    conn = context.open_db()
+    v = case_service.view(conn, case, actor=context.actor())
+    c = v["case"]
+    allowed = [{"action": x.action, "to": x.target} for x in v["allowed"]]
+    refused = [{"action": x.action, "reason": x.reason} for x in v["refused"]]
+    if as_json:
+        doc = output.case_document(c)
+        doc.update(
+            allowed_actions=allowed,
+            refused_actions=refused,
+            reupload_marks=v["reupload_marks"],
+            history=[output.event_row(e) for e in v["history"]],
+            events_total=v["events_total"],
+            **v["sections"],
+        )
+        output.emit_json(doc)
+        return
+    wf = v["workflow"]
+    lines = [f"{ids.fmt('case', c['id'])}" + (f"  ({c['ref']})" if c.get("ref") else "")]
+    status = wf.status(c["status"])
+    lines.append(f"  status:     {c['status']}" + (f" — {status.description}" if status and status.description else ""))
+    lines.append(f"  workflow:   {c['workflow']} v{c['workflow_version']}")
+    if c.get("subject_id") is not None:
+        who = c.get("subject_name") or c.get("subject_email") or ""
+        extra = ", ".join(x for x in (c.get("subject_email") if who != c.get("subject_email") else None,
+                                      c.get("subject_dob"), c.get("subject_country")) if x)
+        lines.append(f"  subject:    {ids.fmt('subject', c['subject_id'])} {who}" + (f" ({extra})" if extra else ""))
+    for label, key in (("assignee", "assignee"), ("team", "team"), ("priority", "priority")):
+        if c.get(key):
+            lines.append(f"  {label + ':':<11} {c[key]}")
+    if c["tags"]:
+        lines.append(f"  tags:       {', '.join(c['tags'])}")
+    lines.append(f"  created:    {output.local_time(c['created_at'])} by {c.get('created_by')} ({c['origin']})")
+    if c.get("due_at"):
+        lines.append(f"  due:        {output.local_time(c['due_at'])}")
+    if c.get("decision"):
+        lines.append(f"  decision:   {c['decision']}" + (f" — {c['decision_reason']}" if c.get("decision_reason") else "")
+                     + f" ({output.local_time(c['decided_at'])})")
+    if c.get("parent_id"):
+        lines.append(f"  parent:     {ids.fmt('case', c['parent_id'])}")
+    if c["data"]:
+        lines.append(f"  data:       {output.dumps(c['data'], indent=None)}")
+    if c["registry_data"]:
+        lines.append(f"  registry:   {output.dumps(c['registry_data'], indent=None)}")
+    names = []
+    for x in v["allowed"]:
+        label = x.action
+        if x.action == "request_reuploads":
+            label += f" ({v['reupload_marks']})"
+        names.append(label)
+    lines.append(f"  allowed now: {', '.join(names) if names else 'none'}")
+    for x in v["refused"]:
+        lines.append(f"    not {x.action}: {x.reason}")
+    for title, text in v["sections"].get("_text", []):
+        lines.append(f"  {title}:")
+        lines.extend(f"    {t}" for t in text)
+    shown = len(v["history"])
+    lines.append(f"  history ({shown} of {v['events_total']}; `casectl history {ids.fmt('case', c['id'])}` for all):")
+    lines.extend(f"    {output.describe_event(e)}" for e in v["history"])
+    click.echo("\n".join(lines))
+
+
+@app.command("list")
+def list_cases(
+    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
+    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
+    only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
+    fmt: Format = None,
+    as_json: Json = False,
+) -> None:
+    """List cases matching filters.
+
+    Example: casectl list --status manual_review --workflow kyb --sort -created --format csv
+    """
+    fmt = output.choose_format(fmt, as_json)
+    columns = ["id"] if only_ids else output.pick_fields(
+        fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE)
+    conn = context.open_db()
+    f = filtering.resolve(conn, actor=context.actor(), now=context.now())
+    rows = (output.case_row(c) for c in listing.select(conn, f, sort=sort, limit=limit))
+    if only_ids:
+        for r in rows:
+            click.echo(r["id"])
+        return
+    output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
+
+
+def _report_outcome(outcome: case_service.Outcome, as_json: bool) -> None:
+    c = outcome.case
+    cid = ids.fmt("case", c["id"])
+    if as_json:
+        doc = {
+            "id": cid,
+            "action": outcome.verdict.action,
+            "from": outcome.from_status,
+            "to": outcome.verdict.target,
+            "dry_run": outcome.dry_run,
+            "event": ids.fmt("event", outcome.event_id),
+            "changes": outcome.changes,
+            "case": output.case_document(c),
+        }
+        output.emit_json(doc)
+        return
+    prefix = "would move" if outcome.dry_run else "moved"
+    click.echo(f"{cid}: {outcome.verdict.action}: {prefix} {outcome.from_status} -> {outcome.verdict.target}")
+    for b in outcome.changes.get("blocks", []):
+        click.echo(f"  block {b['block']}: {b['from']} -> {b['to']}")
+
+
+@app.command("act")
+def act(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    action: Annotated[str, typer.Argument(help="Action name, e.g. approve, reject, request_reuploads.")],
+    reason: Reason = None,
+    decision: Annotated[Optional[str], typer.Option("--decision", help="Decision value, for actions that take one.")] = None,
+    expect_status: ExpectStatus = None,
+    expect_version: ExpectVersion = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Perform an agent action on a case.
+
+    Example: casectl act C-12 request_reuploads --expect-status manual_review
+    """
+    conn = context.open_db()
+    outcome = case_service.act(conn, case, action, actor=context.actor(), now=context.now(), reason=reason,
+                               decision=decision, expect_status=expect_status, expect_version=expect_version,
+                               dry_run=dry_run)
+    _report_outcome(outcome, as_json)
+
+
+@app.command("approve")
+def approve(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    reason: Reason = None,
+    expect_status: ExpectStatus = None,
+    expect_version: ExpectVersion = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Approve a case (shortcut for `act ID approve`).
+
+    Example: casectl approve C-12 --reason "documents verified"
+    """
+    act(case, "approve", reason, None, expect_status, expect_version, dry_run, as_json)
+
+
+@app.command("reject")
+def reject(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")],
+    expect_status: ExpectStatus = None,
+    expect_version: ExpectVersion = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Reject a case with a reason (shortcut for `act ID reject`).
+
+    Example: casectl reject C-12 --reason "sanctions hit"
+    """
+    act(case, "reject", reason, None, expect_status, expect_version, dry_run, as_json)
+
+
+@app.command("event")
+def event(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    name: Annotated[str, typer.Argument(metavar="EVENT", help="System event, e.g. collection_completed.")],
+    reason: Reason = None,
+    expect_status: ExpectStatus = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Record a system event on a case (e.g. collection_completed).
+
+    Example: casectl event C-12 collection_completed
+    """
+    conn = context.open_db()
+    outcome = case_service.act(conn, case, name, actor=context.actor(), now=context.now(), trigger=rules.SYSTEM,
+                               reason=reason, expect_status=expect_status, dry_run=dry_run)
+    _report_outcome(outcome, as_json)
+
+
+@app.command("status")
+def set_status(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    new_status: Annotated[str, typer.Argument(metavar="NEW_STATUS")],
+    reason: Reason = None,
+    expect_status: ExpectStatus = None,
+    expect_version: ExpectVersion = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Set a case's status directly, where its workflow allows it.
+
+    Example: casectl status C-12 pending --reason "waiting for bank statement"
+    """
+    conn = context.open_db()
+    outcome = case_service.set_status(conn, case, new_status, actor=context.actor(), now=context.now(),
+                                      reason=reason, expect_status=expect_status, expect_version=expect_version,
+                                      dry_run=dry_run)
+    _report_outcome(outcome, as_json)
+
+
+@app.command("history")
+def history(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    fmt: Format = None,
+    as_json: Json = False,
+) -> None:
+    """Print every event of a case: who, when, what, from -> to, why.
+
+    Example: casectl history C-12 --json
+    """
+    conn = context.open_db()
+    c, events = case_service.history(conn, case)
+    rows = [output.event_row(e) for e in events]
+    if as_json:
+        output.emit_json({"case": ids.fmt("case", c["id"]), "events": rows})
+        return
+    fmt = output.choose_format(fmt, False)
+    if fmt == "table":
+        for e in events:
+            click.echo(output.describe_event(e))
+        return
+    output.emit_rows(rows, ["id", "at", "actor", "kind", "action", "from", "to", "reason", "data"], fmt)

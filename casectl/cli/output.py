@@ -1,0 +1,221 @@
+"""Rendering: JSON documents, and listings as table, json, ndjson or csv.
+
+On a terminal a listing is an aligned table with headers; in a pipe the
+`table` format is plain tab-separated rows (stable for `cut`/`awk`), and
+nothing decorative is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import click
+
+from .. import ids
+from ..errors import UsageError
+
+FORMATS = ("table", "json", "ndjson", "csv")
+
+
+def is_tty(stream=None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def dumps(obj: Any, *, indent: int | None = 2) -> str:
+    return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(dumps(obj))
+
+
+def choose_format(fmt: str | None, as_json: bool) -> str:
+    if as_json:
+        return "json"
+    fmt = (fmt or "table").lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}'; available: {', '.join(FORMATS)}")
+    return fmt
+
+
+def pick_fields(requested: str | None, available: Sequence[str], default: Sequence[str]) -> list[str]:
+    if not requested:
+        return list(default)
+    fields = [f.strip() for f in requested.split(",") if f.strip()]
+    unknown = [f for f in fields if f not in available]
+    if unknown:
+        raise UsageError(f"unknown field: {', '.join(unknown)}; available: {', '.join(available)}")
+    return fields
+
+
+def local_time(value: str | None) -> str:
+    """UTC ISO strings shown in local time, but only to people at a terminal."""
+    if not value or not is_tty():
+        return value or ""
+    try:
+        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return value
+    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return dumps(value, indent=None)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, *,
+              headers: dict[str, str] | None = None, empty: str = "no results") -> int:
+    """Write rows in `fmt`; returns how many. Streams except for terminal tables."""
+    out = click.get_text_stream("stdout")
+    n = 0
+    if fmt == "json":
+        out.write("[")
+        for n, row in enumerate(rows, 1):
+            out.write(("\n  " if n == 1 else ",\n  ") + dumps({c: row.get(c) for c in columns}, indent=None))
+        out.write("\n]\n" if n else "]\n")
+    elif fmt == "ndjson":
+        for n, row in enumerate(rows, 1):
+            out.write(dumps({c: row.get(c) for c in columns}, indent=None) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for n, row in enumerate(rows, 1):
+            writer.writerow([csv_safe(_cell(row.get(c))) for c in columns])
+    elif is_tty(out):
+        from tabulate import tabulate  # only people at a terminal pay for it
+
+        table = [[_cell(local_time(r.get(c)) if c.endswith("_at") else r.get(c)) for c in columns] for r in rows]
+        n = len(table)
+        if n:
+            out.write(tabulate(table, headers=[(headers or {}).get(c, c) for c in columns], tablefmt="simple") + "\n")
+        else:
+            click.echo(empty, err=True)
+    else:
+        for n, row in enumerate(rows, 1):
+            out.write("\t".join(_cell(row.get(c)).replace("\t", " ").replace("\n", " ") for c in columns) + "\n")
+    return n
+
+
+def csv_safe(value: str) -> str:
+    """Keep spreadsheets from running a cell as a formula (=, +, -, @, tab, CR)."""
+    if value and value[0] in "=+-@\t\r" and not _is_number(value):
+        return "'" + value
+    return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return False
+
+
+# --- cases --------------------------------------------------------------------
+
+CASE_FIELDS = (
+    "id", "ref", "workflow", "workflow_version", "status", "final", "subject_id", "subject_ref", "subject_name",
+    "subject_email", "subject_dob", "country", "entity_type", "assignee", "team", "priority", "tags", "data",
+    "registry_data", "parent", "origin", "created_at", "updated_at", "due_at", "decided_at", "decision",
+    "decision_reason", "created_by", "last_editor", "version",
+)
+CASE_TABLE = ("id", "ref", "workflow", "status", "subject_name", "assignee", "priority", "created_at")
+CASE_HEADERS = {"subject_name": "subject", "created_at": "created"}
+
+
+def case_row(case: dict[str, Any]) -> dict[str, Any]:
+    """A case as the flat record every listing and export shows."""
+    return {
+        "id": ids.fmt("case", case["id"]),
+        "ref": case.get("ref"),
+        "workflow": case["workflow"],
+        "workflow_version": case["workflow_version"],
+        "status": case["status"],
+        "final": bool(case["final"]),
+        "subject_id": ids.fmt("subject", case.get("subject_id")),
+        "subject_ref": case.get("subject_ref"),
+        "subject_name": case.get("subject_name"),
+        "subject_email": case.get("subject_email"),
+        "subject_dob": case.get("subject_dob"),
+        "country": case.get("subject_country"),
+        "entity_type": case.get("subject_entity_type"),
+        "assignee": case.get("assignee"),
+        "team": case.get("team"),
+        "priority": case.get("priority"),
+        "tags": case.get("tags") or [],
+        "data": case.get("data") or {},
+        "registry_data": case.get("registry_data") or {},
+        "parent": ids.fmt("case", case.get("parent_id")),
+        "origin": case.get("origin"),
+        "created_at": case.get("created_at"),
+        "updated_at": case.get("updated_at"),
+        "due_at": case.get("due_at"),
+        "decided_at": case.get("decided_at"),
+        "decision": case.get("decision"),
+        "decision_reason": case.get("decision_reason"),
+        "created_by": case.get("created_by"),
+        "last_editor": case.get("last_editor"),
+        "version": case.get("version"),
+    }
+
+
+def case_document(case: dict[str, Any]) -> dict[str, Any]:
+    """A case as one nested JSON document (`show --json`, `create --json`)."""
+    row = case_row(case)
+    subject = None
+    if case.get("subject_id") is not None:
+        subject = {"id": row.pop("subject_id"), "ref": row.pop("subject_ref"), "name": row.pop("subject_name"),
+                   "email": row.pop("subject_email"), "dob": row.pop("subject_dob"),
+                   "country": row.pop("country"), "entity_type": row.pop("entity_type")}
+    else:
+        for k in ("subject_id", "subject_ref", "subject_name", "subject_email", "subject_dob", "country",
+                  "entity_type"):
+            row.pop(k)
+    return {**row, "subject": subject}
+
+
+def event_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ids.fmt("event", e["id"]),
+        "at": e["at"],
+        "actor": e["actor"],
+        "kind": e["kind"],
+        "action": e.get("action"),
+        "from": e.get("from_status"),
+        "to": e.get("to_status"),
+        "reason": e.get("reason"),
+        "data": e.get("data") or {},
+        "hash": e.get("hash"),
+    }
+
+
+def describe_event(e: dict[str, Any]) -> str:
+    """One line of history for people."""
+    what = e.get("action") or e["kind"]
+    if e.get("from_status") and e.get("to_status") and e["from_status"] != e["to_status"]:
+        what += f": {e['from_status']} -> {e['to_status']}"
+    elif e.get("to_status") and e["kind"] == "created":
+        what += f" in {e['to_status']}"
+    data = e.get("data") or {}
+    extra = data.get("summary")
+    if extra:
+        what += f" ({extra})"
+    if e.get("reason"):
+        what += f" — {e['reason']}"
+    return f"{local_time(e['at'])}  {e['actor']}  {what}"

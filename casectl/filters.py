@@ -1,0 +1,136 @@
+"""Which cases a command is about: one filter shared by list, export, report,
+stats, digest, take and saved views, so their numbers always agree.
+
+Pure values; the store turns a CaseFilter into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import UsageError
+
+# Sort keys a user may name, and the column each stands for.
+SORT_FIELDS = {
+    "id": "id",
+    "ref": "ref",
+    "workflow": "workflow",
+    "status": "status",
+    "assignee": "assignee",
+    "team": "team",
+    "priority": "priority",
+    "created": "created_at",
+    "created_at": "created_at",
+    "updated": "updated_at",
+    "updated_at": "updated_at",
+    "due": "due_at",
+    "due_at": "due_at",
+    "decided": "decided_at",
+    "decided_at": "decided_at",
+}
+
+SUBJECT_FIELDS = ("name", "email", "dob", "country", "entity_type", "ref")
+_PATH_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+@dataclass(frozen=True)
+class WhereClause:
+    """`--where KEY=VALUE`: `subject.FIELD`, or a dotted path into the case data."""
+
+    scope: str  # "subject" | "data" | "registry_data"
+    path: tuple[str, ...]
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> "WhereClause":
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--where takes KEY=VALUE, got '{text}'")
+        parts = tuple(key.split("."))
+        scope = "data"
+        if parts[0] in ("subject", "data", "registry_data") and len(parts) > 1:
+            scope, parts = parts[0], parts[1:]
+        for p in parts:
+            if not _PATH_PART.match(p):
+                raise UsageError(f"--where key '{key}' has an invalid part '{p}' (letters, digits, _ and - only)")
+        return cls(scope, parts, value)
+
+    def __str__(self) -> str:
+        prefix = "" if self.scope == "data" else f"{self.scope}."
+        return f"{prefix}{'.'.join(self.path)}={self.value}"
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    statuses: tuple[str, ...] = ()
+    workflow: str | None = None
+    assignee: str | None = None
+    team: str | None = None
+    tags: tuple[str, ...] = ()
+    country: str | None = None
+    priority: str | None = None
+    created_since: str | None = None
+    created_until: str | None = None
+    where: tuple[WhereClause, ...] = ()
+    parent: int | None = None
+    subject_id: int | None = None
+    unassigned: bool = False
+    open_only: bool = False
+    closed_only: bool = False
+    overdue_at: str | None = None  # cases whose due_at is before this time and still open
+    due_before: str | None = None
+    ids: tuple[int, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def describe(self) -> list[str]:
+        """The filter in words, for report headers and `views list`."""
+        out = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v in (None, (), False, {}):
+                continue
+            if f.name == "where":
+                out.extend(f"where {w}" for w in v)
+            elif isinstance(v, tuple):
+                out.append(f"{f.name}: {', '.join(str(x) for x in v)}")
+            elif v is True:
+                out.append(f.name.replace("_", " "))
+            else:
+                out.append(f"{f.name}: {v}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["where"] = [str(w) for w in self.where]
+        d.pop("extra", None)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if v not in (None, (), [], False)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CaseFilter":
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for k, v in d.items():
+            if k not in known:
+                continue
+            if k == "where":
+                kwargs[k] = tuple(WhereClause.parse(w) for w in v)
+            elif isinstance(v, list):
+                kwargs[k] = tuple(v)
+            else:
+                kwargs[k] = v
+        return cls(**kwargs)
+
+
+def parse_sort(text: str | None) -> tuple[str, bool]:
+    """`created` or `-created` -> (column, descending)."""
+    if not text:
+        return "id", False
+    desc = text.startswith("-")
+    name = text.lstrip("-+")
+    col = SORT_FIELDS.get(name)
+    if col is None:
+        raise UsageError(f"unknown sort field '{name}'; available: {', '.join(sorted(SORT_FIELDS))}")
+    return col, desc

@@ -1,0 +1,24 @@
+"""Short, human-typable ids: C-12 for cases, S-3 for subjects, A-7 for activities."""
+
+from __future__ import annotations
+
+import re
+
+PREFIXES = {"case": "C", "subject": "S", "activity": "A", "event": "E", "note": "N", "outbox": "O", "block": "B"}
+_ID = re.compile(r"^\s*([A-Za-z])?-?(\d+)\s*$")
+
+
+def fmt(kind: str, n: int | None) -> str | None:
+    return None if n is None else f"{PREFIXES[kind]}-{n}"
+
+
+def parse(kind: str, text: str) -> int | None:
+    """'C-12', 'c12' or '12' -> 12; None when `text` is not an id of `kind`."""
+    m = _ID.match(text or "")
+    if not m:
+        return None
+    letter, digits = m.groups()
+    if letter and letter.upper() != PREFIXES[kind]:
+        return None
+    n = int(digits)
+    return n if 0 < n < 2**63 else None

@@ -1,0 +1,132 @@
+"""Workflows to and from their JSON form (schemas/workflow.schema.json).
+
+The dictionaries given to `workflow_from_dict` must already have passed the
+JSON Schema; semantic checks are `model.lint`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import (
+    ACTIVITY_STATES,
+    BLOCK_KINDS,
+    AGENT,
+    Action,
+    ActivityRequirement,
+    Route,
+    SetStatusRule,
+    Status,
+    Workflow,
+)
+
+
+def _routes(to: Any) -> tuple[Route, ...]:
+    if isinstance(to, str):
+        return (Route(to),)
+    return tuple(Route(r["to"], r.get("when")) for r in to)
+
+
+def workflow_from_dict(d: dict[str, Any]) -> Workflow:
+    statuses = tuple(
+        Status(s["name"], s.get("label", ""), bool(s.get("final", False)), bool(s.get("waiting", False)),
+               s.get("description", ""))
+        for s in d["statuses"]
+    )
+    actions = tuple(
+        Action(
+            name=a["name"],
+            sources=tuple(a["from"]),
+            routes=_routes(a["to"]),
+            trigger=a.get("trigger", AGENT),
+            guards=tuple(a.get("guards", ())),
+            label=a.get("label", ""),
+            reason_required=bool(a.get("reason_required", False)),
+            decision=a.get("decision"),
+            takes_decision=bool(a.get("takes_decision", False)),
+            block_moves=tuple(tuple(m) for m in a.get("block_moves", ())),
+            messages=tuple(a.get("messages", ())),
+            aliases=tuple(a.get("aliases", ())),
+            effects=tuple(a.get("effects", ())),
+        )
+        for a in d.get("actions", ())
+    )
+    set_status = d.get("set_status") or {}
+    return Workflow(
+        name=d["name"],
+        version=int(d.get("version", 1)),
+        title=d.get("title", ""),
+        description=d.get("description", ""),
+        statuses=statuses,
+        initial=d["initial"],
+        actions=actions,
+        block_kinds=tuple(d.get("block_kinds", [k.name for k in BLOCK_KINDS])),
+        requirements=tuple(
+            ActivityRequirement(r["type"], r.get("label", ""), r.get("team"), dict(r.get("config", {})))
+            for r in d.get("requirements", ())
+        ),
+        activity_states=tuple(d.get("activity_states", ACTIVITY_STATES)),
+        decisions=tuple(d.get("decisions", ("reviewed",))),
+        set_status=SetStatusRule(tuple(set_status.get("from", ())), tuple(set_status.get("to", ()))),
+        four_eyes=tuple(d.get("four_eyes", ())),
+        sla=d.get("sla"),
+        effects=tuple(d.get("effects", ())),
+    )
+
+
+def _drop_defaults(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in (None, False, "", (), [], {})}
+
+
+def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
+    """The JSON form; `workflow_from_dict(workflow_to_dict(wf)) == wf`."""
+    actions = []
+    for a in wf.actions:
+        to: Any = a.routes[0].to if len(a.routes) == 1 and a.routes[0].when is None else [
+            _drop_defaults({"to": r.to, "when": r.when}) for r in a.routes
+        ]
+        actions.append(
+            _drop_defaults(
+                {
+                    "name": a.name,
+                    "label": a.label,
+                    "from": list(a.sources),
+                    "to": to,
+                    "trigger": a.trigger if a.trigger != AGENT else None,
+                    "guards": list(a.guards),
+                    "reason_required": a.reason_required,
+                    "decision": a.decision,
+                    "takes_decision": a.takes_decision,
+                    "block_moves": [list(m) for m in a.block_moves],
+                    "messages": list(a.messages),
+                    "aliases": list(a.aliases),
+                    "effects": [dict(e) for e in a.effects],
+                }
+            )
+        )
+    d: dict[str, Any] = {
+        "name": wf.name,
+        "version": wf.version,
+        "title": wf.title,
+        "description": wf.description,
+        "initial": wf.initial,
+        "statuses": [
+            _drop_defaults({"name": s.name, "label": s.label, "final": s.final, "waiting": s.waiting,
+                            "description": s.description})
+            for s in wf.statuses
+        ],
+        "actions": actions,
+        "block_kinds": list(wf.block_kinds),
+        "requirements": [
+            _drop_defaults({"type": r.type, "label": r.label, "team": r.team, "config": dict(r.config)})
+            for r in wf.requirements
+        ],
+        "activity_states": list(wf.activity_states),
+        "decisions": list(wf.decisions),
+        "set_status": _drop_defaults({"from": list(wf.set_status.sources), "to": list(wf.set_status.targets)}),
+        "four_eyes": list(wf.four_eyes),
+        "sla": dict(wf.sla) if wf.sla else None,
+        "effects": [dict(e) for e in wf.effects],
+    }
+    keep = {"name", "version", "initial", "statuses", "actions"}
+    return {k: v for k, v in d.items() if k in keep or v not in (None, "", [], {})}

@@ -1,0 +1,42 @@
+"""Where the rest of a case's life attaches to creation and status changes.
+
+`cases.insert_case` and `cases.transition` call these inside their
+transaction; the modules they call (content: blocks, activities and child
+cases; effects: the outbox) own the details.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from ..rules import Workflow
+
+
+def after_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, actor: str, now: datetime,
+                 event_id: int) -> None:
+    from . import content, effects
+
+    content.on_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now)
+    effects.on_event(conn, "case.created", case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
+
+
+def after_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, action: str | None,
+                     from_status: str, to_status: str, actor: str, now: datetime, event_id: int,
+                     messages: tuple[str, ...], moved_blocks: list[dict], reason: str | None,
+                     decision: str | None) -> None:
+    from . import content, effects
+
+    effects.on_transition(conn, case_id=case_id, wf=wf, action=action, from_status=from_status,
+                          to_status=to_status, event_id=event_id, messages=messages, moved_blocks=moved_blocks,
+                          reason=reason, decision=decision, now=now)
+    content.on_transition(conn, case_id=case_id, wf=wf, from_status=from_status, to_status=to_status,
+                          actor=actor, now=now)
+
+
+def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Any]:
+    """Extra parts of `show` (blocks, children, activities, notes, outbox)."""
+    from . import content
+
+    return content.show_sections(conn, case=case, wf=wf, actor=actor)

@@ -1,0 +1,158 @@
+"""Workflows: the built-ins, custom JSON files, their validation and versions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .. import rules
+from ..errors import InvalidInput, NotFound
+from ..rules import Workflow
+from ..store import workflows as wf_store
+from ..timeutil import iso
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def load_schema(name: str) -> dict:
+    return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+def get(conn: sqlite3.Connection | None, name: str, version: int | None = None) -> Workflow:
+    """The workflow `name` at `version` (default: the newest known)."""
+    if conn is not None:
+        row = wf_store.get(conn, name, version)
+        builtin = rules.BUILTIN.get(name)
+        if row is not None and (version is not None or builtin is None or row["version"] >= builtin.version):
+            return rules.workflow_from_dict(row["definition"])
+    builtin = rules.BUILTIN.get(name)
+    if builtin is not None and version in (None, builtin.version):
+        return builtin
+    known = sorted(set(rules.BUILTIN) | ({r["name"] for r in wf_store.latest_all(conn)} if conn else set()))
+    what = f"{name} version {version}" if version is not None else name
+    raise NotFound(f"unknown workflow '{what}'; known: {', '.join(known)}")
+
+
+def ensure_recorded(conn: sqlite3.Connection, wf: Workflow, *, now: datetime, actor: str) -> None:
+    """Record the definition a case is about to use (a no-op when already there)."""
+    wf_store.save(conn, rules.workflow_to_dict(wf), builtin=wf.name in rules.BUILTIN and
+                  rules.BUILTIN[wf.name] == wf, at=iso(now), actor=actor)
+
+
+def all_latest(conn: sqlite3.Connection | None) -> list[tuple[Workflow, bool]]:
+    """Every workflow at its newest version, with whether it is built in."""
+    found: dict[str, tuple[Workflow, bool]] = {n: (wf, True) for n, wf in rules.BUILTIN.items()}
+    if conn is not None:
+        for row in wf_store.latest_all(conn):
+            wf = rules.workflow_from_dict(row["definition"])
+            if wf.version >= found.get(wf.name, (wf, False))[0].version:
+                found[wf.name] = (wf, bool(row["builtin"]))
+    return [found[n] for n in sorted(found)]
+
+
+def validate_definition(doc: Any) -> tuple[Workflow | None, list[str]]:
+    """JSON Schema first, then the rules' lint. Errors are 'JSON path: message'."""
+    import jsonschema  # only the commands that validate pay for it
+
+    validator = jsonschema.Draft202012Validator(load_schema("workflow.schema.json"))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        return None, [f"{e.json_path}: {e.message}" for e in errors]
+    wf = rules.workflow_from_dict(doc)
+    return wf, [f"{path}: {msg}" for path, msg in rules.lint(wf)]
+
+
+def read_definition_file(path: str | Path) -> Any:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{p}: is a directory, not a workflow file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"{p}: cannot read it ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{p}: not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def validate_file(path: str | Path) -> Workflow:
+    doc = read_definition_file(path)
+    wf, errors = validate_definition(doc)
+    if errors:
+        raise InvalidInput(f"{path}: {len(errors)} problem(s) in the workflow", details=errors)
+    assert wf is not None
+    return wf
+
+
+def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str) -> tuple[Workflow, bool]:
+    """Add a custom workflow (or a new version of one). Returns (workflow, newly added)."""
+    doc = read_definition_file(path)
+    wf, errors = validate_definition(doc)
+    if errors:
+        raise InvalidInput(f"{path}: {len(errors)} problem(s) in the workflow", details=errors)
+    existing = wf_store.versions(conn, doc["name"])
+    builtin = rules.BUILTIN.get(doc["name"])
+    top = max([r["version"] for r in existing] + ([builtin.version] if builtin else []), default=0)
+    if "version" not in doc:
+        doc = {**doc, "version": top + 1}
+    canonical = rules.workflow_to_dict(rules.workflow_from_dict(doc))
+    same = next((r for r in existing if r["version"] == canonical["version"]), None)
+    if same is not None:
+        if same["definition"] == canonical:
+            return rules.workflow_from_dict(canonical), False
+        raise InvalidInput(
+            f"{path}: version {canonical['version']} of workflow '{doc['name']}' already exists with a different "
+            f"definition; give it \"version\": {top + 1}"
+        )
+    if builtin and canonical["version"] == builtin.version:
+        raise InvalidInput(f"{path}: version {builtin.version} of '{doc['name']}' is the built-in one; "
+                           f"give it \"version\": {top + 1}")
+    wf_store.save(conn, canonical, builtin=False, at=iso(now), actor=actor)
+    return rules.workflow_from_dict(canonical), True
+
+
+def status_table(wf: Workflow) -> list[dict[str, Any]]:
+    """Seed 000's table: each status, what it means, and the agent actions it offers."""
+    return [
+        {
+            "status": s.name,
+            "label": s.title,
+            "final": s.final,
+            "description": s.description,
+            "actions": [a.name for a in wf.actions_from(s.name)],
+            "action_labels": [a.title for a in wf.actions_from(s.name)],
+            "system_events": [a.name for a in wf.actions_from(s.name, rules.SYSTEM)],
+        }
+        for s in wf.statuses
+    ]
+
+
+def graph(wf: Workflow, fmt: str) -> str:
+    """The lifecycle as a Mermaid state diagram or a Graphviz digraph."""
+    edges: list[tuple[str, str, str]] = []
+    for a in wf.actions:
+        for src in a.sources:
+            for to in a.targets:
+                label = a.name if a.trigger == rules.AGENT else f"{a.name} (system)"
+                edges.append((src, to, label))
+    if wf.set_status.enabled:
+        for src in wf.set_status.sources:
+            for to in wf.set_status.targets:
+                if to != src:
+                    edges.append((src, to, "set status"))
+    if fmt == "mermaid":
+        lines = ["stateDiagram-v2", f"    [*] --> {wf.initial}"]
+        lines += [f"    {a} --> {b} : {label}" for a, b, label in edges]
+        lines += [f"    {s} --> [*]" for s in wf.final_statuses]
+        return "\n".join(lines) + "\n"
+    lines = [f'digraph "{wf.name}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];',
+             '    start [shape=point];', f'    start -> "{wf.initial}";']
+    lines += [f'    "{s}" [peripheries=2];' for s in wf.final_statuses]
+    lines += [f'    "{a}" -> "{b}" [label="{label}"];' for a, b, label in edges]
+    return "\n".join(lines) + "\n}\n"

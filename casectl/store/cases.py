@@ -1,0 +1,187 @@
+"""Cases and their tags: rows in, rows out, and the SQL behind every filter."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Iterator
+
+from ..errors import Conflict
+from ..filters import CaseFilter
+
+# Columns a service may change through `update`.
+UPDATABLE = (
+    "status", "final", "data", "registry_data", "assignee", "team", "priority", "due_at", "decided_at",
+    "decision", "decision_reason", "last_editor", "subject_id", "ref",
+)
+
+SELECT = (
+    "SELECT c.*, s.ref AS subject_ref, s.name AS subject_name, s.email AS subject_email, s.dob AS subject_dob, "
+    "s.country AS subject_country, s.entity_type AS subject_entity_type, "
+    "(SELECT json_group_array(tag) FROM (SELECT tag FROM case_tags t WHERE t.case_id = c.id ORDER BY tag)) AS tags "
+    "FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id"
+)
+
+
+def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
+    row = dict(row)
+    for key in ("data", "registry_data"):
+        if not isinstance(row.get(key, "{}"), str):
+            row[key] = json.dumps(row[key], ensure_ascii=False, sort_keys=True)
+    cols = list(row)
+    cur = conn.execute(
+        f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+        [row[c] for c in cols],
+    )
+    return cur.lastrowid
+
+
+def get(conn: sqlite3.Connection, case_id: int) -> dict | None:
+    row = conn.execute(f"{SELECT} WHERE c.id = ?", (case_id,)).fetchone()
+    return to_dict(row) if row else None
+
+
+def get_by_ref(conn: sqlite3.Connection, ref: str) -> dict | None:
+    row = conn.execute(f"{SELECT} WHERE c.ref = ?", (ref,)).fetchone()
+    return to_dict(row) if row else None
+
+
+def id_for_ref(conn: sqlite3.Connection, ref: str) -> int | None:
+    row = conn.execute("SELECT id FROM cases WHERE ref = ?", (ref,)).fetchone()
+    return row[0] if row else None
+
+
+def update(conn: sqlite3.Connection, case_id: int, version: int, changes: dict[str, Any], *, at: str) -> int:
+    """Apply `changes` if the case is still at `version`; returns the new version."""
+    bad = [c for c in changes if c not in UPDATABLE]
+    if bad:
+        raise ValueError(f"not updatable: {bad}")
+    values = {k: (json.dumps(v, ensure_ascii=False, sort_keys=True) if k in ("data", "registry_data") and
+                  not isinstance(v, str) else v) for k, v in changes.items()}
+    sets = "".join(f"{c} = ?, " for c in values)
+    cur = conn.execute(
+        f"UPDATE cases SET {sets}updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        (*values.values(), at, case_id, version),
+    )
+    if cur.rowcount != 1:
+        raise Conflict(f"case C-{case_id} changed underneath (expected version {version}); reload and try again")
+    return version + 1
+
+
+def set_tags(conn: sqlite3.Connection, case_id: int, add: list[str] = (), remove: list[str] = ()) -> None:
+    conn.executemany("INSERT OR IGNORE INTO case_tags (case_id, tag) VALUES (?, ?)", [(case_id, t) for t in add])
+    conn.executemany("DELETE FROM case_tags WHERE case_id = ? AND tag = ?", [(case_id, t) for t in remove])
+
+
+def to_dict(row: sqlite3.Row) -> dict[str, Any]:
+    d = dict(row)
+    for key in ("data", "registry_data"):
+        d[key] = json.loads(d[key]) if d.get(key) else {}
+    d["tags"] = json.loads(d["tags"]) if d.get("tags") else []
+    d["final"] = bool(d.get("final"))
+    return d
+
+
+# --- filters ----------------------------------------------------------------
+
+_SUBJECT_COLUMNS = {"name": "s.name", "email": "s.email", "dob": "s.dob", "country": "s.country",
+                    "entity_type": "s.entity_type", "ref": "s.ref"}
+
+
+def _json_path(parts: tuple[str, ...]) -> str:
+    return "$" + "".join(f'."{p}"' for p in parts)
+
+
+def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause (with a leading ' WHERE ', or '') and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.statuses:
+        clauses.append(f"c.status IN ({', '.join('?' for _ in f.statuses)})")
+        params += list(f.statuses)
+    for col, value in (("c.workflow", f.workflow), ("c.assignee", f.assignee), ("c.team", f.team),
+                       ("c.priority", f.priority), ("s.country", f.country)):
+        if value is not None:
+            clauses.append(f"{col} = ?")
+            params.append(value)
+    if f.unassigned:
+        clauses.append("c.assignee IS NULL")
+    if f.open_only:
+        clauses.append("c.final = 0")
+    if f.closed_only:
+        clauses.append("c.final = 1")
+    if f.subject_id is not None:
+        clauses.append("c.subject_id = ?")
+        params.append(f.subject_id)
+    if f.parent is not None:
+        clauses.append("c.parent_id = ?")
+        params.append(f.parent)
+    if f.created_since:
+        clauses.append("c.created_at >= ?")
+        params.append(f.created_since)
+    if f.created_until:
+        clauses.append("c.created_at <= ?")
+        params.append(f.created_until)
+    if f.overdue_at:
+        clauses.append("c.final = 0 AND c.due_at IS NOT NULL AND c.due_at < ?")
+        params.append(f.overdue_at)
+    if f.due_before:
+        clauses.append("c.final = 0 AND c.due_at IS NOT NULL AND c.due_at <= ?")
+        params.append(f.due_before)
+    if f.ids:
+        clauses.append(f"c.id IN ({', '.join('?' for _ in f.ids)})")
+        params += list(f.ids)
+    for tag in f.tags:
+        clauses.append("EXISTS (SELECT 1 FROM case_tags t WHERE t.case_id = c.id AND t.tag = ?)")
+        params.append(tag)
+    for w in f.where:
+        if w.scope == "subject" and len(w.path) == 1 and w.path[0] in _SUBJECT_COLUMNS:
+            clauses.append(f"{_SUBJECT_COLUMNS[w.path[0]]} = ?")
+            params.append(w.value)
+        else:
+            column = {"subject": "s.data", "data": "c.data", "registry_data": "c.registry_data"}[w.scope]
+            clauses.append(f"CAST(json_extract({column}, ?) AS TEXT) = ?")
+            params += [_json_path(w.path), w.value]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def select(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    sort: str = "id",
+    descending: bool = False,
+    limit: int | None = None,
+    after: tuple[Any, int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Cases matching `f`, streamed. `after` is a keyset cursor (sort value, id)."""
+    where, params = where_sql(f)
+    direction = "DESC" if descending else "ASC"
+    if after is not None:
+        op = "<" if descending else ">"
+        cond = f"(c.{sort}, c.id) {op} (?, ?)" if sort != "id" else f"c.id {op} ?"
+        where = (where + " AND " if where else " WHERE ") + cond
+        params += list(after) if sort != "id" else [after[1]]
+    order = f" ORDER BY c.{sort} {direction}" + (f", c.id {direction}" if sort != "id" else "")
+    sql = f"{SELECT}{where}{order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    for row in conn.execute(sql, params):
+        yield to_dict(row)
+
+
+def count(conn: sqlite3.Connection, f: CaseFilter) -> int:
+    where, params = where_sql(f)
+    return conn.execute(f"SELECT count(*) FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id{where}",
+                        params).fetchone()[0]
+
+
+def count_by(conn: sqlite3.Connection, f: CaseFilter, column: str) -> list[tuple[Any, int]]:
+    """Counts grouped by one case column (status, workflow, assignee, team)."""
+    if column not in ("status", "workflow", "assignee", "team", "priority", "final"):
+        raise ValueError(column)
+    where, params = where_sql(f)
+    sql = (f"SELECT c.{column}, count(*) FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id{where} "
+           f"GROUP BY c.{column} ORDER BY c.{column}")
+    return [(r[0], r[1]) for r in conn.execute(sql, params)]

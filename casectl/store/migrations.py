@@ -1,0 +1,168 @@
+"""Ordered, named, atomic and never destructive schema migrations.
+
+`open_db` is the only caller. Each migration runs inside the transaction that
+records it, and `PRAGMA user_version` holds how many have been applied, so a
+command can tell in one cheap read whether anything is pending (sqlite-utils
+is imported only when something is).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def m0001_initial(db) -> None:
+    db["workflows"].create(
+        {"name": str, "version": int, "definition": str, "builtin": int, "created_at": str, "created_by": str},
+        pk=("name", "version"),
+        not_null={"definition", "created_at"},
+        defaults={"builtin": 0},
+    )
+    db["subjects"].create(
+        {
+            "id": int, "ref": str, "name": str, "email": str, "email_key": str, "dob": str,
+            "country": str, "entity_type": str, "data": str, "created_at": str, "updated_at": str,
+            "redacted_at": str,
+        },
+        pk="id",
+        not_null={"data", "created_at", "updated_at", "entity_type"},
+        defaults={"data": "{}", "entity_type": "person"},
+    )
+    db["subjects"].create_index(["email_key"], unique=True)
+    db["subjects"].create_index(["ref"], unique=True)
+    db["cases"].create(
+        {
+            "id": int, "ref": str, "workflow": str, "workflow_version": int, "status": str, "final": int,
+            "subject_id": int, "parent_id": int, "data": str, "registry_data": str, "assignee": str,
+            "team": str, "priority": str, "created_at": str, "updated_at": str, "due_at": str,
+            "decided_at": str, "decision": str, "decision_reason": str, "origin": str,
+            "created_by": str, "last_editor": str, "version": int,
+        },
+        pk="id",
+        not_null={"workflow", "workflow_version", "status", "final", "data", "registry_data", "priority",
+                  "created_at", "updated_at", "origin", "version"},
+        defaults={"final": 0, "data": "{}", "registry_data": "{}", "priority": "normal", "version": 1,
+                  "origin": "command"},
+        foreign_keys=[("subject_id", "subjects", "id"), ("parent_id", "cases", "id")],
+    )
+    db.execute(
+        "CREATE TRIGGER cases_workflow_exists BEFORE INSERT ON cases "
+        "WHEN NOT EXISTS (SELECT 1 FROM workflows WHERE name = NEW.workflow AND version = NEW.workflow_version) "
+        "BEGIN SELECT RAISE(ABORT, 'unknown workflow version'); END"
+    )
+    cases = db["cases"]
+    cases.create_index(["ref"], unique=True)
+    cases.create_index(["status", "workflow"])
+    cases.create_index(["workflow", "status"])
+    cases.create_index(["assignee", "status"])
+    cases.create_index(["created_at"])
+    cases.create_index(["subject_id"])
+    cases.create_index(["parent_id"])
+    cases.create_index(["final", "due_at"])
+    db["case_tags"].create(
+        {"case_id": int, "tag": str}, pk=("case_id", "tag"), foreign_keys=[("case_id", "cases", "id")]
+    )
+    db["case_tags"].create_index(["tag", "case_id"])
+    db["blocks"].create(
+        {
+            "id": int, "case_id": int, "name": str, "kind": str, "status": str, "data": str,
+            "child_case_id": int, "decided_by": str, "decided_at": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        not_null={"case_id", "name", "kind", "data", "created_at", "updated_at"},
+        defaults={"data": "{}"},
+        foreign_keys=[("case_id", "cases", "id"), ("child_case_id", "cases", "id")],
+    )
+    db["blocks"].create_index(["case_id", "name"], unique=True)
+    db["blocks"].create_index(["child_case_id"])
+    db["documents"].create(
+        {"sha256": str, "size": int, "media_type": str, "content": bytes, "created_at": str},
+        pk="sha256",
+        not_null={"size", "content", "created_at"},
+    )
+    db["attachments"].create(
+        {
+            "id": int, "case_id": int, "block_id": int, "sha256": str, "filename": str, "media_type": str,
+            "size": int, "created_at": str, "created_by": str,
+        },
+        pk="id",
+        not_null={"case_id", "sha256", "size", "created_at"},
+        foreign_keys=[("case_id", "cases", "id"), ("block_id", "blocks", "id"), ("sha256", "documents", "sha256")],
+    )
+    db["attachments"].create_index(["case_id"])
+    db["attachments"].create_index(["block_id"])
+    db["activities"].create(
+        {
+            "id": int, "case_id": int, "type": str, "label": str, "state": str, "assignee": str, "team": str,
+            "requirement": str, "result": str, "decision": str, "decided_by": str, "decided_at": str,
+            "created_at": str, "updated_at": str, "created_by": str,
+        },
+        pk="id",
+        not_null={"case_id", "type", "state", "requirement", "result", "created_at", "updated_at"},
+        defaults={"requirement": "{}", "result": "{}"},
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["activities"].create_index(["case_id"])
+    db["activities"].create_index(["state", "type"])
+    db["activities"].create_index(["team", "state"])
+    db["events"].create(
+        {
+            "id": int, "case_id": int, "at": str, "actor": str, "kind": str, "action": str,
+            "from_status": str, "to_status": str, "reason": str, "data": str, "prev_hash": str, "hash": str,
+        },
+        pk="id",
+        not_null={"case_id", "at", "actor", "kind", "data", "hash"},
+        defaults={"data": "{}"},
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["events"].create_index(["case_id", "id"])
+    db["events"].create_index(["at"])
+    # History is append-only: no statement may rewrite or remove it.
+    db.execute(
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db.execute(
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+    )
+    db["notes"].create(
+        {"id": int, "case_id": int, "at": str, "actor": str, "text": str, "private": int, "event_id": int},
+        pk="id",
+        not_null={"case_id", "at", "actor", "text", "private"},
+        defaults={"private": 0},
+        foreign_keys=[("case_id", "cases", "id"), ("event_id", "events", "id")],
+    )
+    db["notes"].create_index(["case_id"])
+    db["views"].create(
+        {"name": str, "filters": str, "builtin": int, "created_at": str, "created_by": str},
+        pk="name",
+        not_null={"filters", "created_at"},
+        defaults={"builtin": 0},
+    )
+    db["outbox"].create(
+        {
+            "id": int, "case_id": int, "event_id": int, "kind": str, "target": str, "payload": str,
+            "status": str, "attempts": int, "next_attempt_at": str, "last_error": str, "created_at": str,
+            "updated_at": str, "delivered_at": str, "claimed_until": str, "claimed_by": str,
+        },
+        pk="id",
+        not_null={"kind", "payload", "status", "attempts", "created_at", "updated_at"},
+        defaults={"status": "pending", "attempts": 0},
+        foreign_keys=[("case_id", "cases", "id"), ("event_id", "events", "id")],
+    )
+    db["outbox"].create_index(["status", "next_attempt_at"])
+    db["outbox"].create_index(["case_id"])
+    db["hooks"].create(
+        {"id": int, "url": str, "event": str, "workflow": str, "secret_env": str, "created_at": str,
+         "created_by": str},
+        pk="id",
+        not_null={"url", "event", "created_at"},
+    )
+    db["settings"].create({"key": str, "value": str}, pk="key")
+
+
+# Append only. Never edit or reorder a migration that has shipped.
+MIGRATIONS: list[tuple[str, Callable]] = [
+    ("0001_initial", m0001_initial),
+]

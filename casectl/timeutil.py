@@ -1,0 +1,58 @@
+"""Times: stored as UTC ISO 8601 strings (second precision, 'Z'), parsed leniently."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, timedelta, timezone
+
+from .errors import UsageError
+
+FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def now() -> datetime:
+    """The clock, read once per command. CASECTL_NOW pins it (tests, back-dated imports)."""
+    pinned = os.environ.get("CASECTL_NOW")
+    if pinned:
+        return parse_time(pinned, "CASECTL_NOW")
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime(FORMAT)
+
+
+def parse_time(text: str, what: str = "time", *, end_of_day: bool = False) -> datetime:
+    """A date (YYYY-MM-DD) or an ISO 8601 time; naive times are UTC."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            d = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=timezone.utc)
+            return d + timedelta(days=1) - timedelta(seconds=1) if end_of_day else d
+        t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{what}: '{text}' is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).replace(microsecond=0)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, what: str = "duration") -> timedelta:
+    """'90m', '24h', '3d', '2w'."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise UsageError(f"{what}: '{text}' is not a duration like 30m, 24h, 3d or 2w")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def valid_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+        return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text))
+    except ValueError:
+        return False
