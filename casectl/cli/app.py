@@ -25,7 +25,8 @@ from ..errors import CasectlError, ExitCode
 class Entry:
     module: str
     help: str
-    group: bool = False  # the module's app is a command group (e.g. `workflows list`)
+    group: bool = False  # a command group (e.g. `workflows list`)
+    attr: str = "app"  # the module's Typer app that holds the command or is the group
 
 
 # Every top-level command, in the order `casectl --help` lists them.
@@ -34,15 +35,38 @@ COMMANDS: dict[str, Entry] = {
     "create": Entry("casectl.cli.cases", "Create a case and print its id."),
     "show": Entry("casectl.cli.cases", "Show a case, what may happen to it now, and its recent history."),
     "list": Entry("casectl.cli.cases", "List cases matching filters."),
-    "act": Entry("casectl.cli.cases", "Perform an agent action on a case."),
+    "search": Entry("casectl.cli.queue", "Search cases by id, reference, subject name, email or date of birth."),
+    "act": Entry("casectl.cli.cases", "Perform an agent action on a case (or on ids read from stdin)."),
     "approve": Entry("casectl.cli.cases", "Approve a case (shortcut for `act ID approve`)."),
     "reject": Entry("casectl.cli.cases", "Reject a case with a reason (shortcut for `act ID reject`)."),
     "event": Entry("casectl.cli.cases", "Record a system event on a case (e.g. collection_completed)."),
     "status": Entry("casectl.cli.cases", "Set a case's status directly, where its workflow allows it."),
     "history": Entry("casectl.cli.cases", "Print every event of a case."),
+    "blocks": Entry("casectl.cli.blocks", "List a case's blocks with kind, status and a summary."),
+    "block": Entry("casectl.cli.blocks", "Add, edit, approve or ask to re-upload a block.", group=True, attr="block_app"),
+    "attach": Entry("casectl.cli.blocks", "Attach a document file to a block."),
+    "doc": Entry("casectl.cli.blocks", "Write a block's document back to a file."),
+    "activities": Entry("casectl.cli.activities", "List a case's activities, or activities across cases."),
+    "activity": Entry("casectl.cli.activities", "Add an activity or change its state, result or decision.", group=True, attr="activity_app"),
+    "assign": Entry("casectl.cli.queue", "Assign a case to an agent or a team."),
+    "unassign": Entry("casectl.cli.queue", "Remove a case's assignee."),
+    "take": Entry("casectl.cli.queue", "Claim the oldest unassigned actionable case and print its id."),
+    "tag": Entry("casectl.cli.queue", "Add (+T) or remove (-T) tags on a case."),
+    "note": Entry("casectl.cli.queue", "Add a public or private note to a case."),
+    "views": Entry("casectl.cli.queue", "Save, list and remove named filters (views).", group=True, attr="views_app"),
+    "stats": Entry("casectl.cli.queue", "Open and closed counts, time to decision, SLA breaches, workload."),
+    "import": Entry("casectl.cli.transfer", "Import cases from a CSV file (atomic, idempotent)."),
+    "export": Entry("casectl.cli.transfer", "Export cases as CSV, JSON or NDJSON, or one case as a data package."),
+    "report": Entry("casectl.cli.report", "Write a PDF overview of cases, or the dossier of one case."),
+    "hooks": Entry("casectl.cli.outbox", "Subscribe webhooks to case events.", group=True, attr="hooks_app"),
+    "outbox": Entry("casectl.cli.outbox", "List, deliver and retry queued webhooks, emails and CRM calls.", group=True, attr="outbox_app"),
+    "errors": Entry("casectl.cli.outbox", "Cases whose deliveries failed, with the last error."),
+    "digest": Entry("casectl.cli.outbox", "Send the notification digest (for cron)."),
     "subjects": Entry("casectl.cli.subjects", "List subjects and show one with all its cases.", group=True),
     "workflows": Entry("casectl.cli.workflows", "List, show, validate, add and draw workflows.", group=True),
-    "db": Entry("casectl.cli.db", "Check the database.", group=True),
+    "redact": Entry("casectl.cli.privacy", "Erase a subject's personal data, keeping the history skeleton."),
+    "purge": Entry("casectl.cli.privacy", "Delete cases closed before a date (retention)."),
+    "db": Entry("casectl.cli.db", "Check, back up and restore the database.", group=True, attr="db_app"),
 }
 
 
@@ -84,10 +108,11 @@ class LazyGroup(TyperGroup):
         entry = COMMANDS.get(name)
         if entry is None:
             return None
-        group = self._loaded.get(entry.module)
+        key = f"{entry.module}:{entry.attr}"
+        group = self._loaded.get(key)
         if group is None:
             module = importlib.import_module(entry.module)
-            group = typer.main.get_group(module.app)
+            group = typer.main.get_group(getattr(module, entry.attr))
             # Commands that select cases get the shared filter options.
             filtered = getattr(module, "FILTERED", ())
             if filtered:
@@ -96,7 +121,7 @@ class LazyGroup(TyperGroup):
                 for sub_name, sub in group.commands.items():
                     if sub_name in filtered:
                         add_filter_options(sub)
-            self._loaded[entry.module] = group
+            self._loaded[key] = group
         if entry.group:
             group.name = name
             return _with_common_options(group)

@@ -114,7 +114,7 @@ def show(
             reupload_marks=v["reupload_marks"],
             history=[output.event_row(e) for e in v["history"]],
             events_total=v["events_total"],
-            **v["sections"],
+            **{key: section.json for key, section in v["sections"].items()},
         )
         output.emit_json(doc)
         return
@@ -154,9 +154,10 @@ def show(
     lines.append(f"  allowed now: {', '.join(names) if names else 'none'}")
     for x in v["refused"]:
         lines.append(f"    not {x.action}: {x.reason}")
-    for title, text in v["sections"].get("_text", []):
-        lines.append(f"  {title}:")
-        lines.extend(f"    {t}" for t in text)
+    for section in v["sections"].values():
+        if section.lines:
+            lines.append(f"  {section.title}:")
+            lines.extend(f"    {t}" for t in section.lines)
     shown = len(v["history"])
     lines.append(f"  history ({shown} of {v['events_total']}; `casectl history {ids.fmt('case', c['id'])}` for all):")
     lines.extend(f"    {output.describe_event(e)}" for e in v["history"])

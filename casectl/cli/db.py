@@ -8,7 +8,8 @@ import typer
 from . import context, output
 from .options import Json
 
-app = typer.Typer(help="Check the database.", no_args_is_help=True)
+app = typer.Typer()
+db_app = typer.Typer(help="Check, back up and restore the database.", no_args_is_help=True)
 
 
 @app.command("init")
@@ -27,7 +28,7 @@ def init(as_json: Json = False) -> None:
         click.echo(f"{'database ready' if existed else 'created'}: {path} (schema {version})", err=not existed and False)
 
 
-@app.command("check")
+@db_app.command("check")
 def check(as_json: Json = False) -> None:
     """Verify integrity, foreign keys, event hash chains and statuses against history (exit 1 if broken).
 

@@ -21,5 +21,6 @@ def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_
     """A child case reaching a final status is a system event on its parent."""
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Any]:
+def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
+    """Parts of `show` (key -> hooks.Section)."""
     return {}

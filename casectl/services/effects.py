@@ -20,3 +20,8 @@ def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, actio
                   to_status: str, event_id: int, messages: tuple[str, ...], moved_blocks: list[dict],
                   reason: str | None, decision: str | None, now: datetime) -> None:
     """Queue the action's declared effects and messages (e.g. the re-upload email)."""
+
+
+def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
+    """Parts of `show` (key -> hooks.Section)."""
+    return {}

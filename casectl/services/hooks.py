@@ -1,13 +1,14 @@
 """Where the rest of a case's life attaches to creation and status changes.
 
 `cases.insert_case` and `cases.transition` call these inside their
-transaction; the modules they call (content: blocks, activities and child
-cases; effects: the outbox) own the details.
+transaction; the modules they call own the details: content (blocks,
+activities, child cases), queue (SLA clock, notes) and effects (the outbox).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +17,10 @@ from ..rules import Workflow
 
 def after_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, actor: str, now: datetime,
                  event_id: int) -> None:
-    from . import content, effects
+    from . import content, effects, queue
 
     content.on_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now)
+    queue.on_create(conn, case_id=case_id, wf=wf, actor=actor, now=now)
     effects.on_event(conn, "case.created", case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
 
 
@@ -26,8 +28,9 @@ def after_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, ac
                      from_status: str, to_status: str, actor: str, now: datetime, event_id: int,
                      messages: tuple[str, ...], moved_blocks: list[dict], reason: str | None,
                      decision: str | None) -> None:
-    from . import content, effects
+    from . import content, effects, queue
 
+    queue.on_transition(conn, case_id=case_id, wf=wf, from_status=from_status, to_status=to_status, now=now)
     effects.on_transition(conn, case_id=case_id, wf=wf, action=action, from_status=from_status,
                           to_status=to_status, event_id=event_id, messages=messages, moved_blocks=moved_blocks,
                           reason=reason, decision=decision, now=now)
@@ -35,8 +38,20 @@ def after_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, ac
                           actor=actor, now=now)
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Any]:
-    """Extra parts of `show` (blocks, children, activities, notes, outbox)."""
-    from . import content
+@dataclass
+class Section:
+    """A part of `show`: its JSON value and the lines people read."""
 
-    return content.show_sections(conn, case=case, wf=wf, actor=actor)
+    title: str
+    json: Any
+    lines: list[str] = field(default_factory=list)
+
+
+def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:
+    """Extra parts of `show`, by JSON key (blocks, children, activities, notes, SLA, deliveries)."""
+    from . import content, effects, queue
+
+    sections: dict[str, Section] = {}
+    for module in (content, queue, effects):
+        sections.update(module.show_sections(conn, case=case, wf=wf, actor=actor))
+    return sections
