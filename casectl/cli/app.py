@@ -9,6 +9,7 @@ pays for another's imports.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from typing import Optional
@@ -43,11 +44,11 @@ COMMANDS: dict[str, Entry] = {
     "status": Entry("casectl.cli.cases", "Set a case's status directly, where its workflow allows it."),
     "history": Entry("casectl.cli.cases", "Print every event of a case."),
     "blocks": Entry("casectl.cli.blocks", "List a case's blocks with kind, status and a summary."),
-    "block": Entry("casectl.cli.blocks", "Add, edit, approve or ask to re-upload a block.", group=True, attr="block_app"),
+    "block": Entry("casectl.cli.blocks", "Add, edit, approve, ask to re-upload or receive a block."),
     "attach": Entry("casectl.cli.blocks", "Attach a document file to a block."),
     "doc": Entry("casectl.cli.blocks", "Write a block's document back to a file."),
     "activities": Entry("casectl.cli.activities", "List a case's activities, or activities across cases."),
-    "activity": Entry("casectl.cli.activities", "Add an activity or change its state, result or decision.", group=True, attr="activity_app"),
+    "activity": Entry("casectl.cli.activities", "Add an activity or change its state, result or decision."),
     "assign": Entry("casectl.cli.queue", "Assign a case to an agent or a team."),
     "unassign": Entry("casectl.cli.queue", "Remove a case's assignee."),
     "take": Entry("casectl.cli.queue", "Claim the oldest unassigned actionable case and print its id."),
@@ -143,7 +144,13 @@ class LazyGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            # Deliver what the command queued in the outbox, unless told not to.
+            if "casectl.conn" in ctx.meta and not ctx.meta.get("casectl.no_deliver"):
+                from .delivery import after_command
+
+                after_command(ctx)
+            return result
         except CasectlError as e:
             report(e)
             ctx.exit(int(e.code))
@@ -190,9 +197,14 @@ def root(
                                      help="Database file [env: CASECTL_DB; default: per-user data dir]."),
     actor: Optional[str] = typer.Option(None, "--actor", metavar="NAME",
                                         help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
+    no_deliver: bool = typer.Option(False, "--no-deliver",
+                                    help="Leave queued webhooks and emails for `casectl outbox deliver` "
+                                         "[env: CASECTL_NO_DELIVER=1]."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    if no_deliver or os.environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"):
+        ctx.meta["casectl.no_deliver"] = True
     if db:
         ctx.meta["casectl.db"] = db
     if actor:

@@ -36,9 +36,13 @@ def actor(ctx: click.Context | None = None) -> str:
 
 
 def open_db(*, create: bool = False) -> sqlite3.Connection:
+    """The command's connection (kept on the context for after-command delivery)."""
     from ..store import connect
 
-    return connect(db_path(), create=create)
+    ctx = click.get_current_context()
+    conn = connect(db_path(ctx), create=create)
+    ctx.meta["casectl.conn"] = conn
+    return conn
 
 
 def now() -> datetime:
