@@ -82,7 +82,7 @@ def _cell(value: Any) -> str:
 def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, *,
               headers: dict[str, str] | None = None, empty: str = "no results") -> int:
     """Write rows in `fmt`; returns how many. Streams except for terminal tables."""
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     n = 0
     if fmt == "json":
         out.write("[")
