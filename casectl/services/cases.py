@@ -20,7 +20,7 @@ from ..rules import CaseState, Verdict, Workflow
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import subjects as subject_store
-from ..store import write
+from ..store import rollback, write
 from ..timeutil import iso, valid_date
 from . import hooks
 from . import workflows as workflow_service
@@ -47,7 +47,7 @@ def resolve_id(conn: sqlite3.Connection, id_or_ref: str) -> int:
     if ref_id is not None:
         return ref_id
     n = ids.parse("case", id_or_ref)
-    if n is not None and conn.execute("SELECT 1 FROM cases WHERE id = ?", (n,)).fetchone():
+    if n is not None and case_store.exists(conn, n):
         return n
     raise NotFound(f"no case '{id_or_ref}' (looked up by id and by external reference)")
 
@@ -68,16 +68,11 @@ def state_of(conn: sqlite3.Connection, case: dict[str, Any], actor: str | None =
     blocks = tuple(
         rules.BlockState(r["name"], r["kind"], r["status"],
                          None if r["child_case_id"] is None else bool(r["child_final"]))
-        for r in conn.execute(
-            "SELECT b.name, b.kind, b.status, b.child_case_id, ch.final AS child_final FROM blocks b "
-            "LEFT JOIN cases ch ON ch.id = b.child_case_id WHERE b.case_id = ? ORDER BY b.id",
-            (case["id"],),
-        )
+        for r in case_store.block_states(conn, case["id"])
     )
     activities = tuple(
         rules.ActivityState(ids.fmt("activity", r["id"]), r["type"], r["state"], r["decision"])
-        for r in conn.execute("SELECT id, type, state, decision FROM activities WHERE case_id = ? ORDER BY id",
-                              (case["id"],))
+        for r in case_store.activity_states(conn, case["id"])
     )
     return CaseState(case["status"], blocks, activities, actor=actor, created_by=case.get("created_by"),
                      last_editor=case.get("last_editor"))
@@ -261,11 +256,10 @@ def act(
             outcome.changes["blocks"] = [
                 {"block": r["name"], "from": r["status"], "to": to}
                 for frm, to in spec.block_moves
-                for r in conn.execute("SELECT name, status FROM blocks WHERE case_id = ? AND status = ? ORDER BY id",
-                                      (case["id"], frm))
+                for r in case_store.blocks_in_status(conn, case["id"], frm)
             ]
         if dry_run:
-            conn.execute("ROLLBACK")  # nothing is written; `write` sees no transaction left
+            rollback(conn)  # nothing is written; `write` sees no transaction left
             return outcome
         outcome.event_id = transition(conn, case, wf, spec.name, verdict.target, actor=actor, now=now,
                                       reason=reason, kind="system" if trigger == rules.SYSTEM else "action",
@@ -304,9 +298,8 @@ def transition(
         changes.update(decided_at=at)
     moved = []
     for frm, to in block_moves:
-        rows = conn.execute("SELECT id, name FROM blocks WHERE case_id = ? AND status = ?", (case["id"], frm)).fetchall()
-        conn.execute("UPDATE blocks SET status = ?, updated_at = ? WHERE case_id = ? AND status = ?",
-                     (to, at, case["id"], frm))
+        rows = case_store.blocks_in_status(conn, case["id"], frm)
+        case_store.move_blocks(conn, case["id"], frm, to, at=at)
         moved += [{"block": r["name"], "from": frm, "to": to} for r in rows]
     case_store.update(conn, case["id"], case["version"], changes, at=at)
     event_data = dict(data or {})
@@ -346,7 +339,7 @@ def set_status(
         outcome = Outcome(case, verdict, case["status"], dry_run=dry_run,
                           changes={"status": [case["status"], to_status]})
         if dry_run:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             return outcome
         decision = to_status if wf.is_final(to_status) else None
         outcome.event_id = transition(conn, case, wf, None, to_status, actor=actor, now=now, reason=reason,
@@ -374,7 +367,7 @@ def view(conn: sqlite3.Connection, id_or_ref: str, *, actor: str | None, history
         "refused": [v for v in verdicts if not v.allowed and case["status"] in wf.action(v.action).sources],
         "reupload_marks": marked,
         "history": event_store.for_case(conn, case["id"], limit=history_limit, newest=True),
-        "events_total": conn.execute("SELECT count(*) FROM events WHERE case_id = ?", (case["id"],)).fetchone()[0],
+        "events_total": case_store.event_count(conn, case["id"]),
         "sections": hooks.show_sections(conn, case=case, wf=wf, actor=actor),
     }
 

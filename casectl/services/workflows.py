@@ -100,6 +100,10 @@ def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str
     builtin = rules.BUILTIN.get(doc["name"])
     top = max([r["version"] for r in existing] + ([builtin.version] if builtin else []), default=0)
     if "version" not in doc:
+        # Unversioned: identical to the newest version is a no-op, else a new version.
+        newest = existing[-1]["definition"] if existing else None
+        if newest is not None and rules.workflow_to_dict(rules.workflow_from_dict({**doc, "version": newest["version"]})) == newest:
+            return rules.workflow_from_dict(newest), False
         doc = {**doc, "version": top + 1}
     canonical = rules.workflow_to_dict(rules.workflow_from_dict(doc))
     same = next((r for r in existing if r["version"] == canonical["version"]), None)

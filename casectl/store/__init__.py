@@ -5,6 +5,6 @@ sqlite-utils (a heavier import) is used where it earns its cost: migrations,
 bulk inserts and introspection.
 """
 
-from .db import connect, migrate, read, write
+from .db import connect, migrate, read, rollback, write
 
-__all__ = ["connect", "migrate", "read", "write"]
+__all__ = ["connect", "migrate", "read", "rollback", "write"]

@@ -130,6 +130,12 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
+def rollback(conn: sqlite3.Connection) -> None:
+    """Abandon the current transaction on purpose (dry runs)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 @contextlib.contextmanager
 def read(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A consistent snapshot for commands that read several tables."""

@@ -1,0 +1,140 @@
+"""`casectl workflows`: the rules table, custom files, validation, versions, graphs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+COMPLAINTS = {
+    "name": "complaints",
+    "title": "Customer complaints",
+    "initial": "open",
+    "statuses": [
+        {"name": "open"},
+        {"name": "escalated", "label": "Escalated to legal"},
+        {"name": "resolved", "final": True},
+    ],
+    "actions": [
+        {"name": "escalate", "from": ["open"], "to": "escalated"},
+        {"name": "resolve", "from": ["open", "escalated"], "to": "resolved", "decision": "resolved"},
+    ],
+}
+
+
+def write(tmp_path, doc, name="wf.json"):
+    p = tmp_path / name
+    p.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+    return p
+
+
+def test_show_kyb_reads_like_the_seed(cli):
+    out = cli("workflows", "show", "kyb").stdout
+    seed_part = out.split("System events:")[0]
+    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in seed_part.splitlines()
+            if line.startswith("| ") and "Case status" not in line}
+    assert rows == {
+        "Collection flow": "None",
+        "Pending process": "Reject, Ask for all re-uploads",
+        "Pending ID verification": "Reject, Ask for all re-uploads",
+        "Manual review": "Approve, Reject, Ask for all re-uploads",
+        "Revisions": "Reject",
+        "Approved (final)": "None",
+        "Rejected (final)": "None",
+    }
+    assert "| collection_completed | collection_flow" in out
+
+
+def test_show_json_and_list_without_a_database(cli):
+    doc = cli.json("workflows", "show", "kyb", "--json")
+    assert [r["status"] for r in doc["table"]][:2] == ["collection_flow", "pending_process"]
+    assert doc["table"][3]["actions"] == ["approve", "reject", "request_reuploads"]
+    names = [w["name"] for w in cli.json("workflows", "list", "--json")]
+    assert {"kyb", "screening", "simple"} <= set(names) and names == sorted(names)
+
+
+def test_validate_good_file(cli, tmp_path):
+    out = cli("workflows", "validate", write(tmp_path, COMPLAINTS)).stdout
+    assert "valid workflow 'complaints'" in out
+
+
+def test_validate_reports_schema_errors_with_json_paths(cli, tmp_path):
+    bad = {**COMPLAINTS, "statuses": [{"name": "Open Now"}, {"label": "x"}], "extra": 1}
+    r = cli("workflows", "validate", write(tmp_path, bad), expect=6)
+    assert "$.statuses[0].name" in r.stderr and "$.statuses[1]" in r.stderr and "'name' is a required property" in r.stderr
+    assert "Additional properties are not allowed ('extra'" in r.stderr
+
+
+def test_validate_lints(cli, tmp_path):
+    bad = {**COMPLAINTS,
+           "statuses": COMPLAINTS["statuses"] + [{"name": "limbo"}],
+           "actions": COMPLAINTS["actions"] + [{"name": "reopen", "from": ["resolved"], "to": "nowhere"}]}
+    r = cli("workflows", "validate", write(tmp_path, bad), expect=6)
+    assert "final status 'resolved' has an outgoing action 'reopen'" in r.stderr
+    assert "leads into unknown status 'nowhere'" in r.stderr
+    assert "status 'limbo' is unreachable" in r.stderr
+    r = cli("workflows", "validate", write(tmp_path, {**COMPLAINTS, "initial": "start"}), expect=6)
+    assert "$.initial: no initial status" in r.stderr
+
+
+@pytest.mark.parametrize("content,message", [("{not json", "not valid JSON"), ("[]", "is not of type 'object'")])
+def test_validate_bad_files(cli, tmp_path, content, message):
+    assert message in cli("workflows", "validate", write(tmp_path, content), expect=6).stderr
+
+
+def test_validate_missing_file_and_directory(cli, tmp_path):
+    assert "no such file" in cli("workflows", "validate", tmp_path / "nope.json", expect=6).stderr
+    assert "is a directory" in cli("workflows", "validate", tmp_path, expect=6).stderr
+
+
+def test_custom_workflow_with_custom_status_and_versions(cli, db, tmp_path):
+    out = cli("workflows", "add", write(tmp_path, COMPLAINTS)).stdout
+    assert "added complaints v1" in out
+    assert "already present" in cli("workflows", "add", write(tmp_path, COMPLAINTS)).stdout
+    c1 = cli("create", "--workflow", "complaints").stdout.strip()
+    cli("act", c1, "escalate")
+    assert cli.json("show", c1, "--json")["status"] == "escalated"
+    # Version 2 adds a status and an action; C-1 keeps version 1's rules.
+    v2 = {**COMPLAINTS, "statuses": COMPLAINTS["statuses"] + [{"name": "withdrawn", "final": True}],
+          "actions": COMPLAINTS["actions"] + [{"name": "withdraw", "from": ["open", "escalated"], "to": "withdrawn"}]}
+    assert "added complaints v2" in cli("workflows", "add", write(tmp_path, v2)).stdout
+    c2 = cli("create", "--workflow", "complaints").stdout.strip()
+    assert cli.json("show", c2, "--json")["workflow_version"] == 2
+    r = cli("act", c1, "withdraw", expect=4)
+    assert "no action 'withdraw'" in r.stderr
+    cli("act", c2, "withdraw")
+    listed = {w["name"]: w for w in cli.json("workflows", "list", "--json")}
+    assert listed["complaints"]["version"] == 2 and listed["complaints"]["builtin"] is False
+    assert cli.json("workflows", "show", "complaints", "--version", "1", "--json")["workflow"]["version"] == 1
+
+
+def test_add_conflicting_version_is_refused(cli, db, tmp_path):
+    cli("workflows", "add", write(tmp_path, {**COMPLAINTS, "version": 1}))
+    changed = {**COMPLAINTS, "version": 1, "title": "Changed"}
+    r = cli("workflows", "add", write(tmp_path, changed), expect=6)
+    assert "already exists with a different definition" in r.stderr
+
+
+def test_add_invalid_writes_nothing(cli, db, tmp_path):
+    cli("workflows", "add", write(tmp_path, {**COMPLAINTS, "initial": "x"}), expect=6)
+    assert "unknown workflow 'complaints'" in cli("create", "--workflow", "complaints", expect=3).stderr
+
+
+def test_graph(cli):
+    mermaid = cli("workflows", "graph", "kyb").stdout
+    assert mermaid.startswith("stateDiagram-v2\n    [*] --> collection_flow")
+    assert "    manual_review --> approved : approve" in mermaid
+    assert "    approved --> [*]" in mermaid
+    dot = cli("workflows", "graph", "simple", "--format", "dot").stdout
+    assert dot.startswith('digraph "simple" {') and '"open" -> "approved" [label="approve"];' in dot
+    assert "unknown format" in cli("workflows", "graph", "kyb", "--format", "png", expect=2).stderr
+    assert cli("workflows", "show", "nope", expect=3).exit_code == 3
+
+
+def test_builtin_definitions_validate_against_the_schema():
+    from casectl import rules
+    from casectl.services.workflows import validate_definition
+
+    for wf in rules.BUILTIN.values():
+        parsed, errors = validate_definition(rules.workflow_to_dict(wf))
+        assert errors == [] and parsed == wf
