@@ -1,27 +1,278 @@
 """Side effects of case changes, written to the outbox in the same transaction.
 
-(Filled in by the "outside world" work; the foundation only needs the hooks.)
+Three sources, all queued inside the transaction of the change that caused
+them (so a crash can lose neither the change nor its messages):
+- the action's declared effects (rules.Action.effects),
+- the workflow's effects (rules.Workflow.effects), filtered by their `on`
+  list: event types (case.created, case.status_changed, case.decided,
+  case.action.NAME) or status names the case enters; default
+  case.status_changed,
+- webhook subscriptions kept in the database (`casectl hooks add`).
+
+Templates ({case.id}, {subject.name}, {data.amount} ...) are filled from a
+flat table of known fields: no attribute access, no expressions; unknown
+placeholders stay as written so the author sees them.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import sqlite3
 from datetime import datetime
+from typing import Any, Iterable
+from urllib.parse import quote
 
+from .. import ids
 from ..rules import Workflow
+from ..store import cases as case_store
+from ..store import outbox as store
+from ..timeutil import iso
+from .hooks import Section
+
+CREATED = "case.created"
+STATUS_CHANGED = "case.status_changed"
+DECIDED = "case.decided"
+EVENT_TYPES = (CREATED, STATUS_CHANGED, DECIDED)
+ACTION_PREFIX = "case.action."
+_ACTION_TYPE = re.compile(r"^case\.action\.[a-z][a-z0-9_]*$")
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_\-]+)*)\}")
+
+
+def valid_event_type(name: str) -> bool:
+    return name == "*" or name in EVENT_TYPES or bool(_ACTION_TYPE.match(name))
+
+
+# --- templates ------------------------------------------------------------------
+
+
+def _scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def template_fields(case: dict[str, Any], event: dict[str, Any]) -> dict[str, str]:
+    """Every placeholder a template may use, as text."""
+    f: dict[str, Any] = {
+        "case.id": ids.fmt("case", case["id"]),
+        "case.ref": case.get("ref"),
+        "case.status": case.get("status"),
+        "case.previous_status": event.get("from_status"),
+        "case.workflow": case.get("workflow"),
+        "case.decision": case.get("decision"),
+        "case.reason": case.get("decision_reason"),
+        "case.priority": case.get("priority"),
+        "case.assignee": case.get("assignee"),
+        "case.team": case.get("team"),
+        "case.created_at": case.get("created_at"),
+        "case.due_at": case.get("due_at"),
+        "case.decided_at": case.get("decided_at"),
+        "subject.name": case.get("subject_name"),
+        "subject.email": case.get("subject_email"),
+        "subject.country": case.get("subject_country"),
+        "subject.ref": case.get("subject_ref"),
+        "event.id": ids.fmt("event", event.get("id")),
+        "event.type": event.get("type"),
+        "event.time": event.get("time"),
+        "event.action": event.get("action"),
+        "event.reason": event.get("reason"),
+    }
+    for scope in ("data", "registry_data"):
+        for key, value in (case.get(scope) or {}).items():
+            if _scalar(value):
+                f[f"{scope}.{key}"] = value
+            elif isinstance(value, dict):
+                for k2, v2 in value.items():
+                    if _scalar(v2):
+                        f[f"{scope}.{key}.{k2}"] = v2
+    return {k: ("" if v is None else str(v).lower() if isinstance(v, bool) else str(v)) for k, v in f.items()}
+
+
+def render(template: str, fields: dict[str, str], *, escape=None) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in fields:
+            return m.group(0)  # unknown (or {env.VAR}, resolved only when sending)
+        return escape(fields[name]) if escape else fields[name]
+
+    return _FIELD.sub(sub, template)
+
+
+def render_value(value: Any, fields: dict[str, str]) -> Any:
+    """A JSON body template: every string inside it rendered."""
+    if isinstance(value, str):
+        return render(value, fields)
+    if isinstance(value, list):
+        return [render_value(v, fields) for v in value]
+    if isinstance(value, dict):
+        return {str(k): render_value(v, fields) for k, v in value.items()}
+    return value
+
+
+def _url(template: str, fields: dict[str, str]) -> str:
+    return render(template, fields, escape=lambda s: quote(s, safe=""))
+
+
+# --- what a message says -------------------------------------------------------------
+
+
+def case_body(case: dict[str, Any]) -> dict[str, Any]:
+    """The case as a webhook carries it."""
+    subject = None
+    if case.get("subject_id") is not None:
+        subject = {"id": ids.fmt("subject", case["subject_id"]), "ref": case.get("subject_ref"),
+                   "name": case.get("subject_name"), "email": case.get("subject_email"),
+                   "country": case.get("subject_country"), "entity_type": case.get("subject_entity_type")}
+    return {
+        "id": ids.fmt("case", case["id"]),
+        "ref": case.get("ref"),
+        "workflow": case.get("workflow"),
+        "workflow_version": case.get("workflow_version"),
+        "status": case.get("status"),
+        "final": bool(case.get("final")),
+        "decision": case.get("decision"),
+        "reason": case.get("decision_reason"),
+        "priority": case.get("priority"),
+        "assignee": case.get("assignee"),
+        "team": case.get("team"),
+        "tags": case.get("tags") or [],
+        "subject": subject,
+        "data": case.get("data") or {},
+        "registry_data": case.get("registry_data") or {},
+        "created_at": case.get("created_at"),
+        "updated_at": case.get("updated_at"),
+        "due_at": case.get("due_at"),
+        "decided_at": case.get("decided_at"),
+    }
+
+
+def webhook_body(case: dict[str, Any], event: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """Standard Webhooks' {type, timestamp, data}, plus the ids a receiver keys on."""
+    return {
+        "type": event_type,
+        "timestamp": event["time"],
+        "event_id": ids.fmt("event", event["id"]),
+        "case_id": ids.fmt("case", case["id"]),
+        "data": {
+            "case": case_body(case),
+            "action": event.get("action"),
+            "from_status": event.get("from_status"),
+            "to_status": event.get("to_status"),
+            "decision": event.get("decision"),
+            "reason": event.get("reason"),
+        },
+    }
+
+
+def _enqueue_effect(conn: sqlite3.Connection, effect: dict[str, Any], case: dict[str, Any], event: dict[str, Any],
+                    event_type: str) -> int | None:
+    fields = template_fields(case, {**event, "type": event_type})
+    kind = effect.get("type")
+    common = dict(conn=conn, case_id=case["id"], event_id=event["id"], at=event["time"])
+    if kind == "webhook":
+        return store.enqueue(kind="webhook", target=_url(effect.get("url", ""), fields),
+                             payload={"type": event_type, "secret_env": effect.get("secret_env"),
+                                      "body": webhook_body(case, event, event_type)}, **common)
+    if kind == "email":
+        to = [render(a, fields).strip() for a in effect.get("to", ())]
+        subject = render(effect.get("subject") or "{case.id} is now {case.status}", fields)
+        text = render(effect.get("body") if isinstance(effect.get("body"), str) else
+                      "Case {case.id} ({subject.name}) is now {case.status}.", fields)
+        page = render(effect["html"], fields, escape=html.escape) if effect.get("html") else None
+        return store.enqueue(kind="email", target=", ".join(a for a in to if a),
+                             payload={"subject": subject, "text": text, "html": page, "template": "effect",
+                                      "case": ids.fmt("case", case["id"]), "type": event_type}, **common)
+    if kind == "crm":
+        headers = {str(k): render(str(v), fields) for k, v in (effect.get("headers") or {}).items()}
+        body = effect.get("body")
+        body = render_value(body, fields) if body is not None else webhook_body(case, event, event_type)
+        return store.enqueue(kind="crm", target=_url(effect.get("url", ""), fields),
+                             payload={"method": effect.get("method") or "POST", "headers": headers, "body": body,
+                                      "secret_env": effect.get("secret_env"), "type": event_type}, **common)
+    return None
+
+
+def _first_match(wanted: Iterable[str], types: list[str], to_status: str | None) -> str | None:
+    """The most specific of `types` (in order) that `wanted` names; '*' takes the first."""
+    wanted = set(wanted)
+    for t in types:
+        if "*" in wanted or t in wanted:
+            return t
+    if to_status and to_status in wanted:
+        return types[0]
+    return None
+
+
+def _dispatch(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, types: list[str], event: dict[str, Any],
+              action_effects: tuple = ()) -> None:
+    hooks = store.hooks(conn, workflow=wf.name)
+    if not (hooks or wf.effects or action_effects):
+        return
+    case = case_store.get(conn, case_id)
+    if event.get("to_status") is None:
+        event = {**event, "to_status": case["status"]}
+    primary = types[0]
+    for effect in action_effects:
+        _enqueue_effect(conn, dict(effect), case, event, primary)
+    for effect in wf.effects:
+        on = effect.get("on") or [STATUS_CHANGED]
+        t = _first_match(on, types, event.get("to_status") if primary != CREATED else None)
+        if t:
+            _enqueue_effect(conn, dict(effect), case, event, t)
+    for hook in hooks:
+        t = _first_match(hook["events"] or ["*"], types, None)
+        if t:
+            _enqueue_effect(conn, {"type": "webhook", "url": hook["url"], "secret_env": hook.get("secret_env")},
+                            case, event, t)
 
 
 def on_event(conn: sqlite3.Connection, event_type: str, *, case_id: int, wf: Workflow, event_id: int,
              action: str | None, now: datetime) -> None:
     """Queue the webhooks, emails and CRM calls subscribed to `event_type`."""
+    event = {"id": event_id, "time": iso(now), "action": action, "from_status": None, "to_status": None}
+    _dispatch(conn, case_id=case_id, wf=wf, types=[event_type], event=event)
+
+
+def transition_types(action: str | None, from_status: str, to_status: str, decision: str | None,
+                     final: bool) -> list[str]:
+    """The event types one status change is, most specific first."""
+    types = []
+    if decision or final:
+        types.append(DECIDED)
+    types.append(STATUS_CHANGED)
+    if action:
+        types.append(ACTION_PREFIX + action)
+    return types
 
 
 def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, action: str | None, from_status: str,
                   to_status: str, event_id: int, messages: tuple[str, ...], moved_blocks: list[dict],
                   reason: str | None, decision: str | None, now: datetime) -> None:
-    """Queue the action's declared effects and messages (e.g. the re-upload email)."""
+    """Queue the action's declared effects, the workflow's and the subscriptions'.
+
+    `messages` (e.g. the re-upload email) are queued by the blocks work from
+    its own hook; they are delivered from the same outbox.
+    """
+    spec = wf.action(action) if action else None
+    event = {"id": event_id, "time": iso(now), "action": action, "from_status": from_status,
+             "to_status": to_status, "decision": decision, "reason": reason}
+    types = transition_types(action, from_status, to_status, decision, wf.is_final(to_status))
+    _dispatch(conn, case_id=case_id, wf=wf, types=types, event=event,
+              action_effects=tuple(spec.effects) if spec else ())
 
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
-    """Parts of `show` (key -> hooks.Section)."""
-    return {}
+    """Parts of `show` (key -> hooks.Section): this case's deliveries."""
+    from .outbox import row_view
+
+    rows = [row_view(r) for r in store.list_(conn, case_id=case["id"])]
+    if not rows:
+        return {}
+    lines = []
+    for r in rows:
+        line = f"{r['id']}  {r['kind']} {r['what'] or ''} -> {r['target'] or '?'}: {r['status']}"
+        if r["status"] != "delivered" and r["attempts"]:
+            line += f" after {r['attempts']} attempt(s)"
+        if r["last_error"] and r["status"] != "delivered":
+            line += f" — {r['last_error']}"
+        lines.append(line)
+    return {"deliveries": Section("Deliveries", rows, lines)}

@@ -1,0 +1,308 @@
+"""Delivering the outbox: claim a due message, send it, record the outcome.
+
+At-least-once: a message is claimed (status 'sending', a lease in
+claimed_until) in one short transaction, sent with no lock held, and marked
+in another. A deliverer killed between the two leaves the claim to expire;
+the next run sends the message again with the same idempotency key (its
+event id), so receivers can drop the duplicate. Two deliverers never hold
+the same message at once: claiming runs under BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from .. import ids, timeutil
+from ..errors import InvalidInput, NotFound, UsageError
+from ..store import outbox as store
+from ..store import write
+from ..timeutil import iso
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_ATTEMPTS = 8
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=6)
+
+
+def _env_number(name: str, default: float, kind=float):
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: '{raw}' is not a number") from None
+    if value <= 0:
+        raise InvalidInput(f"{name}: must be greater than 0")
+    return value
+
+
+def default_timeout() -> float:
+    return _env_number("CASECTL_DELIVERY_TIMEOUT", DEFAULT_TIMEOUT)
+
+
+def default_max_attempts() -> int:
+    return _env_number("CASECTL_DELIVERY_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, int)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before attempt `attempts + 1`: 30s, 1m, 2m, 4m ... capped at 6h."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_CAP)
+
+
+def lease(timeout: float) -> timedelta:
+    """How long a claim holds: longer than one send can take, so only a dead deliverer loses it."""
+    return timedelta(seconds=2 * timeout + 30)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def message_id(row: dict[str, Any]) -> str:
+    """The idempotency key: the event that caused the message (else the row itself)."""
+    return ids.fmt("event", row["event_id"]) if row.get("event_id") else ids.fmt("outbox", row["id"])
+
+
+@dataclass
+class Result:
+    id: int
+    case: str | None
+    kind: str
+    target: str | None
+    outcome: str  # delivered | retry | failed | lost_claim
+    attempts: int
+    error: str | None = None
+    next_attempt_at: str | None = None
+
+
+@dataclass
+class Report:
+    results: list[Result] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+    def summary(self) -> dict[str, int]:
+        return {k: self.count(k) for k in ("delivered", "retry", "failed")}
+
+
+def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
+    """Send one outbox row; raises notify.DeliveryError when it did not go out."""
+    from . import notify
+
+    payload = row["payload"] or {}
+    msg_id = message_id(row)
+    kind = row["kind"]
+    if kind == "webhook":
+        notify.send_webhook(row["target"] or "", payload, msg_id, timeout=timeout)
+    elif kind == "crm":
+        notify.send_crm(row["target"] or "", payload, msg_id, timeout=timeout)
+    elif kind == "email":
+        to = [a.strip() for a in (row["target"] or "").split(",") if a.strip()]
+        notify.send_email(smtp or notify.smtp_config(), to, payload.get("subject") or "(no subject)",
+                          payload.get("text") or "", payload.get("html"), f"{msg_id}.{ids.fmt('outbox', row['id'])}",
+                          timeout=timeout)
+    else:
+        raise notify.DeliveryError(f"unknown kind of message '{kind}'")
+
+
+def deliver(conn: sqlite3.Connection, *, now: Callable[[], datetime] = timeutil.now, timeout: float | None = None,
+            max_attempts: int | None = None, limit: int | None = None, budget: float | None = None,
+            worker: str | None = None) -> Report:
+    """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds."""
+    from . import notify
+
+    timeout = default_timeout() if timeout is None else timeout
+    max_attempts = default_max_attempts() if max_attempts is None else max_attempts
+    if timeout <= 0:
+        raise UsageError("--timeout must be greater than 0")
+    if max_attempts < 1:
+        raise UsageError("--max-attempts must be at least 1")
+    worker = worker or worker_id()
+    report = Report()
+    started = time.monotonic()
+    smtp = None
+    while limit is None or len(report.results) < limit:
+        if budget is not None and time.monotonic() - started > budget:
+            break
+        t = now()
+        with write(conn):
+            rows = store.claim(conn, worker=worker, now=iso(t), until=iso(t + lease(timeout)), limit=1)
+        if not rows:
+            break
+        row = rows[0]
+        error = None
+        try:
+            if row["kind"] == "email" and smtp is None:
+                try:
+                    smtp = notify.smtp_config()
+                except InvalidInput as e:
+                    raise notify.DeliveryError(e.message) from None
+            send(row, timeout=timeout, smtp=smtp)
+        except notify.DeliveryError as e:
+            error = str(e)
+        t = now()
+        result = Result(row["id"], ids.fmt("case", row["case_id"]), row["kind"], row["target"], "delivered",
+                        row["attempts"], error)
+        with write(conn):
+            if error is None:
+                ok = store.mark_delivered(conn, row["id"], worker=worker, at=iso(t))
+            else:
+                nxt = iso(t + backoff(row["attempts"])) if row["attempts"] < max_attempts else None
+                ok = store.mark_attempt_failed(conn, row["id"], worker=worker, at=iso(t), error=error,
+                                               next_attempt_at=nxt)
+                result.outcome = "retry" if nxt else "failed"
+                result.next_attempt_at = nxt
+        if not ok:  # our lease ran out and another deliverer took the message over
+            result.outcome = "lost_claim"
+        report.results.append(result)
+    return report
+
+
+# --- listing and retrying ----------------------------------------------------------
+
+
+def row_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox row as people and scripts see it (no secrets: only the variable names)."""
+    payload = row.get("payload") or {}
+    what = payload.get("type") or payload.get("template") or payload.get("method")
+    return {
+        "id": ids.fmt("outbox", row["id"]),
+        "case": ids.fmt("case", row.get("case_id")),
+        "event": ids.fmt("event", row.get("event_id")),
+        "kind": row["kind"],
+        "what": what,
+        "target": row.get("target"),
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": row.get("next_attempt_at") if row["status"] in ("pending", "sending") else None,
+        "last_error": row.get("last_error"),
+        "created_at": row.get("created_at"),
+        "delivered_at": row.get("delivered_at"),
+    }
+
+
+def list_messages(conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+    bad = [s for s in statuses if s not in store.STATUSES]
+    if bad:
+        raise UsageError(f"unknown outbox status '{bad[0]}'; statuses: {', '.join(store.STATUSES)}")
+    return [row_view(r) for r in store.list_(conn, statuses=statuses, case_id=case_id, limit=limit)]
+
+
+def retry(conn: sqlite3.Connection, *, row_id: str | None, all_failed: bool, now: datetime) -> list[str]:
+    """Queue failed messages again (due now, attempts reset). Returns their ids."""
+    if bool(row_id) == bool(all_failed):
+        raise UsageError("give one outbox id (O-3) or --all-failed")
+    with write(conn):
+        if all_failed:
+            wanted = store.failed_ids(conn)
+        else:
+            n = ids.parse("outbox", row_id)
+            row = store.get(conn, n) if n is not None else None
+            if row is None:
+                raise NotFound(f"no outbox message '{row_id}'; see `casectl outbox list`")
+            if row["status"] != "failed":
+                raise UsageError(f"{ids.fmt('outbox', n)} is {row['status']}, not failed; only failed messages "
+                                 "are retried by hand (pending ones are retried automatically)")
+            wanted = [n]
+        store.requeue(conn, wanted, at=iso(now))
+    return [ids.fmt("outbox", i) for i in wanted]
+
+
+def errors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Seed 001's "cases with errors": cases whose deliveries failed or keep failing."""
+    return [
+        {
+            "case": ids.fmt("case", r["case_id"]),
+            "status": r["case_status"],
+            "workflow": r["workflow"],
+            "subject": r["subject_name"],
+            "failed": r["failed"],
+            "retrying": r["retrying"],
+            "last_error": r["last_error"],
+            "target": r["last_target"],
+            "last_attempt_at": r["last_attempt_at"],
+        }
+        for r in store.cases_with_errors(conn)
+    ]
+
+
+# --- webhook subscriptions -----------------------------------------------------------
+
+
+def _check_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidInput(f"URL: '{url}' is not an http:// or https:// address with a host")
+
+
+def check_secret_env(name: str | None, what: str = "--secret-env") -> None:
+    from .notify import ENV_NAME
+
+    if name is None:
+        return
+    if name.startswith("whsec_") or not ENV_NAME.match(name):
+        # Never echo the value: it may be the secret itself, pasted by mistake.
+        raise InvalidInput(f"{what} takes the NAME of an environment variable that holds the secret "
+                           "(e.g. CASECTL_WEBHOOK_SECRET), not the secret itself")
+
+
+def add_hook(conn: sqlite3.Connection, *, url: str, events: list[str], workflow: str | None,
+             secret_env: str | None, actor: str, now: datetime) -> dict[str, Any]:
+    """Subscribe URL to case events (all of them when `events` is empty)."""
+    from . import effects
+    from . import workflows as workflow_service
+
+    _check_url(url)
+    check_secret_env(secret_env)
+    events = list(dict.fromkeys(e.strip() for e in events if e.strip())) or ["*"]
+    for e in events:
+        if not effects.valid_event_type(e):
+            raise InvalidInput(f"--event: unknown event '{e}'; events: {', '.join(effects.EVENT_TYPES)}, "
+                               "case.action.NAME or * (all)")
+    wfs = [workflow_service.get(conn, workflow)] if workflow else [wf for wf, _ in workflow_service.all_latest(conn)]
+    for e in events:
+        if e.startswith(effects.ACTION_PREFIX):
+            name = e[len(effects.ACTION_PREFIX):]
+            if not any(wf.action(name) for wf in wfs):
+                where = f"workflow {workflow}" if workflow else "any workflow"
+                raise InvalidInput(f"--event: {e}: no action '{name}' in {where}")
+    with write(conn):
+        hook_id = store.add_hook(conn, url=url, events=events, workflow=workflow, secret_env=secret_env,
+                                 at=iso(now), actor=actor)
+    return hook_view({"id": hook_id, "url": url, "events": events, "workflow": workflow, "secret_env": secret_env,
+                      "created_at": iso(now), "created_by": actor})
+
+
+def hook_view(h: dict[str, Any]) -> dict[str, Any]:
+    return {"id": f"H-{h['id']}", "url": h["url"], "events": h["events"], "workflow": h.get("workflow"),
+            "secret_env": h.get("secret_env"), "created_at": h.get("created_at"), "created_by": h.get("created_by")}
+
+
+def list_hooks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [hook_view(h) for h in store.hooks(conn)]
+
+
+def remove_hook(conn: sqlite3.Connection, hook_id: str) -> str:
+    text = (hook_id or "").strip()
+    n = int(text[2:]) if text.upper().startswith("H-") and text[2:].isdigit() else (int(text) if text.isdigit() else None)
+    with write(conn):
+        if n is None or not store.remove_hook(conn, n):
+            raise NotFound(f"no hook '{hook_id}'; see `casectl hooks list`")
+    return f"H-{n}"
