@@ -1,0 +1,877 @@
+"""Importing cases from CSV: streamed, validated, atomic and idempotent.
+
+The file is read once for its sha256 and once for its rows, in batches: only
+one batch is in memory at a time, and the refs already read live in a TEMP
+table, so memory stays flat however large the file. Everything happens in one
+write transaction: an invalid row (unless --skip-invalid) or a killed process
+leaves the database as it was. Each case is created exactly as `casectl
+create` creates it (same validation, subjects reused by email, workflow
+version recorded, hash-chained `created` event, creation hooks), but rows go
+in with executemany and the event hashes are computed here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from .. import rules
+from ..errors import InvalidInput, NotFound, UsageError
+from ..rules import Workflow
+from ..store import bulk, write
+from ..store import cases as case_store
+from ..store import events as event_store
+from ..store import subjects as subject_store
+from ..timeutil import iso
+from . import cases as case_service
+from . import hooks
+from . import workflows as workflow_service
+from .exporter import csv_unescape
+
+BATCH = 1000
+MAX_ERRORS_SHOWN = 50
+FIELD_LIMIT = 64 * 1024 * 1024  # one cell; csv's default (128 KiB) is too small for real exports
+
+# Case and subject fields a column may fill (header names are matched case-insensitively).
+CASE_FIELDS = ("ref", "workflow", "status", "priority", "assignee", "team", "tags", "subject_ref", "subject_name",
+               "subject_email", "subject_dob", "country", "entity_type")
+ALIASES = {"subject_country": "country", "subject_entity_type": "entity_type", "tag": "tags"}
+# Columns of `casectl list`/`export --fields` that the database sets itself: read, ignored, reported.
+RESERVED = ("id", "final", "workflow_version", "subject_id", "parent", "origin", "created_at", "updated_at",
+            "due_at", "decided_at", "decision", "decision_reason", "created_by", "last_editor", "version")
+# Fields whose cells are compared and stored without surrounding blanks.
+_STRIPPED = {"ref", "workflow", "status", "priority", "assignee", "team", "tags", "subject_ref", "subject_email",
+             "subject_dob", "country", "entity_type"}
+# What --update may change on an existing case.
+UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry_data")
+
+# Column kinds.
+_CASE, _DATA, _REGISTRY, _DATA_JSON, _REGISTRY_JSON = range(5)
+
+
+# --- the mapping file ---------------------------------------------------------
+
+
+@dataclass
+class ColumnSpec:
+    to: str | None  # None: ignore the column
+    convert: str | None = None
+    format: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    separator: str = ";"
+
+
+@dataclass
+class Mapping:
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    unmapped: str = "data"  # data | ignore | error
+    required: tuple[str, ...] = ()
+    workflow: str | None = None
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read and validate a mapping file against schemas/import-mapping.schema.json."""
+    import jsonschema
+
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidInput(f"--map {p}: is a directory, not a mapping file")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"--map {p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"--map {p}: cannot read it ({e})") from None
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"--map {p}: not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}") from None
+    validator = jsonschema.Draft202012Validator(workflow_service.load_schema("import-mapping.schema.json"))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        raise InvalidInput(f"--map {p}: {len(errors)} problem(s) with the mapping",
+                           details=[f"{e.json_path}: {e.message}" for e in errors])
+    columns = {}
+    for name, spec in doc.get("columns", {}).items():
+        if spec is None or isinstance(spec, str):
+            columns[name] = ColumnSpec(to=spec)
+        else:
+            columns[name] = ColumnSpec(to=spec.get("to", name) if not spec.get("ignore") else None,
+                                       convert=spec.get("convert"), format=spec.get("format"),
+                                       values=dict(spec.get("values", {})), separator=spec.get("separator", ";"))
+    return Mapping(columns=columns, defaults=dict(doc.get("defaults", {})), unmapped=doc.get("unmapped", "data"),
+                   required=tuple(doc.get("required", ())), workflow=doc.get("workflow"))
+
+
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
+    """The function that turns a cell into its value (raises ValueError with a reason)."""
+    kind, values = spec.convert, spec.values
+
+    def base(v: str) -> Any:
+        if kind is None:
+            return csv_unescape(v)
+        if kind == "strip":
+            return v.strip()
+        if kind == "upper":
+            return v.strip().upper()
+        if kind == "lower":
+            return v.strip().lower()
+        if kind == "title":
+            return v.strip().title()
+        if kind == "date":
+            fmt = spec.format or "%Y-%m-%d"
+            try:
+                return datetime.strptime(v.strip(), fmt).date().isoformat()
+            except ValueError:
+                raise ValueError(f"'{v}' is not a date in the format {fmt}") from None
+        if kind == "int":
+            try:
+                return int(v.strip())
+            except ValueError:
+                raise ValueError(f"'{v}' is not a whole number") from None
+        if kind == "number":
+            try:
+                f = float(v.strip())
+            except ValueError:
+                raise ValueError(f"'{v}' is not a number") from None
+            return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+        if kind == "bool":
+            low = v.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(f"'{v}' is not true/false (yes/no, 1/0)")
+        if kind == "json":
+            try:
+                return json.loads(v)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"not valid JSON ({e.msg} at character {e.pos})") from None
+        if kind == "split":
+            return [p.strip() for p in v.split(spec.separator) if p.strip()]
+        raise ValueError(f"unknown conversion '{kind}'")  # the schema forbids this
+
+    if not values:
+        return base if kind is not None else None
+
+    def mapped(v: str) -> Any:
+        key = v.strip()
+        return values[key] if key in values else base(v)
+
+    return mapped
+
+
+# --- reading the file ---------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """The file to import: a path to read (stdin is spooled to a temporary file first)."""
+
+    label: str  # as the user named it, for messages and the event
+    path: Path
+    sha256: str
+    size: int
+    spooled: bool = False
+
+    def cleanup(self) -> None:
+        if self.spooled:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def open_source(name: str, stdin: IO[bytes] | None = None) -> Source:
+    """Check the file, hash it (the event names its sha256) and say if it is no CSV at all."""
+    h = hashlib.sha256()
+    if name == "-":
+        if stdin is None:
+            raise UsageError("reading stdin needs a stream")
+        fd, tmp = tempfile.mkstemp(prefix="casectl-import-", suffix=".csv")
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stdin.read(1 << 20):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        src = Source("<stdin>", Path(tmp), h.hexdigest(), size, spooled=True)
+    else:
+        p = Path(name)
+        if p.is_dir():
+            raise InvalidInput(f"{name}: is a directory, not a CSV file")
+        if not p.exists():
+            raise NotFound(f"{name}: no such file")
+        size = 0
+        try:
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+        except OSError as e:
+            raise InvalidInput(f"{name}: cannot read it ({e.strerror or e})") from None
+        src = Source(name, p, h.hexdigest(), size)
+    with open(src.path, "rb") as f:
+        head = f.read(8192)
+    if b"\x00" in head:
+        src.cleanup()
+        raise InvalidInput(f"{src.label}: looks like a binary file (it contains NUL bytes), not CSV text")
+    if not head.strip(b"\xef\xbb\xbf \t\r\n"):
+        src.cleanup()
+        raise InvalidInput(f"{src.label}: is empty; expected a header line naming the columns (at least ref)")
+    return src
+
+
+def _encoding(name: str | None) -> str:
+    if not name:
+        return "utf-8-sig"
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise UsageError(f"--encoding: unknown encoding '{name}' (try utf-8, latin-1, cp1252, utf-16)") from None
+    return "utf-8-sig" if info.name == "utf-8" else info.name
+
+
+# --- the header -----------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    index: int
+    name: str  # as in the file
+    kind: int
+    key: Any  # a case field name, or a data path (tuple)
+    convert: Callable[[str], Any] | None
+
+
+@dataclass
+class Plan:
+    columns: list[Column]
+    ignored: list[str]
+    width: int
+    field_columns: dict[str, str]  # field -> the column it came from (for error messages)
+    defaults: list[tuple[int, Any, Any]]
+
+
+def _target(name: str) -> tuple[int, Any] | None:
+    """What a (mapped) header name fills: (kind, key); None for reserved columns."""
+    low = name.strip().lower()
+    low = ALIASES.get(low, low)
+    if low in CASE_FIELDS:
+        return _CASE, low
+    if low in RESERVED:
+        return None
+    if low == "data":
+        return _DATA_JSON, None
+    if low == "registry_data":
+        return _REGISTRY_JSON, None
+    parts = tuple(name.strip().split("."))
+    kind = _DATA
+    if parts[0] in ("data", "registry_data") and len(parts) > 1:
+        kind = _DATA if parts[0] == "data" else _REGISTRY
+        parts = parts[1:]
+    if any(not p for p in parts):
+        raise ValueError(f"'{name}' is not a field name or a dotted path like company.reg_no")
+    return kind, parts
+
+
+def plan_columns(header: list[str], label: str, mapping: Mapping | None) -> Plan:
+    errors: list[str] = []
+    columns: list[Column] = []
+    ignored: list[str] = []
+    seen: dict[Any, str] = {}
+    names_seen: set[str] = set()
+    field_columns: dict[str, str] = {}
+    for i, raw in enumerate(header):
+        name = raw.strip()
+        if not name:
+            errors.append(f"{label}:1: column {i + 1} has no name; every column needs a header")
+            continue
+        if name in names_seen:
+            errors.append(f"{label}:1: column '{name}' appears twice in the header")
+            continue
+        names_seen.add(name)
+        spec = mapping.columns.get(name) if mapping else None
+        if spec is not None and spec.to is None:
+            ignored.append(name)
+            continue
+        target_name = spec.to if spec is not None else name
+        try:
+            target = _target(target_name)
+        except ValueError as e:
+            errors.append(f"{label}:1: column '{name}': {e}")
+            continue
+        if target is None:
+            ignored.append(name)
+            continue
+        kind, key = target
+        if mapping and spec is None and kind not in (_CASE,) and mapping.unmapped != "data":
+            if mapping.unmapped == "ignore":
+                ignored.append(name)
+                continue
+            errors.append(f"{label}:1: column '{name}' is not in the mapping (it says \"unmapped\": \"error\")")
+            continue
+        ident = (kind, key)
+        if ident in seen:
+            errors.append(f"{label}:1: columns '{seen[ident]}' and '{name}' both fill "
+                          f"{key if kind == _CASE else _describe(kind, key)}")
+            continue
+        seen[ident] = name
+        convert = _converter(spec) if spec is not None else None
+        columns.append(Column(i, name, kind, key, convert))
+        if kind == _CASE:
+            field_columns[key] = name
+        else:
+            field_columns.setdefault(_describe(kind, key), name)
+    # A value and a path below it ("company" and "company.reg_no") cannot both be set.
+    paths = {(kind, key): name for (kind, key), name in seen.items() if kind in (_DATA, _REGISTRY)}
+    for (kind, key), name in paths.items():
+        for n in range(1, len(key)):
+            other = paths.get((kind, key[:n]))
+            if other:
+                errors.append(f"{label}:1: column '{other}' is a value, but '{name}' puts a field inside it")
+    if errors:
+        raise InvalidInput(f"{label}: the header has {len(errors)} problem(s); nothing was imported",
+                           details=errors)
+    defaults = []
+    for key, value in (mapping.defaults if mapping else {}).items():
+        try:
+            target = _target(key)
+        except ValueError as e:
+            raise InvalidInput(f"mapping default '{key}': {e}") from None
+        if target is None:
+            raise InvalidInput(f"mapping default '{key}': the database sets {key} itself")
+        defaults.append((target[0], target[1], value))
+        if target[0] == _CASE:
+            field_columns.setdefault(target[1], f"{key} (mapping default)")
+    return Plan(columns, ignored, len(header), field_columns, defaults)
+
+
+def _describe(kind: int, key: Any) -> str:
+    if kind == _DATA:
+        return "data." + ".".join(key)
+    if kind == _REGISTRY:
+        return "registry_data." + ".".join(key)
+    return "data" if kind == _DATA_JSON else "registry_data"
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        inner = target.get(part)
+        if not isinstance(inner, dict):
+            inner = target[part] = {}
+        target = inner
+    target[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# --- one row ----------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    line: int
+    cells: list[str]
+    nc: case_service.NewCase | None = None
+    wf: Workflow | None = None
+    errors: list[str] = field(default_factory=list)  # "column COL: reason" or a row-level reason
+    has: frozenset = frozenset()  # fields the row gives a value for (for --update)
+    case_id: int | None = None  # the existing case with this ref
+
+
+@dataclass
+class ImportResult:
+    file: str
+    sha256: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    dry_run: bool = False
+    rejects: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first MAX_ERRORS_SHOWN
+    created_ids: tuple[int, int] | None = None  # first and last new case number
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "created_ids"}
+
+
+class _Importer:
+    def __init__(self, conn: sqlite3.Connection, src: Source, *, workflow: str | None, mapping: Mapping | None,
+                 actor: str, now: datetime, dry_run: bool, skip_invalid: bool, update: bool,
+                 rejects: IO[str] | None, progress: Callable[[int, int, int], None] | None):
+        self.conn, self.src, self.mapping = conn, src, mapping
+        self.default_workflow = workflow or (mapping.workflow if mapping else None)
+        self.actor, self.now, self.at = actor, now, iso(now)
+        self.dry_run, self.skip_invalid, self.update = dry_run, skip_invalid, update
+        self.rejects_out = rejects
+        self.rejects: Any = None
+        self.progress = progress
+        self.result = ImportResult(src.label, src.sha256, dry_run=dry_run)
+        self.workflows: dict[str, Workflow | str] = {}  # name -> workflow, or why it is unknown
+        self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
+        self.countries = case_service.country_codes()
+        self.event_extra = {"file": src.label, "sha256": src.sha256}
+
+    # -- rows in ---------------------------------------------------------------
+
+    def workflow(self, name: str | None) -> Workflow | str:
+        if not name:
+            return "empty, and no --workflow was given"
+        wf = self.workflows.get(name)
+        if wf is None:
+            try:
+                wf = workflow_service.get(self.conn, name)
+                workflow_service.ensure_recorded(self.conn, wf, now=self.now, actor=self.actor)
+            except NotFound as e:
+                wf = e.message
+            self.workflows[name] = wf
+        return wf
+
+    def parse(self, line: int, cells: list[str], plan: Plan) -> Row:
+        row = Row(line, cells)
+        if len(cells) != plan.width:
+            row.errors.append(f"has {len(cells)} fields but the header has {plan.width}"
+                              + (" (an unquoted comma or quote?)" if len(cells) > plan.width else ""))
+            return row
+        fields: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        registry: dict[str, Any] = {}
+        data_base = registry_base = None
+        has: set[str] = set()
+        for kind, key, value in plan.defaults:  # the columns below override them
+            if kind == _CASE:
+                fields[key] = value
+            else:
+                _set_path(data if kind == _DATA else registry, key, value)
+        for col in plan.columns:
+            v: Any = cells[col.index]
+            if not v:
+                continue
+            if col.convert is not None:
+                try:
+                    v = col.convert(v)
+                except ValueError as e:
+                    row.errors.append(f"column {col.name}: {e}")
+                    continue
+                if v == "" or v is None:
+                    continue
+            elif v[0] == "'":
+                v = csv_unescape(v)
+            kind = col.kind
+            if kind == _CASE:
+                if col.key in _STRIPPED and isinstance(v, str):
+                    v = v.strip()
+                    if not v:
+                        continue
+                fields[col.key] = v
+                has.add(col.key)
+            elif kind == _DATA:
+                _set_path(data, col.key, v)
+                has.add("data")
+            elif kind == _REGISTRY:
+                _set_path(registry, col.key, v)
+                has.add("registry_data")
+            else:
+                if isinstance(v, str):
+                    try:
+                        v = json.loads(v)
+                    except json.JSONDecodeError as e:
+                        row.errors.append(f"column {col.name}: not a JSON object ({e.msg} at character {e.pos})")
+                        continue
+                if not isinstance(v, dict):
+                    row.errors.append(f"column {col.name}: must be a JSON object, got {type(v).__name__}")
+                    continue
+                if kind == _DATA_JSON:
+                    data_base = v
+                    has.add("data")
+                else:
+                    registry_base = v
+                    has.add("registry_data")
+        if data_base is not None:
+            data = _merge(data_base, data) if data else data_base
+        if registry_base is not None:
+            registry = _merge(registry_base, registry) if registry else registry_base
+        row.has = frozenset(has)
+        if row.errors:
+            return row
+
+        ref = fields.get("ref")
+        if not ref:
+            row.errors.append(f"column {plan.field_columns.get('ref', 'ref')}: required (the case's external "
+                              "reference, the key that makes a re-import safe)")
+        for name in self.mapping.required if self.mapping else ():
+            target = _target(name)
+            present = (target[1] in fields) if target and target[0] == _CASE else bool(data or registry)
+            if not present:
+                row.errors.append(f"column {plan.field_columns.get(name, name)}: required by the mapping")
+        wf = self.workflow(fields.get("workflow") or self.default_workflow)
+        if isinstance(wf, str):
+            row.errors.append(f"column {plan.field_columns.get('workflow', 'workflow')}: {wf}")
+            return row
+        entity_type = fields.get("entity_type")
+        if entity_type is not None and entity_type not in ("person", "company"):
+            row.errors.append(f"column {plan.field_columns.get('entity_type')}: '{entity_type}' is not person "
+                              "or company")
+        tags = fields.get("tags")
+        if isinstance(tags, str):
+            tags = [t.strip() for t in tags.split(",") if t.strip()]
+        country = fields.get("country")
+        nc = case_service.NewCase(
+            workflow=wf.name, ref=ref, subject_name=_text(fields.get("subject_name")),
+            subject_email=fields.get("subject_email"), subject_dob=fields.get("subject_dob"),
+            subject_ref=fields.get("subject_ref"), country=country.upper() if isinstance(country, str) else country,
+            entity_type=entity_type, data=data, registry_data=registry, assignee=_text(fields.get("assignee")),
+            team=_text(fields.get("team")), tags=list(tags or []), priority=fields.get("priority") or "normal",
+            status=fields.get("status"), origin="import",
+        )
+        for problem in case_service.validate_new_case(nc, wf):
+            fld, _, reason = problem.partition(": ")
+            fld = {"tag": "tags"}.get(fld, fld)
+            row.errors.append(f"column {plan.field_columns.get(fld, fld)}: {reason}")
+        row.nc, row.wf = nc, wf
+        return row
+
+    # -- a batch -------------------------------------------------------------------
+
+    def error_line(self, row: Row, problem: str) -> str:
+        return f"{self.src.label}:{row.line}: {problem}"
+
+    def reject(self, row: Row) -> None:
+        self.result.invalid += 1
+        for problem in row.errors:
+            if len(self.result.errors) < MAX_ERRORS_SHOWN:
+                self.result.errors.append(self.error_line(row, problem))
+        if self.skip_invalid:
+            if self.rejects is not None:
+                self.rejects.writerow(row.cells + ["; ".join(row.errors)])
+        else:
+            self.failing = True
+
+    def flush(self, batch: list[Row]) -> None:
+        refs = [r.nc.ref for r in batch if r.nc is not None]
+        seen = bulk.seen_refs(self.conn, refs) if refs else {}
+        here: dict[str, int] = {}
+        for r in batch:
+            if r.nc is None:
+                continue
+            first = seen.get(r.nc.ref) or here.get(r.nc.ref)
+            if first is not None:
+                r.errors.append(f"column ref: '{r.nc.ref}' is a duplicate of line {first}")
+            else:
+                here[r.nc.ref] = r.line
+        if here:
+            bulk.log_refs(self.conn, here.items())
+        existing = bulk.case_ids_for_refs(self.conn, list(here)) if here else {}
+        new: list[Row] = []
+        old: list[Row] = []
+        for r in batch:
+            if r.errors or r.nc is None:
+                self.reject(r)
+                continue
+            r.case_id = existing.get(r.nc.ref)
+            (old if r.case_id is not None else new).append(r)
+        if self.failing:
+            return
+        if new:
+            self.create(new)
+        for r in old:
+            if not self.update:
+                self.result.unchanged += 1
+                continue
+            self.update_case(r)
+            if r.errors:
+                self.reject(r)
+
+    # -- creating -------------------------------------------------------------------
+
+    def subjects_for(self, rows: list[Row], next_subject: int) -> tuple[list[int | None], list[tuple]]:
+        """Each row's subject id: reused by subject ref, then by email, else a new one."""
+        refs = sorted({r.nc.subject_ref for r in rows if r.nc.subject_ref})
+        keys = sorted({subject_store.email_key(r.nc.subject_email) for r in rows if r.nc.subject_email})
+        by_ref = bulk.subjects_by_ref(self.conn, refs) if refs else {}
+        by_key = bulk.subjects_by_email_key(self.conn, keys) if keys else {}
+        ids: list[int | None] = []
+        new_subjects: list[tuple] = []
+        for r in rows:
+            nc = r.nc
+            if not (nc.subject_email or nc.subject_ref or nc.subject_name):
+                ids.append(None)
+                continue
+            key = subject_store.email_key(nc.subject_email)
+            found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
+            if found is not None:
+                missing = {k: v for k, v in (("name", nc.subject_name), ("dob", nc.subject_dob),
+                                             ("country", nc.country), ("email", nc.subject_email),
+                                             ("entity_type", nc.entity_type)) if v and not found.get(k)}
+                if missing:
+                    # A subject made earlier in this batch is not in the table yet: its dict is the row.
+                    if found["id"] < next_subject:
+                        subject_store.update(self.conn, found["id"], missing, at=self.at)
+                    found.update(missing)
+                    if "email" in missing:
+                        found["email_key"] = subject_store.email_key(missing["email"])
+                        by_key[found["email_key"]] = found
+                ids.append(found["id"])
+                continue
+            sid = next_subject + len(new_subjects)
+            subject = {"id": sid, "ref": nc.subject_ref, "name": nc.subject_name, "email": nc.subject_email,
+                       "email_key": key, "dob": nc.subject_dob, "country": nc.country,
+                       "entity_type": nc.entity_type or "person"}
+            new_subjects.append(subject)  # type: ignore[arg-type]
+            if nc.subject_ref:
+                by_ref[nc.subject_ref] = subject
+            if key:
+                by_key[key] = subject
+            ids.append(sid)
+        rows_out = [(s["id"], s["ref"], s["name"], s["email"], s["email_key"], s["dob"], s["country"],
+                     s["entity_type"], "{}", self.at, self.at) for s in new_subjects]  # type: ignore[index]
+        return ids, rows_out
+
+    def create(self, rows: list[Row]) -> None:
+        conn, at, actor = self.conn, self.at, self.actor
+        next_case, next_subject, next_event = bulk.next_ids(conn)
+        subject_ids, subject_rows = self.subjects_for(rows, next_subject)
+        case_rows, tag_rows, event_rows = [], [], []
+        dumps = json.dumps
+        event_hash = event_store.event_hash
+        for i, (r, subject_id) in enumerate(zip(rows, subject_ids)):
+            nc, wf = r.nc, r.wf
+            case_id = next_case + i
+            status = nc.status or wf.initial
+            case_rows.append((
+                case_id, nc.ref, wf.name, wf.version, status, int(wf.is_final(status)), subject_id,
+                dumps(nc.data, ensure_ascii=False, sort_keys=True),
+                dumps(nc.registry_data, ensure_ascii=False, sort_keys=True),
+                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor,
+            ))
+            if nc.tags:
+                tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
+            data = dumps({"workflow": wf.name, "workflow_version": wf.version, "origin": "import", "ref": nc.ref,
+                          "line": r.line, **self.event_extra}, separators=(",", ":"), ensure_ascii=False,
+                         sort_keys=True)
+            h = event_hash("", case_id, at, actor, "created", None, None, status, None, data)
+            event_rows.append((next_event + i, case_id, at, actor, "created", None, None, status, None, data, "", h))
+        if subject_rows:
+            bulk.insert_subjects(conn, subject_rows)
+        bulk.insert_cases(conn, case_rows)
+        if tag_rows:
+            bulk.insert_tags(conn, tag_rows)
+        bulk.insert_events(conn, event_rows)
+        # The same hooks as `casectl create`: required activities, the SLA clock, case.created effects.
+        for i, r in enumerate(rows):
+            hooks.after_create(conn, case_id=next_case + i, wf=r.wf, nc=r.nc, actor=actor, now=self.now,
+                               event_id=next_event + i)
+        self.result.created += len(rows)
+        first = self.result.created_ids[0] if self.result.created_ids else next_case
+        self.result.created_ids = (first, next_case + len(rows) - 1)
+
+    # -- updating -------------------------------------------------------------------
+
+    def update_case(self, r: Row) -> None:
+        """--update: apply the row's values to the existing case, with one event naming the changes."""
+        conn, nc = self.conn, r.nc
+        case = case_store.get(conn, r.case_id)
+        if case["workflow"] != nc.workflow and "workflow" in r.has:
+            r.errors.append(f"column workflow: case {nc.ref} is in workflow {case['workflow']}, not {nc.workflow}; "
+                            "a case cannot change workflow")
+            return
+        wf = case_service.workflow_of(conn, case)
+        changes: dict[str, Any] = {}
+        shown: dict[str, list[Any]] = {}
+        for name in ("priority", "assignee", "team"):
+            value = getattr(nc, name)
+            if name in r.has and value != case[name]:
+                changes[name] = value
+                shown[name] = [case[name], value]
+        for name in ("data", "registry_data"):
+            if name in r.has:
+                merged = _merge(case[name], getattr(nc, name))
+                if merged != case[name]:
+                    changes[name] = merged
+                    shown[name] = [case[name], merged]
+        add = remove = []
+        if "tags" in r.has:
+            wanted = sorted(set(nc.tags))
+            add = [t for t in wanted if t not in case["tags"]]
+            remove = [t for t in case["tags"] if t not in wanted]
+            if add or remove:
+                shown["tags"] = [case["tags"], wanted]
+        to_status = nc.status if "status" in r.has and nc.status != case["status"] else None
+        if to_status is not None:
+            state = case_service.state_of(conn, case, self.actor)
+            verdict = rules.check_set_status(wf, state, to_status)
+            if not verdict.allowed:
+                r.errors.append(f"column status: cannot move case {nc.ref} from {case['status']} to {to_status}: "
+                                f"{verdict.reason}")
+                return
+        if not shown and to_status is None:
+            self.result.unchanged += 1
+            return
+        version = case["version"]
+        if shown:
+            version = case_store.update(conn, case["id"], version, {**changes, "last_editor": self.actor},
+                                        at=self.at)
+            if add or remove:
+                case_store.set_tags(conn, case["id"], add=add, remove=remove)
+            event_store.append(conn, case["id"], at=self.at, actor=self.actor, kind="updated",
+                               data={"changes": shown, "origin": "import", "line": r.line, **self.event_extra})
+        if to_status is not None:
+            case = case_store.get(conn, case["id"])
+            decision = to_status if wf.is_final(to_status) else None
+            case_service.transition(conn, case, wf, None, to_status, actor=self.actor, now=self.now,
+                                    reason=f"import of {self.src.label}", kind="status", decision=decision,
+                                    data={"origin": "import", "line": r.line, **self.event_extra})
+        self.result.updated += 1
+
+    # -- the whole file ---------------------------------------------------------------
+
+    def rows(self, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
+        reader = csv.reader(text)
+        line = 1
+        try:
+            for cells in reader:
+                start, line = line, reader.line_num + 1
+                if not cells or (len(cells) == 1 and not cells[0].strip()):
+                    continue  # blank line
+                yield start, cells
+        except UnicodeDecodeError as e:
+            raise self._decode_error(e, line) from None
+        except csv.Error as e:
+            msg = str(e)
+            if "field larger than field limit" in msg:
+                msg = f"a field is longer than {FIELD_LIMIT // (1024 * 1024)} MiB"
+            raise InvalidInput(f"{self.src.label}:{line}: not readable as CSV ({msg}); nothing was imported") \
+                from None
+
+    def _decode_error(self, e: UnicodeDecodeError, line: int) -> InvalidInput:
+        bad = e.object[e.start:e.start + 1].hex() if isinstance(e.object, bytes) else "?"
+        return InvalidInput(
+            f"{self.src.label}: near line {line}: not {e.encoding.replace('-sig', '')} text (byte 0x{bad}); "
+            "give the file's encoding with --encoding, e.g. --encoding latin-1 or --encoding cp1252")
+
+    def run(self, text: IO[str], raw: IO[bytes]) -> ImportResult:
+        rows = self.rows(text)
+        try:
+            _, header = next(rows)
+        except StopIteration:
+            raise InvalidInput(f"{self.src.label}: is empty; expected a header line naming the columns "
+                               "(at least ref)") from None
+        plan = plan_columns(header, self.src.label, self.mapping)
+        self.result.ignored_columns = plan.ignored
+        if "ref" not in plan.field_columns:
+            shown = ", ".join(h.strip() for h in header[:8]) + (", ..." if len(header) > 8 else "")
+            raise InvalidInput(f"{self.src.label}:1: no ref column (the header is: {shown}); each row needs its "
+                               "external reference, the key that makes a re-import safe (rename a column with "
+                               "--map)")
+        if "workflow" not in plan.field_columns and not self.default_workflow:
+            raise UsageError("which workflow? give --workflow NAME (or a workflow column, or \"workflow\" in the "
+                             "mapping)")
+        if self.default_workflow:
+            wf = self.workflow(self.default_workflow)
+            if isinstance(wf, str):
+                raise NotFound(wf)
+        if self.rejects_out is not None:
+            self.rejects = csv.writer(self.rejects_out, lineterminator="\n")
+            self.rejects.writerow(header + ["error"])
+        bulk.start_ref_log(self.conn)
+        batch: list[Row] = []
+        for line, cells in rows:
+            batch.append(self.parse(line, cells, plan))
+            if len(batch) >= BATCH:
+                self.result.rows += len(batch)
+                self.flush(batch)
+                batch = []
+                if self.progress:
+                    self.progress(raw.tell(), self.src.size, self.result.rows)
+        if batch:
+            self.result.rows += len(batch)
+            self.flush(batch)
+        if self.progress:
+            self.progress(self.src.size, self.src.size, self.result.rows)
+        bulk.end_ref_log(self.conn)
+        return self.result
+
+
+def import_csv(conn: sqlite3.Connection, name: str, *, workflow: str | None, actor: str, now: datetime,
+               mapping: str | Path | None = None, dry_run: bool = False, skip_invalid: bool = False,
+               update: bool = False, encoding: str | None = None, rejects: str | Path | None = None,
+               stdin: IO[bytes] | None = None,
+               progress: Callable[[int, int, int], None] | None = None) -> ImportResult:
+    """Import a CSV file in one transaction. Raises InvalidInput (nothing written) on any bad row,
+    unless `skip_invalid`, which imports the good rows and writes the bad ones to `rejects`."""
+    enc = _encoding(encoding)
+    plan_mapping = load_mapping(mapping) if mapping else None
+    if rejects is not None and Path(rejects).is_dir():
+        raise InvalidInput(f"--rejects {rejects}: is a directory; give a file name")
+    csv.field_size_limit(FIELD_LIMIT)
+    src = open_source(name, stdin)
+    rejects_tmp = rejects_file = None
+    try:
+        if rejects is not None and skip_invalid and not dry_run:
+            target = Path(rejects)
+            fd, rejects_tmp = tempfile.mkstemp(prefix=".casectl-rejects-", suffix=".csv",
+                                               dir=target.parent if str(target.parent) else ".")
+            rejects_file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        with open(src.path, "rb") as raw:
+            text = io.TextIOWrapper(raw, encoding=enc, errors="strict", newline="")
+            importer = _Importer(conn, src, workflow=workflow, mapping=plan_mapping, actor=actor, now=now,
+                                 dry_run=dry_run, skip_invalid=skip_invalid, update=update,
+                                 rejects=rejects_file, progress=progress)
+            with write(conn):
+                result = importer.run(text, raw)
+                if result.invalid and not skip_invalid:
+                    n = result.invalid
+                    raise InvalidInput(
+                        f"{src.label}: {n} invalid row{'s' if n != 1 else ''} of {result.rows}; nothing was imported"
+                        + (f" (the first {MAX_ERRORS_SHOWN} below)" if n > MAX_ERRORS_SHOWN else "")
+                        + ". Fix them, or import the valid rows with --skip-invalid --rejects FILE",
+                        details=result.errors)
+                if dry_run:
+                    conn.execute("ROLLBACK")
+        if rejects_file is not None:
+            rejects_file.close()
+            os.replace(rejects_tmp, rejects)
+            rejects_tmp = None
+            result.rejects = str(rejects)
+        return result
+    finally:
+        if rejects_file is not None and not rejects_file.closed:
+            rejects_file.close()
+        if rejects_tmp is not None:
+            try:
+                os.unlink(rejects_tmp)
+            except OSError:
+                pass
+        src.cleanup()
+
+
+def _text(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+__all__ = ["import_csv", "load_mapping", "ImportResult", "Mapping", "open_source"]
