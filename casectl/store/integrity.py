@@ -38,3 +38,15 @@ def cases_without_history(conn: sqlite3.Connection) -> list[int]:
 def totals(conn: sqlite3.Connection) -> tuple[int, int]:
     return (conn.execute("SELECT count(*) FROM cases").fetchone()[0],
             conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def event_triggers(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'")}
+
+
+def status_events(conn: sqlite3.Connection) -> Iterator[tuple]:
+    """Every status-bearing event with its case's workflow, in history order."""
+    return conn.execute(
+        "SELECT e.case_id, c.workflow, c.workflow_version, e.kind, e.action, e.from_status, e.to_status, e.id "
+        "FROM events e JOIN cases c ON c.id = e.case_id WHERE e.to_status IS NOT NULL ORDER BY e.case_id, e.id"
+    )

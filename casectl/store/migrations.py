@@ -162,7 +162,51 @@ def m0001_initial(db) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
+def m_queue(db) -> None:
+    """Working the queue: the SLA clock, indexes for every list filter, full-text search."""
+    cases = db["cases"]
+    cases.add_column("sla_paused_at", str)  # the SLA clock stopped here (a waiting status)
+    cases.add_column("sla_remaining", int)  # seconds of SLA time left when it stopped
+    # One index per equality filter, so `--status X` pages in id order with no sort;
+    # the composites of 0001 serve two filters combined.
+    for cols in (["status"], ["workflow"], ["assignee"], ["team"], ["priority"], ["final"], ["decided_at"]):
+        cases.create_index(cols)
+    db.execute("CREATE INDEX idx_cases_queue ON cases (created_at) WHERE assignee IS NULL AND final = 0")
+    db["subjects"].create_index(["country"])
+    db.execute(
+        "CREATE VIRTUAL TABLE case_search USING fts5(case_no, ref, name, email, dob, "
+        "tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')"
+    )
+    row_for = ("SELECT {id}, 'C-' || {id}, {ref}, s.name, s.email, s.dob FROM (SELECT 1) "
+               "LEFT JOIN subjects s ON s.id = {subject}")
+    insert = "INSERT INTO case_search (rowid, case_no, ref, name, email, dob) "
+    db.execute("CREATE TRIGGER case_search_insert AFTER INSERT ON cases BEGIN "
+               + insert + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id") + "; END")
+    db.execute("CREATE TRIGGER case_search_update AFTER UPDATE OF ref, subject_id ON cases BEGIN "
+               "DELETE FROM case_search WHERE rowid = OLD.id; "
+               + insert + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id") + "; END")
+    db.execute("CREATE TRIGGER case_search_delete AFTER DELETE ON cases BEGIN "
+               "DELETE FROM case_search WHERE rowid = OLD.id; END")
+    db.execute("CREATE TRIGGER case_search_subject AFTER UPDATE OF name, email, dob ON subjects BEGIN "
+               "DELETE FROM case_search WHERE rowid IN (SELECT id FROM cases WHERE subject_id = NEW.id); "
+               + insert + "SELECT c.id, 'C-' || c.id, c.ref, NEW.name, NEW.email, NEW.dob FROM cases c "
+               "WHERE c.subject_id = NEW.id; END")
+    db.execute(insert + "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
+               "LEFT JOIN subjects s ON s.id = c.subject_id")
+
+
+def m_erasures(db) -> None:
+    """A record of every erasure (redact) and retention purge: what, when, who; no personal data."""
+    db["erasures"].create(
+        {"id": int, "at": str, "actor": str, "kind": str, "details": str},
+        pk="id",
+        not_null={"at", "actor", "kind", "details"},
+    )
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
+    ("0002_queue", m_queue),
+    ("0003_erasures", m_erasures),
 ]

@@ -1,0 +1,161 @@
+"""Whole-database operations: online backup and restore, erasure and purge SQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable
+
+from .db import busy_timeout
+
+
+def backup_to(conn: sqlite3.Connection, dest: Path) -> None:
+    """Copy the live database into `dest` with SQLite's online backup API.
+
+    One step under a read transaction: a consistent snapshot while writers go on
+    (WAL lets them). `dest` is created readable by its owner only.
+    """
+    fd = os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.close(fd)
+    target = sqlite3.connect(dest)
+    try:
+        conn.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
+    finally:
+        target.close()
+
+
+def restore_from(source: Path, conn: sqlite3.Connection) -> None:
+    """Replace the live database's content with `source`'s (the backup API takes the write lock)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=busy_timeout())
+    try:
+        src.backup(conn)
+    finally:
+        src.close()
+    conn.execute("PRAGMA journal_mode = WAL")
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+# --- erasure (redact) ---------------------------------------------------------
+
+
+def subject_case_ids(conn: sqlite3.Connection, subject_id: int) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT id FROM cases WHERE subject_id = ? ORDER BY id", (subject_id,))]
+
+
+def erase_subject(conn: sqlite3.Connection, subject_id: int, *, at: str) -> None:
+    conn.execute(
+        "UPDATE subjects SET name = NULL, email = NULL, email_key = NULL, dob = NULL, ref = NULL, data = '{}', "
+        "redacted_at = ?, updated_at = ? WHERE id = ?",
+        (at, at, subject_id),
+    )
+
+
+def erase_case_content(conn: sqlite3.Connection, case_ids: list[int], *, at: str) -> dict[str, int]:
+    """Blank what a case holds about its subject; returns counts of what was erased."""
+    counts = {"blocks": 0, "attachments": 0, "notes": 0, "activities": 0, "outbox": 0}
+    for case_id in case_ids:
+        counts["blocks"] += conn.execute(
+            "UPDATE blocks SET data = '{}', updated_at = ? WHERE case_id = ? AND data != '{}'", (at, case_id)).rowcount
+        counts["attachments"] += conn.execute("DELETE FROM attachments WHERE case_id = ?", (case_id,)).rowcount
+        counts["notes"] += conn.execute(
+            "UPDATE notes SET text = '[redacted]' WHERE case_id = ? AND text != '[redacted]'", (case_id,)).rowcount
+        counts["activities"] += conn.execute(
+            "UPDATE activities SET result = '{}', updated_at = ? WHERE case_id = ? AND result != '{}'",
+            (at, case_id)).rowcount
+        counts["outbox"] += conn.execute(
+            "UPDATE outbox SET payload = '{\"redacted\": true}', target = '[redacted]', updated_at = ?, "
+            "status = CASE WHEN status IN ('pending', 'failed', 'sending') THEN 'cancelled' ELSE status END "
+            "WHERE case_id = ?", (at, case_id)).rowcount
+    delete_orphan_documents(conn)
+    return counts
+
+
+def delete_orphan_documents(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "DELETE FROM documents WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.sha256 = documents.sha256)"
+    ).rowcount
+
+
+def record_erasure(conn: sqlite3.Connection, *, at: str, actor: str, kind: str, details: dict) -> int:
+    return conn.execute(
+        "INSERT INTO erasures (at, actor, kind, details) VALUES (?, ?, ?, ?)",
+        (at, actor, kind, json.dumps(details, sort_keys=True)),
+    ).lastrowid
+
+
+def erasures(conn: sqlite3.Connection) -> list[dict]:
+    rows = conn.execute("SELECT * FROM erasures ORDER BY id")
+    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+
+# --- retention (purge) ----------------------------------------------------------
+
+
+def purge_candidates(conn: sqlite3.Connection, closed_before: str) -> list[int]:
+    """Final cases decided before the date whose child cases all qualify too."""
+    ids = {r[0] for r in conn.execute(
+        "SELECT id FROM cases WHERE final = 1 AND coalesce(decided_at, updated_at) < ?", (closed_before,))}
+    changed = True
+    while changed:  # a parent stays while any of its children stays
+        keep = {r[0] for r in conn.execute("SELECT DISTINCT parent_id FROM cases WHERE parent_id IS NOT NULL")
+                if r[0] in ids and _children_not_in(conn, r[0], ids)}
+        changed = bool(keep)
+        ids -= keep
+    return sorted(ids)
+
+
+def _children_not_in(conn: sqlite3.Connection, parent: int, ids: set[int]) -> bool:
+    return any(r[0] not in ids for r in conn.execute("SELECT id FROM cases WHERE parent_id = ?", (parent,)))
+
+
+def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str, int]:
+    """Delete cases and everything they hold, history included (retention).
+
+    History is append-only for every other statement: the guard triggers are
+    lifted inside this transaction only and put back before it commits.
+    """
+    ids = sorted(case_ids, reverse=True)  # children (newer) before parents
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' AND name LIKE 'events_no_%'"
+    ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    counts = {"cases": 0, "events": 0}
+    # Tables that point at a case, found from the schema so later tables are covered.
+    known = {"cases", "blocks", "activities", "events", "notes", "attachments", "outbox", "case_tags"}
+    others = [(t, fk["from"]) for t in _tables(conn) if t not in known
+              for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")') if fk["table"] == "cases"]
+    try:
+        for case_id in ids:
+            for table in ("case_tags", "notes", "attachments", "outbox"):
+                conn.execute(f"DELETE FROM {table} WHERE case_id = ?", (case_id,))
+            for table, column in others:
+                conn.execute(f'DELETE FROM "{table}" WHERE "{column}" = ?', (case_id,))
+            conn.execute("UPDATE blocks SET child_case_id = NULL WHERE child_case_id = ?", (case_id,))
+            conn.execute("DELETE FROM blocks WHERE case_id = ?", (case_id,))
+            conn.execute("DELETE FROM activities WHERE case_id = ?", (case_id,))
+            counts["events"] += conn.execute("DELETE FROM events WHERE case_id = ?", (case_id,)).rowcount
+            counts["cases"] += conn.execute("DELETE FROM cases WHERE id = ?", (case_id,)).rowcount
+    finally:
+        for _, sql in triggers:
+            conn.execute(sql)
+    counts["subjects"] = conn.execute(
+        "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.subject_id = subjects.id)").rowcount
+    counts["documents"] = delete_orphan_documents(conn)
+    return counts
+
+
+def _tables(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'")]
+
+
+def guard_triggers(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'")}
