@@ -3,6 +3,7 @@
 kyb       seed 000 (the case dashboard's statuses, actions and blocks)
 simple    seed 003 (open / pending / approved / declined, update status)
 screening seed 002 (background-check cases with activities and decisions)
+kyc       seed 000's KYC block: a child case per UBO
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ KYB = Workflow(
         Action("reupload_received", ("revisions",), (Route("manual_review"),),
                trigger=SYSTEM, guards=("no_reuploads_pending",), label="Re-upload received"),
     ),
+    sla={"hours": 72},
 )
 
 SIMPLE = Workflow(
@@ -85,6 +87,7 @@ SIMPLE = Workflow(
     ),
     block_kinds=("user_data", "registry_data", "enriched", "document"),
     set_status=SetStatusRule(sources=("open", "pending"), targets=("open", "pending", "approved", "declined")),
+    sla={"hours": 48},
 )
 
 _SCREENING_OPEN = (
@@ -137,6 +140,37 @@ SCREENING = Workflow(
     ),
     decisions=("reviewed",),
     set_status=SetStatusRule(sources=_SCREENING_OPEN, targets=_SCREENING_OPEN),
+    sla={"hours": 120},
 )
 
-BUILTIN: dict[str, Workflow] = {wf.name: wf for wf in (KYB, SIMPLE, SCREENING)}
+# A kyb case's KYC block is a child case on this workflow, one per UBO (seed 000:
+# "KYC block (AKA - Child Workflow)"). Reaching a final status concludes the
+# block on the parent.
+KYC = Workflow(
+    name="kyc",
+    version=1,
+    title="UBO KYC",
+    description="One person's KYC flow, run as a child case of a kyb case (seed 000's KYC block).",
+    initial="pending_verification",
+    statuses=(
+        Status("pending_verification", "Pending verification", waiting=True,
+               description="The KYC flow was sent; the person has not gone through it yet."),
+        Status("manual_review", "Manual review", description="The person went through the KYC flow; ready for review."),
+        Status("approved", "Approved", final=True, description="The person's KYC was approved."),
+        Status("rejected", "Rejected", final=True, description="The person's KYC was rejected."),
+    ),
+    actions=(
+        Action("approve", ("manual_review",), (Route("approved"),), label="Approve", decision="approved"),
+        Action("reject", ("pending_verification", "manual_review"), (Route("rejected"),), label="Reject",
+               reason_required=True, decision="rejected"),
+        Action("verification_submitted", ("pending_verification",), (Route("manual_review"),), trigger=SYSTEM,
+               label="The person completed the KYC flow"),
+        Action("verification_passed", ("pending_verification", "manual_review"), (Route("approved"),),
+               trigger=SYSTEM, decision="approved", label="The KYC vendor verified the person"),
+        Action("verification_failed", ("pending_verification", "manual_review"), (Route("rejected"),),
+               trigger=SYSTEM, decision="rejected", label="The KYC vendor could not verify the person"),
+    ),
+    block_kinds=("user_data", "registry_data", "enriched", "document"),
+)
+
+BUILTIN: dict[str, Workflow] = {wf.name: wf for wf in (KYB, SIMPLE, SCREENING, KYC)}

@@ -1,0 +1,195 @@
+"""blocks, block (add / set / approve / reupload / received), attach, doc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from .. import ids
+from ..errors import InvalidInput, UsageError
+from ..services import content
+from . import context, output
+from .cases import read_json_arg
+from .options import Format, Json, Reason
+
+app = typer.Typer()
+
+BLOCK_COLUMNS = ["name", "kind", "status", "summary", "decided_by", "decided_at", "id"]
+BLOCK_USAGE = (
+    "usage: casectl block ID add KIND NAME [--data JSON|@FILE]\n"
+    "       casectl block ID BLOCK set KEY=VALUE...\n"
+    "       casectl block ID BLOCK approve [--reason TEXT]\n"
+    "       casectl block ID BLOCK reupload --reason TEXT\n"
+    "       casectl block ID BLOCK received FILE"
+)
+VERBS = ("add", "set", "approve", "reupload", "received")
+
+
+def _usage(problem: str) -> UsageError:
+    return UsageError(f"{problem}; verbs: {', '.join(VERBS)}", details=BLOCK_USAGE.splitlines())
+
+
+def _table_row(b: dict) -> dict:
+    return {**b, "status": b["status_label"]}
+
+
+@app.command("blocks")
+def blocks(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF", help="Case id (C-12) or external reference.")],
+    fmt: Format = None,
+    as_json: Json = False,
+) -> None:
+    """List a case's blocks with kind, status and a summary.
+
+    Example: casectl blocks C-12 --json
+    """
+    fmt = output.choose_format(fmt, as_json)
+    conn = context.open_db()
+    c, rows = content.list_blocks(conn, case)
+    if fmt == "json" and as_json:
+        output.emit_json({"case": ids.fmt("case", c["id"]), "status": c["status"], "blocks": rows})
+        return
+    if fmt in ("json", "ndjson"):
+        output.emit_rows(rows, list(rows[0]) if rows else BLOCK_COLUMNS, fmt)
+        return
+    output.emit_rows([_table_row(b) for b in rows], BLOCK_COLUMNS, fmt, empty="no blocks")
+
+
+def _print_block(b: dict, as_json: bool, message: str) -> None:
+    if as_json:
+        output.emit_json(b)
+    else:
+        click.echo(message)
+
+
+@app.command("block")
+def block(
+    words: Annotated[Optional[list[str]], typer.Argument(metavar="ID BLOCK VERB [ARGS]...",
+                                                         help="ID add KIND NAME | ID BLOCK set KEY=VALUE... | "
+                                                              "ID BLOCK approve | ID BLOCK reupload | "
+                                                              "ID BLOCK received FILE")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", metavar="JSON|@FILE|-", help="Data of a new block (add).")] = None,
+    reason: Reason = None,
+    as_json: Json = False,
+) -> None:
+    """Add, edit, approve, ask to re-upload or receive a block.
+
+    Example: casectl block C-12 passport reupload --reason "scan is blurry"
+    """
+    words = list(words or [])
+    if len(words) < 3:
+        raise _usage("block needs ID, then `add KIND NAME` or BLOCK and a verb")
+    case, second, verb, rest = words[0], words[1], words[2], words[3:]
+    if second == "add":
+        if len(words) != 4:
+            raise _usage("block ID add takes KIND NAME")
+        kind, name = words[2], words[3]
+        if reason is not None:
+            raise _usage("--reason goes with approve and reupload")
+        block_data = read_json_arg(data, "--data")
+        conn = context.open_db()
+        b = content.add_block(conn, case, kind, name, block_data, actor=context.actor(), now=context.now())
+        child = f" (KYC case {b['child']})" if b["child"] else ""
+        _print_block(b, as_json, f"{case}: {kind} block {name} added{child}")
+        return
+    if verb not in VERBS[1:]:
+        raise _usage(f"unknown block verb '{verb}'")
+    if data is not None:
+        raise _usage("--data goes with `block ID add`; to edit a block use `set KEY=VALUE`")
+    conn = context.open_db()
+    actor, now = context.actor(), context.now()
+    if verb == "set":
+        if not rest:
+            raise _usage("block ID BLOCK set needs KEY=VALUE...")
+        b = content.set_block(conn, case, second, rest, actor=actor, now=now)
+        _print_block(b, as_json, f"{case}: {second} updated")
+        return
+    if verb in ("approve", "reupload"):
+        if rest:
+            raise _usage(f"block ID BLOCK {verb} takes no further arguments (got {' '.join(rest)})")
+        if verb == "approve":
+            b = content.approve_block(conn, case, second, reason=reason, actor=actor, now=now)
+            _print_block(b, as_json, f"{case}: {second} approved")
+        else:
+            if not reason:
+                raise _usage("block ID BLOCK reupload needs --reason TEXT (it is sent to the subject)")
+            b = content.reupload_block(conn, case, second, reason=reason, actor=actor, now=now)
+            _print_block(b, as_json, f"{case}: {second} marked reupload_needed; "
+                                     f"`casectl act {case} request_reuploads` asks for every marked block")
+        return
+    # received FILE
+    if len(rest) != 1:
+        raise _usage("block ID BLOCK received takes one FILE")
+    result = content.received(conn, case, second, rest[0], actor=actor, now=now)
+    if as_json:
+        output.emit_json(result)
+        return
+    click.echo(f"{result['case']}: {second} received {result['filename']} (sha256 {result['sha256'][:12]}); "
+               f"back for review; case is {result['case_status']}")
+
+
+@app.command("attach")
+def attach(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    block_name: Annotated[str, typer.Argument(metavar="BLOCK", help="Block name (e.g. passport).")],
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="The file to store.")],
+    as_json: Json = False,
+) -> None:
+    """Attach a document file to a block (stored once per content, by sha256).
+
+    Example: casectl attach C-12 passport scans/passport.pdf
+    """
+    conn = context.open_db()
+    result = content.attach(conn, case, block_name, path, actor=context.actor(), now=context.now())
+    if as_json:
+        output.emit_json(result)
+        return
+    click.echo(f"{result['case']}: {block_name}: attached {result['filename']} ({result['media_type']}, "
+               f"{result['size']} bytes, sha256 {result['sha256']})")
+
+
+@app.command("doc")
+def doc(
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    block_name: Annotated[str, typer.Argument(metavar="BLOCK")],
+    out: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH|-",
+                                               help="Write the current document here (- for stdout; a directory "
+                                                    "gets the original file name).")] = None,
+    fmt: Format = None,
+    as_json: Json = False,
+) -> None:
+    """Write a block's document back to a file, or list its attachments.
+
+    Example: casectl doc C-12 passport -o passport.pdf
+    """
+    conn = context.open_db()
+    if out is None:
+        fmt = output.choose_format(fmt, as_json)
+        c, rows = content.attachments(conn, case, block_name)
+        rows = [{"attachment": r["id"], **{k: r[k] for k in ("filename", "media_type", "size", "sha256",
+                                                               "created_at", "created_by")}} for r in rows]
+        output.emit_rows(rows, ["attachment", "filename", "media_type", "size", "sha256", "created_at", "created_by"],
+                         fmt, empty=f"block {block_name} has no document")
+        return
+    att, data = content.document(conn, case, block_name)
+    if out == "-":
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+        return
+    target = Path(out)
+    if target.is_dir():
+        target = target / Path(att["filename"]).name
+    try:
+        target.write_bytes(data)
+    except OSError as e:
+        raise InvalidInput(f"--output {out}: cannot write it ({e.strerror or e})") from None
+    info = {"path": str(target), "filename": att["filename"], "media_type": att["media_type"], "size": att["size"],
+            "sha256": att["sha256"]}
+    if as_json:
+        output.emit_json(info)
+    else:
+        click.echo(f"wrote {target} ({att['size']} bytes, sha256 {att['sha256']})", err=True)
