@@ -1,0 +1,123 @@
+"""Hostile and random input: never a traceback, only documented exit codes,
+and a failed command leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casectl.cli.app import COMMANDS
+
+DOCUMENTED = {0, 2, 3, 4, 5, 6}
+NASTY = [
+    "'; DROP TABLE cases; --", "Robert'); DELETE FROM events;--", "$(rm -rf ~)", "`reboot`", "; ls", "| cat /etc/passwd",
+    "=cmd|' /C calc'!A0", "+SUM(A1)", "-2+3", "@SUM(1)", "../../../etc/passwd", "..\\..\\boot.ini", "\x00", "\n",
+    "C-0", "C--1", "C-99999999999999999999999", "S-1", "-1", "0", "1e309", "NaN", "{}", "[]", "null", "\"",
+    "%s%s%n", "{0.__class__}", "{case.__init__}", "\u202e\u0644\u0627", "李小龍", "Zoë", "x" * 5000,
+]
+WORDS = ["C-1", "C-2", "kyb", "simple", "screening", "approve", "reject", "request_reuploads", "collection_completed",
+         "open", "pending", "manual_review", "--json", "--dry-run", "--reason", "--status", "--workflow", "--where",
+         "--sort", "--limit", "--format", "--fields", "--expect-status", "--expect-version", "--tag", "--country",
+         "--subject-email", "--subject-dob", "--data", "--created-since", "--due-within", "--view", "--priority",
+         "--decision", "--ref", "-", "csv", "ndjson", "id", "-created", "a=b", "subject.name=x", "24h", "2026-13-45"]
+# Commands that write files named on the command line are fuzzed elsewhere, with safe paths.
+SKIP = {"report", "export", "doc", "db", "attach", "import"}
+
+
+def fingerprint(db) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def seeded(cli, db):
+    cli("create", "--workflow", "kyb", "--ref", "K1", "--subject-name", "Ann", "--subject-email", "ann@example.com")
+    cli("create", "--workflow", "simple", "--ref", "S1")
+    return db
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from(sorted(set(COMMANDS) - SKIP)),
+       args=st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(NASTY), st.text(max_size=30)), max_size=6),
+       stdin=st.one_of(st.none(), st.sampled_from(NASTY), st.text(max_size=50)))
+def test_random_arguments_never_crash_and_failures_change_nothing(cli, seeded, command, args, stdin):
+    before = fingerprint(seeded)
+    result = cli(command, *args, input=stdin, expect=None)
+    assert result.exit_code in DOCUMENTED, (command, args, result.output)
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        assert fingerprint(seeded) == before, (command, args)
+        assert result.stderr.strip(), "a failure must say why"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**53, max_value=2**53) | st.text(max_size=20)
+    | st.sampled_from(NASTY),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.dictionaries(st.text(max_size=12), json_values, max_size=5))
+def test_any_json_object_round_trips_through_create_and_show(cli, db, doc):
+    cid = cli("create", "--workflow", "simple", "--data", json.dumps(doc)).stdout.strip()
+    assert cli.json("show", cid, "--json")["data"] == doc
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=json_values.filter(lambda v: not isinstance(v, dict)))
+def test_json_that_is_not_an_object_is_invalid_input(cli, db, doc):
+    before = fingerprint(db)
+    r = cli("create", "--workflow", "simple", "--data", json.dumps(doc), expect=6)
+    assert "must be a JSON object" in r.stderr
+    assert fingerprint(db) == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=json_values)
+def test_random_workflow_documents_are_validated_not_crashed_on(cli, tmp_path_factory, doc):
+    f = tmp_path_factory.mktemp("wf") / "wf.json"
+    f.write_text(json.dumps(doc))
+    r = cli("workflows", "validate", str(f), expect=None)
+    assert r.exit_code == 6 and r.stderr.startswith("casectl: error:")
+
+
+def test_sql_looking_values_are_data(cli, db):
+    name = "Robert'); DROP TABLE cases;--"
+    cid = cli("create", "--workflow", "simple", "--subject-name", name, "--ref", "x' OR '1'='1").stdout.strip()
+    assert cli.json("show", "x' OR '1'='1", "--json")["subject"]["name"] == name
+    assert [c["id"] for c in cli.json("list", "--where", f"subject.name={name}", "--json")] == [cid]
+    assert cli.json("list", "--where", "subject.name=' OR 1=1 --", "--json") == []
+    assert "invalid part" in cli("list", "--where", "a') OR 1=1 --=x", expect=2).stderr
+    assert "unknown sort field" in cli("list", "--sort", "id; DROP TABLE cases", expect=2).stderr
+    assert cli.json("db", "check", "--json")["ok"]
+
+
+def test_csv_output_defuses_formulas(cli, db):
+    for name in ("=cmd|' /C calc'!A0", "+SUM(A1)", "@SUM(1)", "-2+3"):
+        cli("create", "--workflow", "simple", "--subject-name", name)
+    rows = list(csv.DictReader(io.StringIO(cli("list", "--format", "csv", "--fields", "id,subject_name").stdout)))
+    assert [r["subject_name"] for r in rows] == ["'=cmd|' /C calc'!A0", "'+SUM(A1)", "'@SUM(1)", "'-2+3"]
+    # JSON keeps the value as it is: only spreadsheets need the guard.
+    assert cli.json("list", "--json")[0]["subject_name"] == "=cmd|' /C calc'!A0"
+
+
+def test_very_long_values(cli, db):
+    big = "x" * 1_000_000
+    cid = cli("create", "--workflow", "simple", "--subject-name", "y" * 100_000,
+              "--data", json.dumps({"blob": big})).stdout.strip()
+    doc = cli.json("show", cid, "--json")
+    assert doc["data"]["blob"] == big and len(doc["subject"]["name"]) == 100_000
+    r = cli("create", "--workflow", "simple", "--tag", "a,b", expect=6)
+    assert "tag" in r.stderr
