@@ -82,6 +82,10 @@ class CaseFilter:
     closed_only: bool = False
     overdue_at: str | None = None  # cases whose due_at is before this time and still open
     due_before: str | None = None
+    decided_since: str | None = None
+    decided_until: str | None = None
+    # Decided after the SLA's due time (closed cases only).
+    sla_breached: bool = False
     ids: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -134,3 +138,41 @@ def parse_sort(text: str | None) -> tuple[str, bool]:
     if col is None:
         raise UsageError(f"unknown sort field '{name}'; available: {', '.join(sorted(SORT_FIELDS))}")
     return col, desc
+
+
+# --- keyset cursors (`list --after CURSOR`) -------------------------------------
+
+
+def encode_cursor(column: str, descending: bool, value: Any, case_id: int) -> str:
+    """Where the next page starts: 'C-123' when sorted by id, else an opaque token."""
+    if column == "id":
+        return f"C-{case_id}"
+    import base64
+    import json
+
+    raw = json.dumps([column, descending, value, case_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str, column: str, descending: bool) -> tuple[Any, int]:
+    """A cursor -> (sort value, id), checked against the sort it is used with."""
+    import base64
+    import binascii
+    import json
+
+    from .ids import parse
+
+    n = parse("case", text)
+    if n is not None:
+        if column != "id":
+            raise UsageError(f"--after {text}: an id cursor only works with the default sort (by id)")
+        return None, n
+    try:
+        col, desc, value, case_id = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(case_id, int):
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise UsageError(f"--after: '{text}' is not a cursor printed by `casectl list`") from None
+    if (col, bool(desc)) != (column, descending):
+        raise UsageError(f"--after: this cursor belongs to --sort {'-' if desc else ''}{col}; use the same --sort")
+    return value, case_id

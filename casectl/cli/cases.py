@@ -170,6 +170,7 @@ def list_cases(
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
     fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
     only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
+    after: Annotated[Optional[str], typer.Option("--after", metavar="CURSOR", help="Start after this cursor (printed on stderr when a --limit page is full).")] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -177,17 +178,33 @@ def list_cases(
 
     Example: casectl list --status manual_review --workflow kyb --sort -created --format csv
     """
+    from ..filters import decode_cursor, encode_cursor, parse_sort
+
     fmt = output.choose_format(fmt, as_json)
     columns = ["id"] if only_ids else output.pick_fields(
         fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE)
+    column, descending = parse_sort(sort)
+    cursor = decode_cursor(after, column, descending) if after else None
     conn = context.open_db()
     f = filtering.resolve(conn, actor=context.actor(), now=context.now())
-    rows = (output.case_row(c) for c in listing.select(conn, f, sort=sort, limit=limit))
+    last: list[dict[str, Any]] = []
+
+    def remember(cases):
+        for c in cases:
+            last[:] = [c]
+            yield output.case_row(c)
+
+    rows = remember(listing.select(conn, f, sort=sort, limit=limit, after=cursor))
     if only_ids:
-        for r in rows:
+        n = 0
+        for n, r in enumerate(rows, 1):
             click.echo(r["id"])
-        return
-    output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
+    else:
+        n = output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
+    if limit and n == limit and last:
+        # A full page: tell the caller where the next one starts (stderr keeps stdout clean for pipes).
+        click.echo(f"next page: --after {encode_cursor(column, descending, last[0].get(column), last[0]['id'])}",
+                   err=True)
 
 
 def _report_outcome(outcome: case_service.Outcome, as_json: bool) -> None:
@@ -214,7 +231,7 @@ def _report_outcome(outcome: case_service.Outcome, as_json: bool) -> None:
 
 @app.command("act")
 def act(
-    case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
+    case: Annotated[str, typer.Argument(metavar="ID_OR_REF|-", help="Case id or reference; - reads ids from stdin.")],
     action: Annotated[str, typer.Argument(help="Action name, e.g. approve, reject, request_reuploads.")],
     reason: Reason = None,
     decision: Annotated[Optional[str], typer.Option("--decision", help="Decision value, for actions that take one.")] = None,
@@ -226,7 +243,16 @@ def act(
     """Perform an agent action on a case.
 
     Example: casectl act C-12 request_reuploads --expect-status manual_review
+    Example: casectl list --view kyb-revisions --ids | casectl act - reject --reason "no response" --dry-run
     """
+    if case == "-":  # ids from stdin: one transaction, all or nothing
+        from .queue import act_many
+
+        if expect_version is not None:
+            raise UsageError("--expect-version names one case; it cannot be used with `act -`")
+        act_many(action, trigger=rules.AGENT, reason=reason, decision=decision, expect_status=expect_status,
+                 dry_run=dry_run, as_json=as_json)
+        return
     conn = context.open_db()
     outcome = case_service.act(conn, case, action, actor=context.actor(), now=context.now(), reason=reason,
                                decision=decision, expect_status=expect_status, expect_version=expect_version,

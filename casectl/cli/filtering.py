@@ -106,10 +106,28 @@ def build(values: dict[str, Any], *, actor: str, now, base: CaseFilter | None = 
     return CaseFilter(**{**cf.__dict__, "where": where_objs})
 
 
-def resolve(conn, *, actor: str, now) -> CaseFilter:
-    """The filter a command was given, starting from `--view` when named."""
-    from ..services import listing
+def _with_view(conn, values: dict[str, Any]) -> tuple[dict[str, Any], CaseFilter | None, dict[str, Any]]:
+    from ..services import views as view_service
 
-    values = given()
-    base = listing.view_filter(conn, values["view"]) if values.get("view") else None
-    return build(values, actor=actor, now=now, base=base)
+    if not values.get("view"):
+        return values, None, {}
+    base, relative = view_service.split(view_service.get(conn, values["view"]))
+    return values, base, relative
+
+
+def resolve(conn, *, actor: str, now) -> CaseFilter:
+    """The filter a command was given, starting from `--view` (saved or built-in) when named."""
+    values, base, relative = _with_view(conn, given())
+    merged = {**relative, **values}
+    return build(merged, actor=actor, now=now, base=base)
+
+
+def resolve_for_saving(conn, *, actor: str, now) -> tuple[CaseFilter, dict[str, Any]]:
+    """For `views add`: the fixed filter, and the filters that stay relative to
+    who uses the view and when (--mine, --overdue, --due-within)."""
+    from ..services.views import RELATIVE
+
+    values, base, relative = _with_view(conn, given())
+    relative = {**relative, **{k: values[k] for k in RELATIVE if values.get(k)}}
+    fixed = {k: v for k, v in values.items() if k not in RELATIVE}
+    return build(fixed, actor=actor, now=now, base=base), relative

@@ -233,40 +233,60 @@ def act(
 ) -> Outcome:
     """Perform an agent action (or, with trigger=system, a system event)."""
     with write(conn):
-        case = load(conn, id_or_ref)
-        _check_expectations(case, expect_status, expect_version)
-        wf = workflow_of(conn, case)
-        state = state_of(conn, case, actor)
-        verdict = rules.check(wf, state, action, trigger)
-        if not verdict.allowed:
-            raise _refuse(case, wf, state, verdict)
-        spec = wf.action(action)
-        assert spec is not None
-        if spec.reason_required and not (reason and reason.strip()):
-            raise InvalidInput(f"{spec.name} needs a reason: add --reason TEXT")
-        if spec.takes_decision:
-            decision = decision or wf.decisions[0]
-            if decision not in wf.decisions:
-                raise InvalidInput(f"decision '{decision}' is not one of {', '.join(wf.decisions)}")
-        elif decision is not None:
-            raise InvalidInput(f"{spec.name} takes no --decision")
-        outcome = Outcome(case, verdict, case["status"], dry_run=dry_run)
-        outcome.changes = {"status": [case["status"], verdict.target]}
-        if spec.block_moves:
-            outcome.changes["blocks"] = [
-                {"block": r["name"], "from": r["status"], "to": to}
-                for frm, to in spec.block_moves
-                for r in case_store.blocks_in_status(conn, case["id"], frm)
-            ]
-        if dry_run:
-            rollback(conn)  # nothing is written; `write` sees no transaction left
-            return outcome
-        outcome.event_id = transition(conn, case, wf, spec.name, verdict.target, actor=actor, now=now,
-                                      reason=reason, kind="system" if trigger == rules.SYSTEM else "action",
-                                      decision=spec.decision or decision, block_moves=spec.block_moves,
-                                      messages=spec.messages)
-        outcome.case = case_store.get(conn, case["id"])
+        return act_in(conn, id_or_ref, action, actor=actor, now=now, trigger=trigger, reason=reason,
+                      decision=decision, expect_status=expect_status, expect_version=expect_version,
+                      dry_run=dry_run)
+
+
+def act_in(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    trigger: str = rules.AGENT,
+    reason: str | None = None,
+    decision: str | None = None,
+    expect_status: str | None = None,
+    expect_version: int | None = None,
+    dry_run: bool = False,
+) -> Outcome:
+    """`act` inside the caller's transaction (`act -` applies many in one)."""
+    case = load(conn, id_or_ref)
+    _check_expectations(case, expect_status, expect_version)
+    wf = workflow_of(conn, case)
+    state = state_of(conn, case, actor)
+    verdict = rules.check(wf, state, action, trigger)
+    if not verdict.allowed:
+        raise _refuse(case, wf, state, verdict)
+    spec = wf.action(action)
+    assert spec is not None
+    if spec.reason_required and not (reason and reason.strip()):
+        raise InvalidInput(f"{spec.name} needs a reason: add --reason TEXT")
+    if spec.takes_decision:
+        decision = decision or wf.decisions[0]
+        if decision not in wf.decisions:
+            raise InvalidInput(f"decision '{decision}' is not one of {', '.join(wf.decisions)}")
+    elif decision is not None:
+        raise InvalidInput(f"{spec.name} takes no --decision")
+    outcome = Outcome(case, verdict, case["status"], dry_run=dry_run)
+    outcome.changes = {"status": [case["status"], verdict.target]}
+    if spec.block_moves:
+        outcome.changes["blocks"] = [
+            {"block": r["name"], "from": r["status"], "to": to}
+            for frm, to in spec.block_moves
+            for r in case_store.blocks_in_status(conn, case["id"], frm)
+        ]
+    if dry_run:
+        rollback(conn)  # nothing is written; `write` sees no transaction left
         return outcome
+    outcome.event_id = transition(conn, case, wf, spec.name, verdict.target, actor=actor, now=now,
+                                  reason=reason, kind="system" if trigger == rules.SYSTEM else "action",
+                                  decision=spec.decision or decision, block_moves=spec.block_moves,
+                                  messages=spec.messages)
+    outcome.case = case_store.get(conn, case["id"])
+    return outcome
 
 
 def transition(

@@ -1,25 +1,286 @@
-"""Working the queue: assignment, notes, SLA clock, views, search, stats.
+"""Working the queue: assignment, take, tags, notes and the SLA clock.
 
-(Filled in by the "working the queue" work; the foundation only needs the hooks.)
+Each use case has an `*_in` form that runs inside the caller's transaction
+(so `act -`, `assign -`, `tag -` and `note -` can apply many in one) and a
+plain form that opens its own.
+
+Private notes: their text lives only in the `notes` table. The event that
+records a private note carries its id and "private", never its text, so an
+export or a digest that prints events cannot leak it; `notes()` hands the
+text out only with include_private=True.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import Any, Iterable
 
+from .. import ids, rules
+from ..errors import InvalidInput, NotFound
+from ..filters import CaseFilter
 from ..rules import Workflow
+from ..store import cases as case_store
+from ..store import events as event_store
+from ..store import queue as queue_store
+from ..store import workflows as wf_store
+from ..store import rollback, write
+from ..timeutil import iso, parse_time
+from . import sla
+
+# --- hooks (called by services.hooks inside the case's transaction) --------------
 
 
 def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, actor: str, now: datetime) -> None:
-    """Start the SLA clock (due_at) of a new case."""
+    """Start the SLA clock (due_at) of a new case; a case born waiting starts paused."""
+    budget = sla.budget_seconds(wf.sla)
+    row = conn.execute("SELECT status FROM cases WHERE id = ?", (case_id,)).fetchone()
+    if budget is None or row is None or wf.is_final(row[0]):
+        return
+    status = wf.status(row[0])
+    if status is not None and status.waiting:
+        queue_store.set_sla_clock(conn, case_id, due_at=None, paused_at=iso(now), remaining=budget)
+    else:
+        queue_store.set_sla_clock(conn, case_id, due_at=iso(sla.add(wf.sla, now, budget)), paused_at=None,
+                                  remaining=None)
 
 
 def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,
                   now: datetime) -> None:
-    """Pause or resume the SLA clock when a case enters or leaves a waiting status."""
+    """Pause or resume the SLA clock when a case enters or leaves a waiting status.
+
+    A final status stops nothing: due_at stays, so a late decision shows as a
+    breach. A case already overdue keeps running overdue while it waits.
+    """
+    if sla.budget_seconds(wf.sla) is None or wf.is_final(to_status):
+        return
+    clock = queue_store.sla_clock(conn, case_id)
+    target = wf.status(to_status)
+    waiting = bool(target and target.waiting)
+    if waiting and not clock.get("sla_paused_at") and clock.get("due_at"):
+        left = sla.between(wf.sla, now, parse_time(clock["due_at"]))
+        if left > 0:
+            queue_store.set_sla_clock(conn, case_id, due_at=None, paused_at=iso(now), remaining=left)
+    elif not waiting and clock.get("sla_paused_at"):
+        due = sla.add(wf.sla, now, int(clock.get("sla_remaining") or 0))
+        queue_store.set_sla_clock(conn, case_id, due_at=iso(due), paused_at=None, remaining=None)
+
+
+def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """Where a case stands against its SLA (None when its workflow has none)."""
+    due, paused = case.get("due_at"), case.get("sla_paused_at")
+    if not due and not paused:
+        return None
+    out: dict[str, Any] = {"due_at": due, "paused": bool(paused), "paused_at": paused,
+                           "remaining_seconds": None, "breached": False}
+    if case.get("final"):
+        late = bool(due and case.get("decided_at") and case["decided_at"] > due)
+        out.update(state="breached" if late else "met", breached=late)
+    elif paused:
+        out.update(state="paused", remaining_seconds=case.get("sla_remaining"))
+    else:
+        left = int((parse_time(due) - now).total_seconds())
+        out.update(remaining_seconds=left, state="overdue" if left < 0 else "on_track", breached=left < 0)
+    return out
+
+
+def _sla_lines(s: dict[str, Any]) -> list[str]:
+    state = s["state"]
+    if state == "paused":
+        return [f"paused since {s['paused_at']} (waiting on the subject); "
+                f"{sla.describe(s['remaining_seconds'] or 0)} of SLA time left"]
+    if state == "overdue":
+        return [f"BREACHED: due {s['due_at']}, overdue by {sla.describe(-s['remaining_seconds'])}"]
+    if state == "on_track":
+        return [f"due {s['due_at']} (in {sla.describe(s['remaining_seconds'])})"]
+    if state == "breached":
+        return [f"BREACHED: decided after it was due ({s['due_at']})"]
+    return [f"met: decided before it was due ({s['due_at']})"]
 
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
-    """Parts of `show` (key -> hooks.Section)."""
-    return {}
+    """Parts of `show`: the SLA and every note (agents see private notes too)."""
+    from ..timeutil import now
+    from .hooks import Section
+
+    sections: dict[str, Section] = {}
+    state = sla_state(case, now())
+    if state is not None:
+        sections["sla"] = Section("SLA", state, _sla_lines(state))
+    found = notes(conn, case["id"], include_private=True)
+    sections["notes"] = Section(
+        f"notes ({len(found)})", [note_row(n) for n in found],
+        [f"{ids.fmt('note', n['id'])} {n['at']} {n['actor']}{' (private)' if n['private'] else ''}: {n['text']}"
+         for n in found],
+    )
+    return sections
+
+
+# --- notes -----------------------------------------------------------------------
+
+
+def notes(conn: sqlite3.Connection, case_ids: int | Iterable[int], *, include_private: bool = False) -> list[dict]:
+    """Notes of one case or several, oldest first. Exports, reports and digests
+    call this with include_private=False unless the user asked for private ones."""
+    wanted = [case_ids] if isinstance(case_ids, int) else list(case_ids)
+    return queue_store.notes(conn, wanted, include_private=include_private)
+
+
+def note_row(n: dict[str, Any]) -> dict[str, Any]:
+    return {"id": ids.fmt("note", n["id"]), "case": ids.fmt("case", n["case_id"]), "at": n["at"],
+            "actor": n["actor"], "private": n["private"], "text": n["text"]}
+
+
+def note_in(conn: sqlite3.Connection, case: dict[str, Any], text: str, *, private: bool, actor: str,
+            now: datetime) -> dict[str, Any]:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("note: the text is empty; give it as an argument or on stdin")
+    at = iso(now)
+    note_no = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM notes").fetchone()[0]
+    ref = ids.fmt("note", note_no)
+    data: dict[str, Any] = {"note": ref, "private": private}
+    if private:
+        data["summary"] = f"private note {ref}"
+    else:
+        data["text"] = text
+        data["summary"] = text if len(text) <= 80 else text[:77] + "..."
+    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="note", data=data)
+    note_id = queue_store.add_note(conn, case["id"], at=at, actor=actor, text=text, private=private,
+                                   event_id=event_id)
+    assert note_id == note_no
+    return {"id": ids.fmt("case", case["id"]), "note": ref, "private": private, "event": ids.fmt("event", event_id)}
+
+
+# --- assignment ------------------------------------------------------------------
+
+
+def assign_in(conn: sqlite3.Connection, case: dict[str, Any], *, assignee: str | None = None,
+              team: str | None = None, clear_assignee: bool = False, clear_team: bool = False, actor: str,
+              now: datetime, action: str = "assign") -> dict[str, Any]:
+    for what, value in (("assignee", assignee), ("team", team)):
+        if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
+            raise InvalidInput(f"{what}: '{value}' must be one word with no spaces")
+    changes: dict[str, Any] = {}
+    if assignee is not None or clear_assignee:
+        changes["assignee"] = None if clear_assignee else assignee
+    if team is not None or clear_team:
+        changes["team"] = None if clear_team else team
+    changes = {k: v for k, v in changes.items() if case.get(k) != v}
+    cid = ids.fmt("case", case["id"])
+    result = {"id": cid, "changes": {k: [case.get(k), v] for k, v in changes.items()}, "event": None}
+    if not changes:
+        return result
+    at = iso(now)
+    case_store.update(conn, case["id"], case["version"], changes, at=at)
+    summary = ", ".join(f"{k}: {case.get(k) or '-'} -> {v or '-'}" for k, v in changes.items())
+    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="assigned", action=action,
+                                  data={**result["changes"], "summary": summary})
+    result["event"] = ids.fmt("event", event_id)
+    return result
+
+
+def _actionable_statuses(conn: sqlite3.Connection) -> set[str]:
+    """Statuses in which some workflow version offers an agent action (a cheap pre-filter)."""
+    found: set[str] = set()
+    workflows = list(rules.BUILTIN.values())
+    for row in wf_store.latest_all(conn):
+        workflows += [rules.workflow_from_dict(v["definition"]) for v in wf_store.versions(conn, row["name"])]
+    for wf in workflows:
+        for a in wf.actions:
+            if a.trigger == rules.AGENT:
+                found.update(a.sources)
+    return found
+
+
+def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Claim the oldest unassigned open case matching `f` on which the actor may
+    perform at least one agent action now; returns it.
+
+    BEGIN IMMEDIATE serialises two takers, and the version check on the update
+    means a case can never be handed to both.
+    """
+    from . import cases as case_service
+
+    with write(conn):
+        statuses = _actionable_statuses(conn)
+        if f.statuses:
+            statuses &= set(f.statuses)
+        if not statuses:
+            raise NotFound("no case can be taken: no status in this filter offers an agent action")
+        queue_filter = CaseFilter(**{**f.__dict__, "statuses": tuple(sorted(statuses))})
+        for case in queue_store.queue(conn, queue_filter):
+            wf = case_service.workflow_of(conn, case)
+            if not rules.allowed_actions(wf, case_service.state_of(conn, case, actor)):
+                continue
+            assign_in(conn, case, assignee=actor, actor=actor, now=now, action="take")
+            return case_store.get(conn, case["id"])
+    raise NotFound("no unassigned case you can act on matches; try `casectl list --unassigned --open`")
+
+
+# --- tags ------------------------------------------------------------------------
+
+
+def parse_tag_changes(specs: list[str]) -> tuple[list[str], list[str]]:
+    """['+vip', '-old', 'new'] -> (add, remove). A bare tag is added."""
+    add: list[str] = []
+    remove: list[str] = []
+    for spec in specs:
+        sign, name = (spec[0], spec[1:]) if spec[:1] in "+-" else ("+", spec)
+        name = name.strip()
+        if not name or "," in name or any(ch.isspace() for ch in name):
+            raise InvalidInput(f"tag: '{spec}' is not +TAG or -TAG (a tag is one word, no commas)")
+        (add if sign == "+" else remove).append(name)
+    both = sorted(set(add) & set(remove))
+    if both:
+        raise InvalidInput(f"tag: {', '.join(both)} is both added and removed")
+    if not add and not remove:
+        raise InvalidInput("tag: give at least one +TAG or -TAG")
+    return add, remove
+
+
+def tag_in(conn: sqlite3.Connection, case: dict[str, Any], add: list[str], remove: list[str], *, actor: str,
+           now: datetime) -> dict[str, Any]:
+    have = set(case.get("tags") or [])
+    added = sorted(set(add) - have)
+    removed = sorted(set(remove) & have)
+    result = {"id": ids.fmt("case", case["id"]), "added": added, "removed": removed,
+              "tags": sorted((have | set(added)) - set(removed)), "event": None}
+    if not added and not removed:
+        return result
+    at = iso(now)
+    case_store.set_tags(conn, case["id"], add=added, remove=removed)
+    case_store.update(conn, case["id"], case["version"], {}, at=at)
+    summary = " ".join([f"+{t}" for t in added] + [f"-{t}" for t in removed])
+    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="tagged",
+                                  data={"added": added, "removed": removed, "summary": summary})
+    result["event"] = ids.fmt("event", event_id)
+    return result
+
+
+# --- one case, its own transaction -------------------------------------------------
+
+
+def apply_one(conn: sqlite3.Connection, id_or_ref: str, fn, dry_run: bool = False) -> dict[str, Any]:
+    """fn(case) in its own transaction; rolled back after the fact with dry_run."""
+    from . import cases as case_service
+
+    with write(conn):
+        result = fn(case_service.load(conn, id_or_ref))
+        if dry_run:
+            rollback(conn)
+        return result
+
+
+def assign(conn, id_or_ref: str, *, actor: str, now: datetime, dry_run: bool = False, **kw) -> dict[str, Any]:
+    return apply_one(conn, id_or_ref, lambda c: assign_in(conn, c, actor=actor, now=now, **kw), dry_run)
+
+
+def tag(conn, id_or_ref: str, add: list[str], remove: list[str], *, actor: str, now: datetime,
+        dry_run: bool = False) -> dict[str, Any]:
+    return apply_one(conn, id_or_ref, lambda c: tag_in(conn, c, add, remove, actor=actor, now=now), dry_run)
+
+
+def note(conn, id_or_ref: str, text: str, *, private: bool, actor: str, now: datetime,
+         dry_run: bool = False) -> dict[str, Any]:
+    return apply_one(conn, id_or_ref, lambda c: note_in(conn, c, text, private=private, actor=actor, now=now), dry_run)

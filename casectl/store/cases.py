@@ -100,10 +100,14 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
         clauses.append(f"c.status IN ({', '.join('?' for _ in f.statuses)})")
         params += list(f.statuses)
     for col, value in (("c.workflow", f.workflow), ("c.assignee", f.assignee), ("c.team", f.team),
-                       ("c.priority", f.priority), ("s.country", f.country)):
+                       ("c.priority", f.priority)):
         if value is not None:
             clauses.append(f"{col} = ?")
             params.append(value)
+    if f.country is not None:
+        # Through the subjects' country index, not a scan of every case.
+        clauses.append("c.subject_id IN (SELECT id FROM subjects WHERE country = ?)")
+        params.append(f.country)
     if f.unassigned:
         clauses.append("c.assignee IS NULL")
     if f.open_only:
@@ -128,11 +132,20 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
     if f.due_before:
         clauses.append("c.final = 0 AND c.due_at IS NOT NULL AND c.due_at <= ?")
         params.append(f.due_before)
+    if f.decided_since:
+        clauses.append("c.decided_at >= ?")
+        params.append(f.decided_since)
+    if f.decided_until:
+        clauses.append("c.decided_at <= ?")
+        params.append(f.decided_until)
+    if f.sla_breached:
+        clauses.append("c.final = 1 AND c.due_at IS NOT NULL AND c.decided_at > c.due_at")
     if f.ids:
         clauses.append(f"c.id IN ({', '.join('?' for _ in f.ids)})")
         params += list(f.ids)
     for tag in f.tags:
-        clauses.append("EXISTS (SELECT 1 FROM case_tags t WHERE t.case_id = c.id AND t.tag = ?)")
+        # IN over the (tag, case_id) index: the rare tag is found without a scan.
+        clauses.append("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)")
         params.append(tag)
     for w in f.where:
         if w.scope == "subject" and len(w.path) == 1 and w.path[0] in _SUBJECT_COLUMNS:
@@ -145,6 +158,46 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+def select_sql(
+    f: CaseFilter,
+    *,
+    sort: str = "id",
+    descending: bool = False,
+    limit: int | None = None,
+    after: tuple[Any, int] | None = None,
+) -> tuple[str, list[Any]]:
+    """The SELECT behind `select` (also what the query-plan test inspects)."""
+    where, params = where_sql(f)
+    direction = "DESC" if descending else "ASC"
+    if after is not None:
+        cond, extra = _keyset(sort, descending, after)
+        where = (where + " AND " if where else " WHERE ") + cond
+        params += extra
+    order = f" ORDER BY c.{sort} {direction}" + (f", c.id {direction}" if sort != "id" else "")
+    sql = f"{SELECT}{where}{order}"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def _keyset(sort: str, descending: bool, after: tuple[Any, int]) -> tuple[str, list[Any]]:
+    """Rows after the cursor (value, id) in the sort order; SQLite puts NULLs first ascending."""
+    value, last_id = after
+    op = "<" if descending else ">"
+    if sort == "id":
+        return f"c.id {op} ?", [last_id]
+    col = f"c.{sort}"
+    if value is None:
+        if descending:  # NULLs come last: only the NULLs after this id remain
+            return f"({col} IS NULL AND c.id < ?)", [last_id]
+        return f"(({col} IS NULL AND c.id > ?) OR {col} IS NOT NULL)", [last_id]
+    cond = f"({col}, c.id) {op} (?, ?)"
+    if descending:
+        cond = f"({cond} OR {col} IS NULL)"
+    return cond, [value, last_id]
+
+
 def select(
     conn: sqlite3.Connection,
     f: CaseFilter,
@@ -155,18 +208,7 @@ def select(
     after: tuple[Any, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Cases matching `f`, streamed. `after` is a keyset cursor (sort value, id)."""
-    where, params = where_sql(f)
-    direction = "DESC" if descending else "ASC"
-    if after is not None:
-        op = "<" if descending else ">"
-        cond = f"(c.{sort}, c.id) {op} (?, ?)" if sort != "id" else f"c.id {op} ?"
-        where = (where + " AND " if where else " WHERE ") + cond
-        params += list(after) if sort != "id" else [after[1]]
-    order = f" ORDER BY c.{sort} {direction}" + (f", c.id {direction}" if sort != "id" else "")
-    sql = f"{SELECT}{where}{order}"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
+    sql, params = select_sql(f, sort=sort, descending=descending, limit=limit, after=after)
     for row in conn.execute(sql, params):
         yield to_dict(row)
 

@@ -1,0 +1,79 @@
+"""Notes, the SLA clock, the take queue and the figures behind `stats`: the SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterator
+
+from ..filters import CaseFilter
+from . import cases as case_store
+
+# --- notes ----------------------------------------------------------------------
+
+
+def add_note(conn: sqlite3.Connection, case_id: int, *, at: str, actor: str, text: str, private: bool,
+             event_id: int) -> int:
+    cur = conn.execute(
+        "INSERT INTO notes (case_id, at, actor, text, private, event_id) VALUES (?, ?, ?, ?, ?, ?)",
+        (case_id, at, actor, text, int(private), event_id),
+    )
+    return cur.lastrowid
+
+
+def notes(conn: sqlite3.Connection, case_ids: list[int], *, include_private: bool) -> list[dict[str, Any]]:
+    """Notes of these cases, oldest first; private ones only when asked for."""
+    if not case_ids:
+        return []
+    marks = ", ".join("?" for _ in case_ids)
+    sql = f"SELECT * FROM notes WHERE case_id IN ({marks})" + ("" if include_private else " AND private = 0")
+    rows = conn.execute(sql + " ORDER BY case_id, id", list(case_ids))
+    return [{**dict(r), "private": bool(r["private"])} for r in rows]
+
+
+# --- SLA clock -------------------------------------------------------------------
+
+
+def sla_clock(conn: sqlite3.Connection, case_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT due_at, sla_paused_at, sla_remaining, final, decided_at FROM cases WHERE id = ?",
+                       (case_id,)).fetchone()
+    return dict(row) if row else {}
+
+
+def set_sla_clock(conn: sqlite3.Connection, case_id: int, *, due_at: str | None, paused_at: str | None,
+                  remaining: int | None) -> None:
+    """Derived from the status change that the same transaction just versioned,
+    so the case's version is not bumped a second time."""
+    conn.execute("UPDATE cases SET due_at = ?, sla_paused_at = ?, sla_remaining = ? WHERE id = ?",
+                 (due_at, paused_at, remaining, case_id))
+
+
+# --- the take queue ----------------------------------------------------------------
+
+
+def queue(conn: sqlite3.Connection, f: CaseFilter, *, batch: int = 200) -> Iterator[dict[str, Any]]:
+    """Unassigned open cases matching `f`, oldest first, fetched a batch at a time."""
+    f = CaseFilter(**{**f.__dict__, "unassigned": True, "open_only": True, "closed_only": False})
+    after = None
+    while True:
+        rows = list(case_store.select(conn, f, sort="created_at", limit=batch, after=after))
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1]["created_at"], rows[-1]["id"])
+
+
+# --- stats -----------------------------------------------------------------------
+
+
+def decision_seconds_median(conn: sqlite3.Connection, f: CaseFilter) -> float | None:
+    """Median seconds from creation to decision over the decided cases matching `f`."""
+    where, params = case_store.where_sql(f)
+    where = (where + " AND " if where else " WHERE ") + "c.decided_at IS NOT NULL"
+    base = f"FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id{where}"
+    n = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+    if not n:
+        return None
+    expr = "(julianday(c.decided_at) - julianday(c.created_at)) * 86400.0"
+    rows = conn.execute(f"SELECT {expr} AS s {base} ORDER BY s LIMIT ? OFFSET ?",
+                        [*params, 2 - n % 2, (n - 1) // 2]).fetchall()
+    return sum(r[0] for r in rows) / len(rows)
