@@ -163,7 +163,7 @@ class SmtpServer:
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = password is not None and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         kwargs = {}
         if password is not None:

@@ -1,0 +1,169 @@
+"""The outbox: delivery after each command, a killed deliverer, concurrent
+deliverers, listing and retrying; with real receivers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import casectl_bin
+from outside_servers import Receiver, free_port, wait_for
+
+T0 = "2030-01-01T09:00:00Z"
+DELIVER_ON = {"CASECTL_NO_DELIVER": ""}
+
+
+@pytest.fixture(autouse=True)
+def pinned(monkeypatch):
+    monkeypatch.setenv("CASECTL_NOW", T0)
+
+
+def outbox(db_path):
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_each_command_delivers_what_it_queued(cli, db):
+    with Receiver() as rx:
+        cli("hooks", "add", rx.url)
+        case = cli("create", "-w", "simple", env=DELIVER_ON).stdout.strip()
+        assert [r.json()["type"] for r in rx.ok()] == ["case.created"]
+        cli("approve", case, env=DELIVER_ON)
+        assert [r.json()["type"] for r in rx.ok()] == ["case.created", "case.decided"]
+        # --no-deliver (and the tests' default CASECTL_NO_DELIVER=1) leave messages queued.
+        cli("--no-deliver", "create", "-w", "simple", env=DELIVER_ON)
+        cli("create", "-w", "simple")
+        assert len(rx.requests) == 2
+        assert [r["status"] for r in outbox(db)] == ["delivered", "delivered", "pending", "pending"]
+
+
+def test_a_down_receiver_never_fails_the_command(cli, db):
+    cli("hooks", "add", f"http://127.0.0.1:{free_port()}/x")
+    result = cli("create", "-w", "simple", env=DELIVER_ON)
+    assert result.stdout.strip() == "C-1"
+    assert "1 message(s) not delivered yet" in result.stderr
+    [row] = outbox(db)
+    assert row["status"] == "pending" and "cannot connect" in row["last_error"]
+    # The failure is visible where seed 001 looks for it.
+    assert cli.json("errors", "--json")[0]["case"] == "C-1"
+    shown = cli("show", "C-1").stdout
+    assert "Deliveries:" in shown and "cannot connect" in shown
+    assert cli.json("show", "C-1", "--json")["deliveries"][0]["status"] == "pending"
+
+
+def test_nothing_due_costs_no_heavy_import(db, tmp_path):
+    """After a command with nothing due: no requests, no smtplib in the process."""
+    code = (
+        "import sys\n"
+        "from casectl.cli.app import app\n"
+        "try:\n"
+        "    app(['list'], standalone_mode=False)\n"
+        "finally:\n"
+        "    print(sorted(m for m in ('requests', 'smtplib', 'casectl.services.notify') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "CASECTL_NO_DELIVER": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_killed_deliver_loses_nothing(cli, db):
+    with Receiver(hang_first=1, hang_for=30) as rx:
+        cli("hooks", "add", rx.url)
+        cli("create", "-w", "simple")
+        env = {**os.environ, "CASECTL_NOW": T0}
+        proc = subprocess.Popen([casectl_bin(), "outbox", "deliver", "--timeout", "60"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: len(rx.requests) == 1, timeout=20)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        [row] = outbox(db)
+        assert row["status"] == "sending" and row["claimed_by"]
+        # The claim's lease still holds: nobody else sends it meanwhile.
+        assert "delivered 0, will retry 0" in cli("outbox", "deliver").stdout
+        # After the lease (2 x 60s + 30s) it is claimable again and goes out, with the same id.
+        out = cli("outbox", "deliver", env={"CASECTL_NOW": "2030-01-01T09:03:00Z"})
+        assert "delivered 1" in out.stdout
+        ids = [r.headers["webhook-id"] for r in rx.requests]
+        assert len(ids) == 2 and len(set(ids)) == 1
+    [row] = outbox(db)
+    assert (row["status"], row["attempts"], row["claimed_by"]) == ("delivered", 2, None)
+
+
+def test_concurrent_deliverers_never_send_one_message_twice(cli, db):
+    with Receiver(delay=0.2) as rx:
+        cli("hooks", "add", rx.url, "--event", "case.created")
+        for _ in range(8):
+            cli("create", "-w", "simple")
+        env = {**os.environ, "CASECTL_NOW": T0}
+        procs = [subprocess.Popen([casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        ids = [r.headers["webhook-id"] for r in rx.requests]
+        assert len(ids) == 8 and len(set(ids)) == 8
+        total = sum(int(o[0].split()[1].rstrip(",")) for o in outs)
+        assert total == 8
+    assert {r["status"] for r in outbox(db)} == {"delivered"}
+    assert {r["attempts"] for r in outbox(db)} == {1}
+
+
+def test_list_filters_and_formats(cli, db):
+    cli("hooks", "add", f"http://127.0.0.1:{free_port()}/x")
+    cli("create", "-w", "simple")
+    cli("create", "-w", "simple")
+    cli("outbox", "deliver", "--max-attempts", "1", "--limit", "1")
+    assert [r["status"] for r in cli.json("outbox", "list", "--json")] == ["failed", "pending"]
+    assert [r["id"] for r in cli.json("outbox", "list", "--status", "pending", "--json")] == ["O-2"]
+    assert [r["id"] for r in cli.json("outbox", "list", "--case", "C-2", "--json")] == ["O-2"]
+    csv = cli("outbox", "list", "--format", "csv").stdout.splitlines()
+    assert csv[0].startswith("id,case,event,kind") and len(csv) == 3
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["outbox", "retry"], 2, "give one outbox id (O-3) or --all-failed"),
+    (["outbox", "retry", "O-1", "--all-failed"], 2, "give one outbox id"),
+    (["outbox", "retry", "O-99"], 3, "no outbox message 'O-99'"),
+    (["outbox", "retry", "O-2"], 2, "O-2 is pending, not failed"),
+    (["outbox", "list", "--status", "lost"], 2, "unknown outbox status 'lost'"),
+    (["outbox", "list", "--format", "xml"], 2, "unknown format 'xml'"),
+    (["outbox", "list", "--case", "C-77"], 3, "no case 'C-77'"),
+    (["outbox", "deliver", "--timeout", "0"], 2, "--timeout must be greater than 0"),
+    (["outbox", "deliver", "--max-attempts", "0"], 2, "--max-attempts must be at least 1"),
+])
+def test_bad_input_is_refused_and_changes_nothing(cli, db, args, code, message):
+    cli("hooks", "add", f"http://127.0.0.1:{free_port()}/x")
+    cli("create", "-w", "simple")
+    cli("create", "-w", "simple")
+    cli("outbox", "deliver", "--max-attempts", "1", "--limit", "1")
+    before = outbox(db)
+    result = cli(*args, expect=code)
+    assert message in result.stderr
+    assert outbox(db) == before
+
+
+def test_retry_one_failed_message(cli, db):
+    port = free_port()
+    cli("hooks", "add", f"http://127.0.0.1:{port}/x")
+    cli("create", "-w", "simple")
+    cli("outbox", "deliver", "--max-attempts", "1")
+    assert cli("outbox", "retry", "o1").stdout.strip() == "queued again: O-1"
+    [row] = outbox(db)
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, T0)
+    with Receiver(port=port) as rx:
+        cli("outbox", "retry", "--all-failed", env=DELIVER_ON)  # nothing failed now; delivers what is due
+        assert len(rx.ok()) == 1
