@@ -75,6 +75,15 @@ def test_nothing_due_costs_no_heavy_import(db, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+    # The same probe sees requests loaded once a message is due, so the check above means something.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO outbox (kind, target, payload, status, attempts, next_attempt_at, created_at, "
+                     "updated_at) VALUES ('webhook', ?, '{}', 'pending', 0, ?, ?, ?)",
+                     (f"http://127.0.0.1:{free_port()}/x", T0, T0, T0))
+    conn.close()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "['casectl.services.notify', 'requests']"
 
 
 def test_killed_deliver_loses_nothing(cli, db):
