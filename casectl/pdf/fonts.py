@@ -21,6 +21,8 @@ SANS = "CasectlSans"
 # Static labels (headings, column names) are ASCII: the standard bold face
 # needs no embedding and gives the page a visible hierarchy.
 BOLD = "Helvetica-Bold"
+# Fonts whose variable default instance is Thin (reportlab draws that instance).
+THIN = frozenset({"CasectlHebrew", "CasectlCJK"})
 
 # (font name, package, file name pattern inside the package)
 FAMILIES = (

@@ -49,9 +49,10 @@ def markup(text: Any) -> str:
     """Paragraph markup for text in any script: each run in a font that has its glyphs."""
     if text is None:
         return ""
-    text = str(text)
-    return "".join(f'<font name="{name}">{escape(piece)}</font>' if name != fonts.SANS else escape(piece)
-                   for name, piece in fonts.runs(text)).replace("\n", "<br/>")
+    return "<br/>".join(
+        "".join(f'<font name="{name}">{escape(piece)}</font>' if name != fonts.SANS else escape(piece)
+                for name, piece in fonts.runs(line))
+        for line in str(text).replace("\r\n", "\n").split("\n"))
 
 
 def para(text: Any, style: ParagraphStyle) -> Paragraph:
@@ -70,9 +71,10 @@ def data_text(value: Any) -> str:
         if isinstance(v, dict) and v:
             for k in v:
                 walk(v[k], f"{prefix}.{k}" if prefix else str(k))
-        elif isinstance(v, list) and v and any(isinstance(x, (dict, list)) for x in v):
-            for i, x in enumerate(v):
-                walk(x, f"{prefix}[{i}]")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for x in v:  # e.g. the blocks an action moved: one line each
+                lines.append(f"{prefix}: " + ", ".join(
+                    f"{k}={x[k] if isinstance(x[k], str) else json.dumps(x[k], ensure_ascii=False)}" for k in x))
         else:
             shown = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
             lines.append(f"{prefix}: {shown}" if prefix else shown)
@@ -99,9 +101,16 @@ class Line(Flowable):
 
         c, x = self.canv, 0.0
         c.setFillColor(self.color)
+        c.setStrokeColor(self.color)
+        c.setLineWidth(self.size * 0.035)
         for name, piece in self.runs:
-            c.setFont(name, self.size)
-            c.drawString(x, self.size * 0.25, piece)
+            t = c.beginText(x, self.size * 0.25)
+            t.setFont(name, self.size)
+            # The CJK and Hebrew fonts' default instance is their thinnest weight:
+            # fill and stroke the outlines so they stand beside the regular Latin.
+            t.setTextRenderMode(2 if name in fonts.THIN else 0)
+            t.textOut(piece)
+            c.drawText(t)
             x += stringWidth(piece, name, self.size)
 
 
@@ -112,7 +121,7 @@ def cell(text: Any, width: float, size: float) -> tuple[Any, str | None]:
     if text.isascii():
         return text, None
     runs = fonts.runs(text)
-    if len(runs) == 1:
+    if len(runs) == 1 and runs[0][0] not in fonts.THIN:
         return runs[0][1], runs[0][0]
     return Line(runs, size), None
 

@@ -50,6 +50,9 @@ class CaseRows(Flowable):
             page.append(self._next)
             self._next = next(self.rows, None)
         self.tables += 1
+        # Platypus marks a flowable it had to carry to the next page and fails if that
+        # happens twice; this one goes on page after page by design.
+        self.__dict__.pop("_postponed", None)
         table = grid(HEADERS, ([r[c] for c in COLUMNS] for r in page), self.widths, size=SIZE, row_height=ROW_H,
                      align_right=(6,))
         return [table] if self._next is None else [table, self]
