@@ -93,7 +93,7 @@ def activity(
     reason: Reason = None,
     as_json: Json = False,
 ) -> None:
-    """Add an activity or change its state, result, decision or assignee.
+    """Add an activity or change its state, result or decision; `assign` hands it to someone else.
 
     Example: casectl activity C-12 dbs_enhanced result certificate=001234 outcome=clear
     """
