@@ -92,7 +92,7 @@ def retry(
 
 @app.command("errors")
 def errors(fmt: Format = None, as_json: Json = False) -> None:
-    """Cases whose deliveries failed (or keep failing), with the last error.
+    """Cases whose deliveries failed, with the last error (also those still being retried).
 
     Example: casectl errors
     """
