@@ -215,3 +215,45 @@ def test_screening_journey(cli, db):
     assert "activities_completed: in_progress -> pending_case_decision (automatic)" in history
     assert "kim  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)" in history
     assert "kim  complete: pending_case_decision -> complete" in history
+
+
+def _kyb_with_ubo(cli, tmp_path, name="ubo"):
+    ubo = tmp_path / f"{name}.json"
+    ubo.write_text(json.dumps({"name": "Lee Chan", "email": "lee@example.com"}))
+    case = cli("create", "-w", "kyb", "--subject-email", "firm@example.com", "--block", "document:passport",
+               "--block", f"kyc:{name}=@{ubo}").stdout.strip()
+    cli("event", case, "collection_completed")
+    return case, blocks(cli, case)[name]["child"]
+
+
+def test_a_reupload_received_while_kyc_is_pending_waits_for_the_kyc(cli, db, tmp_path):
+    case, child = _kyb_with_ubo(cli, tmp_path)
+    assert status(cli, case) == "pending_id_verification"
+    cli("block", case, "passport", "reupload", "--reason", "expired")
+    cli("act", case, "request_reuploads")
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF new")
+    cli("block", case, "passport", "received", str(scan))
+    # Not manual review yet: approval would skip the UBO's KYC.
+    assert status(cli, case) == "pending_id_verification"
+    cli("event", child, "verification_passed")
+    assert status(cli, case) == "manual_review"
+
+
+def test_a_rejected_kyc_cannot_be_approved_on_the_parent(cli, db, tmp_path):
+    case, child = _kyb_with_ubo(cli, tmp_path)
+    cli("event", child, "verification_failed")
+    assert status(cli, case) == "manual_review"
+    r = cli("block", case, "ubo", "approve", expect=4)
+    assert f"the KYC case {child} was rejected; start a new KYC flow with `reupload`" in r.stderr
+    cli("block", case, "ubo", "reupload", "--reason", "verification failed")
+    assert "request_reuploads (1)" in cli("show", case).stdout
+
+
+def test_a_child_concluding_after_the_parent_is_decided_changes_nothing(cli, db, tmp_path):
+    case, child = _kyb_with_ubo(cli, tmp_path)
+    cli("reject", case, "--reason", "sanctions hit")
+    before = blocks(cli, case)["ubo"]["status"]
+    cli("event", child, "verification_passed")
+    assert status(cli, case) == "rejected" and blocks(cli, case)["ubo"]["status"] == before
+    assert "(the case is already rejected)" in cli("history", case).stdout

@@ -22,6 +22,9 @@ DATA_BLOCK = "data"
 REGISTRY_BLOCK = "registry"
 RESERVED_NAMES = (DATA_BLOCK, REGISTRY_BLOCK, "add")
 
+# A KYC child case decided like this cannot be approved on its parent.
+NEGATIVE_DECISIONS = ("rejected", "declined", "cancelled")
+
 # Activity states in which a decision can be taken (seed 002: decide once results are in).
 DECIDABLE_STATES = ("pending_activity_decision", "complete")
 
@@ -38,7 +41,8 @@ def has_reupload_flow(wf: Workflow) -> bool:
 
 
 def block_check(wf: Workflow, kind: str, status: str | None, action: str, *, child: str | None = None,
-                child_status: str | None = None, child_final: bool | None = None) -> Verdict:
+                child_status: str | None = None, child_final: bool | None = None,
+                child_decision: str | None = None) -> Verdict:
     """May a block take `action` (set, approve, reupload, attach, received) now?"""
     if action == "attach":
         verdict = block_action_check(kind, status, "set")
@@ -59,6 +63,9 @@ def block_check(wf: Workflow, kind: str, status: str | None, action: str, *, chi
     if kind == "kyc" and child_final is False:
         return Verdict(action, False, reasons=(
             f"the KYC case {child} is still {child_status}; {action} the block once it concludes",))
+    if kind == "kyc" and action == "approve" and child_decision in NEGATIVE_DECISIONS:
+        return Verdict(action, False, reasons=(
+            f"the KYC case {child} was {child_decision}; start a new KYC flow with `reupload` or reject the case",))
     if action == "approve" and status in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD):
         return Verdict(action, False, reasons=(f"the block is {status}: nothing new has arrived to approve yet",))
     if action == "reupload" and not has_reupload_flow(wf):

@@ -62,7 +62,9 @@ KYB = Workflow(
                trigger=SYSTEM, guards=("no_processes_pending",), label="Processes concluded"),
         Action("kyc_completed", ("pending_id_verification",), (Route("manual_review"),),
                trigger=SYSTEM, guards=("no_kyc_pending",), label="UBO KYC completed"),
-        Action("reupload_received", ("revisions",), (Route("manual_review"),),
+        # Back to manual review, unless UBOs' KYC is still pending (then approval waits for it).
+        Action("reupload_received", ("revisions",),
+               (Route("pending_id_verification", when="kyc_pending"), Route("manual_review")),
                trigger=SYSTEM, guards=("no_reuploads_pending",), label="Re-upload received"),
     ),
     sla={"hours": 72},

@@ -355,7 +355,8 @@ def _block_decision(conn: sqlite3.Connection, id_or_ref: str, name: str, action:
         case, wf = _open_case(conn, id_or_ref, f"{action} block {name}")
         b = _find_block(conn, case, name)
         verdict = block_rules.block_check(wf, b["kind"], b["status"], action, child=_cid(b.get("child_case_id")),
-                                          child_status=b.get("child_status"), child_final=b.get("child_final"))
+                                          child_status=b.get("child_status"), child_final=b.get("child_final"),
+                                          child_decision=b.get("child_decision"))
         if not verdict.allowed:
             raise _refuse(f"{action} block {name}", case, verdict)
         at = iso(now)
@@ -551,13 +552,20 @@ def _child_concluded(conn: sqlite3.Connection, child: dict[str, Any], to_status:
     if b is None or b["case_id"] != child["parent_id"]:
         return  # a superseded flow: the block points at a newer child
     at = iso(now)
-    if b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD):
+    parent = case_store.get(conn, b["case_id"])
+    if case_service.workflow_of(conn, parent).is_final(parent["status"]):
+        # The parent is decided: note the outcome in its history, change nothing.
+        _event(conn, b["case_id"], "block.kyc_concluded", actor=actor, at=at,
+               summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status} (the case is already "
+                       f"{parent['status']})", block=b["name"], child=_cid(child["id"]), child_status=to_status)
+        return
+    waiting = b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD)
+    if waiting:
         content_store.update_block(conn, b["id"], {"status": None}, at=at)
     _event(conn, b["case_id"], "block.kyc_concluded", actor=actor, at=at,
            summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status}; block back for review",
            block=b["name"], child=_cid(child["id"]), child_status=to_status,
-           **{"from": b["status"], "to": None if b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD)
-              else b["status"]})
+           **{"from": b["status"], "to": None if waiting else b["status"]})
     _touch(conn, b["case_id"], at=at)
     _advance(conn, b["case_id"], actor=actor, now=now)
 

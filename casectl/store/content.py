@@ -19,7 +19,7 @@ def _loads(text: str | None) -> Any:
 # --- blocks -------------------------------------------------------------------
 
 _BLOCK_SELECT = (
-    "SELECT b.*, ch.status AS child_status, ch.final AS child_final, cs.name AS child_subject_name, "
+    "SELECT b.*, ch.status AS child_status, ch.final AS child_final, ch.decision AS child_decision, cs.name AS child_subject_name, "
     "cs.email AS child_subject_email, "
     "(SELECT count(*) FROM attachments a WHERE a.block_id = b.id) AS attachment_count "
     "FROM blocks b LEFT JOIN cases ch ON ch.id = b.child_case_id LEFT JOIN subjects cs ON cs.id = ch.subject_id"
