@@ -232,3 +232,21 @@ def test_without_four_eyes_the_creator_may_approve(cli, db):
     cid = cli("create", "-w", "kyb", "--actor", "ann").stdout.strip()
     cli("event", cid, "collection_completed")
     assert cli.json("approve", cid, "--actor", "ann", "--json")["to"] == "approved"
+
+
+def test_options_that_do_not_fit_the_verb_are_usage_errors(cli, kyb_case, db):
+    before = snapshot(db)
+    assert "--reason goes with approve and reupload" in cli("block", kyb_case, "company", "set", "a=1",
+                                                            "--reason", "x", expect=2).stderr
+    assert "--data goes with `block ID add`" in cli("block", kyb_case, "company", "set", "a=1", "--data", "{}",
+                                                    expect=2).stderr
+    assert snapshot(db) == before
+
+
+def test_blocks_by_id_and_formats(cli, kyb_case):
+    cli("block", kyb_case, "B-1", "approve")
+    rows = [__import__("json").loads(x) for x in cli("blocks", kyb_case, "--format", "ndjson").stdout.splitlines()]
+    assert [(r["name"], r["status"]) for r in rows if r["id"] == "B-1"] == [("passport", "approved")]
+    csv_lines = cli("blocks", kyb_case, "--format", "csv").stdout.splitlines()
+    assert csv_lines[0] == "name,kind,status,summary,decided_by,decided_at,id"
+    assert csv_lines[3].startswith("passport,document,approved,no document yet,tester,")

@@ -99,6 +99,8 @@ def block(
         raise _usage(f"unknown block verb '{verb}'")
     if data is not None:
         raise _usage("--data goes with `block ID add`; to edit a block use `set KEY=VALUE`")
+    if reason is not None and verb not in ("approve", "reupload"):
+        raise _usage("--reason goes with approve and reupload")
     conn = context.open_db()
     actor, now = context.actor(), context.now()
     if verb == "set":
