@@ -6,6 +6,7 @@ stdin (one per line) and apply them all in one transaction.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Callable, Optional
 
 import click
@@ -29,7 +30,7 @@ CaseArg = Annotated[str, typer.Argument(metavar="ID_OR_REF|-", help="Case id or 
 
 
 def stdin_ids() -> list[str]:
-    return bulk.read_ids(click.get_text_stream("stdin"))
+    return bulk.read_ids(sys.stdin)
 
 
 def apply(case: str, fn: Callable[[Any, dict[str, Any]], dict[str, Any]], *, dry_run: bool, what: str,
@@ -165,7 +166,7 @@ def take(as_json: Json = False) -> None:
 # --- tags and notes --------------------------------------------------------------
 
 
-@app.command("tag", context_settings={"ignore_unknown_options": True})
+@app.command("tag", context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]})
 def tag(
     case: CaseArg,
     changes: Annotated[list[str], typer.Argument(metavar="+TAG|-TAG...", help="Tags to add (+T) or remove (-T).")],
@@ -202,7 +203,7 @@ def note(
     if text is None or text == "-":
         if case == "-":
             raise UsageError("with `note -` the ids come from stdin, so give the note TEXT as an argument")
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
 
     def render(r: dict[str, Any], dry: bool) -> str:
         kind = "private note" if r["private"] else "note"

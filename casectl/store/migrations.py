@@ -204,9 +204,17 @@ def m_erasures(db) -> None:
     )
 
 
+def m_queue_counts(db) -> None:
+    """Counts of open (or closed) cases per assignee, team, workflow and status read
+    one index range instead of walking the whole table (stats, workload)."""
+    for col in ("assignee", "team", "workflow", "status", "decided_at"):
+        db["cases"].create_index(["final", col])
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
     ("0002_queue", m_queue),
     ("0003_erasures", m_erasures),
+    ("0004_queue_counts", m_queue_counts),
 ]

@@ -69,7 +69,7 @@ def decision_seconds_median(conn: sqlite3.Connection, f: CaseFilter) -> float | 
     """Median seconds from creation to decision over the decided cases matching `f`."""
     where, params = case_store.where_sql(f)
     where = (where + " AND " if where else " WHERE ") + "c.decided_at IS NOT NULL"
-    base = f"FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id{where}"
+    base = f"{case_store._from(where)}{where}"
     n = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
     if not n:
         return None

@@ -1,0 +1,151 @@
+"""assign, unassign, take (with real concurrent processes), tag, note, list --mine/--unassigned, keyset paging."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+from conftest import casectl_bin
+
+
+def make(cli, n, workflow="simple", **kw):
+    out = []
+    for i in range(n):
+        args = ["create", "--workflow", workflow]
+        for k, v in kw.items():
+            args += [f"--{k.replace('_', '-')}", v]
+        out.append(cli(*args).stdout.strip())
+    return out
+
+
+def events(db_path, case_id):
+    with sqlite3.connect(db_path) as c:
+        return [r[0] for r in c.execute("SELECT kind FROM events WHERE case_id = ? ORDER BY id", (case_id,))]
+
+
+def test_assign_unassign_and_mine(cli, db):
+    make(cli, 3)
+    assert cli("assign", "C-1", "bob", "--team", "ops").stdout.strip() == "C-1: set assignee - -> bob, team - -> ops"
+    cli("assign", "C-2", "tester")
+    assert cli("list", "--mine", "--ids").stdout.split() == ["C-2"]
+    assert cli("list", "--unassigned", "--ids").stdout.split() == ["C-3"]
+    assert cli("list", "--team", "ops", "--ids").stdout.split() == ["C-1"]
+    doc = cli.json("show", "C-1", "--json")
+    assert (doc["assignee"], doc["team"]) == ("bob", "ops")
+    assert cli("assign", "C-1", "bob").stdout.strip() == "C-1: unchanged"
+    cli("unassign", "C-1")
+    doc = cli.json("show", "C-1", "--json")
+    assert (doc["assignee"], doc["team"]) == (None, "ops")
+    assert events(db, 1) == ["created", "assigned", "assigned"]
+
+
+def test_assign_bad_input_changes_nothing(cli, db):
+    make(cli, 1)
+    r = cli("assign", "C-1", expect=2)
+    assert "give USER" in r.stderr
+    r = cli("assign", "C-9", "bob", expect=3)
+    assert "no case 'C-9'" in r.stderr
+    r = cli("assign", "C-1", "two words", expect=6)
+    assert "one word" in r.stderr
+    assert cli.json("show", "C-1", "--json")["assignee"] is None
+    assert events(db, 1) == ["created"]
+
+
+def test_take_claims_oldest_actionable_and_skips_waiting(cli, db):
+    make(cli, 1, workflow="kyb")  # collection_flow: no agent action, cannot be taken
+    make(cli, 2)
+    assert cli("take").stdout.strip() == "C-2"
+    assert cli("take").stdout.strip() == "C-3"
+    r = cli("take", expect=3)
+    assert "no unassigned case you can act on" in r.stderr
+    assert cli.json("show", "C-2", "--json")["assignee"] == "tester"
+    assert cli.json("show", "C-1", "--json")["assignee"] is None
+
+
+def test_take_respects_filters_and_views(cli, db):
+    make(cli, 1, workflow="kyb")
+    make(cli, 2)
+    r = cli("take", "--workflow", "kyb", expect=3)  # kyb in collection_flow offers no agent action
+    assert "no unassigned case" in r.stderr
+    assert cli("take", "--view", "simple-open").stdout.strip() == "C-2"
+    r = cli("take", "--view", "nope", expect=3)
+    assert "no view 'nope'" in r.stderr
+
+
+def test_two_agents_taking_at_once_never_get_the_same_case(run, cli, db):
+    make(cli, 6)
+    procs = [subprocess.Popen([casectl_bin(), "take", "--actor", f"agent{i}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    outs = [(p.communicate(timeout=60), p.returncode) for p in procs]
+    taken = [o[0][0].strip() for o in outs if o[1] == 0]
+    refused = [o for o in outs if o[1] != 0]
+    assert len(taken) == 6 and len(set(taken)) == 6
+    assert all(rc == 3 and "no unassigned case" in err for (_, err), rc in refused)
+    with sqlite3.connect(db) as c:
+        assignees = [r[0] for r in c.execute("SELECT assignee FROM cases ORDER BY id")]
+    assert None not in assignees and len(set(assignees)) == 6
+
+
+def test_tag_add_remove_and_filter(cli, db):
+    make(cli, 2)
+    assert cli("tag", "C-1", "+vip", "+hk").stdout.strip() == "C-1: +hk +vip (tags: hk, vip)"
+    cli("tag", "C-1", "-hk")
+    assert cli.json("show", "C-1", "--json")["tags"] == ["vip"]
+    assert cli("list", "--tag", "vip", "--ids").stdout.split() == ["C-1"]
+    r = cli("tag", "C-1", "+a,b", expect=6)
+    assert "not +TAG" in r.stderr
+    r = cli("tag", "C-1", "+x", "-x", expect=6)
+    assert "both added and removed" in r.stderr
+    assert cli.json("show", "C-1", "--json")["tags"] == ["vip"]
+
+
+def test_notes_public_private_in_show_and_history(cli, db):
+    make(cli, 1)
+    cli("note", "C-1", "called the customer")
+    cli("note", "C-1", "--private", "suspect forged passport")
+    cli("note", "C-1", input="from stdin\n")
+    doc = cli.json("show", "C-1", "--json")
+    assert [(n["text"], n["private"]) for n in doc["notes"]] == [
+        ("called the customer", False), ("suspect forged passport", True), ("from stdin", False)]
+    text = cli("show", "C-1").stdout
+    assert "N-2" in text and "(private): suspect forged passport" in text
+    hist = cli.json("history", "C-1", "--json")
+    notes = [e for e in hist["events"] if e["kind"] == "note"]
+    assert [e["data"]["private"] for e in notes] == [False, True, False]
+    # The private text never enters the (exportable, hash-chained) event log.
+    assert "forged" not in json.dumps(hist)
+    assert "private note N-2" in cli("history", "C-1").stdout
+    from casectl.services import queue as queue_service
+    from casectl.store import connect
+
+    conn = connect(db)
+    assert [n["text"] for n in queue_service.notes(conn, 1)] == ["called the customer", "from stdin"]
+    assert len(queue_service.notes(conn, [1], include_private=True)) == 3
+
+
+def test_note_bad_input(cli, db):
+    make(cli, 1)
+    r = cli("note", "C-1", "   ", expect=6)
+    assert "empty" in r.stderr
+    r = cli("note", "C-7", "x", expect=3)
+    assert cli.json("show", "C-1", "--json")["notes"] == []
+
+
+def test_keyset_pages_cover_everything_once(cli, db):
+    make(cli, 7)
+    seen, after = [], None
+    for _ in range(5):
+        args = ["list", "--ids", "-n", "3", "--sort", "-created"] + (["--after", after] if after else [])
+        r = cli(*args)
+        seen += r.stdout.split()
+        if "next page" not in r.stderr:
+            break
+        after = r.stderr.split("--after ")[1].strip()
+    assert sorted(seen, key=lambda x: int(x[2:])) == [f"C-{i}" for i in range(1, 8)] and len(set(seen)) == 7
+    r = cli("list", "-n", "3", "--ids", "--after", "C-3")
+    assert r.stdout.split() == ["C-4", "C-5", "C-6"]
+    r = cli("list", "--after", "C-3", "--sort", "created", expect=2)
+    assert "default sort" in r.stderr
+    r = cli("list", "--after", "garbage!!", "--sort", "created", expect=2)
+    assert "not a cursor" in r.stderr
