@@ -217,14 +217,15 @@ def test_dossier(cli, db, pinned, tmp_path):
 def test_redact_masks_names_emails_and_birth_dates(cli, db, pinned, tmp_path):
     cli("create", "-w", "kyb", "--subject-name", "Ada Lovelace", "--subject-email", "ada@example.com",
         "--subject-dob", "1815-12-10", "--data", '{"director_name": "Charles Babbage", "city": "London"}')
-    for args in (["C-1"], []):
+    texts = {}
+    for args in (("C-1",), ()):
         out = tmp_path / "r.pdf"
         cli("report", *args, "-o", out, "--redact")
-        _, text = read_pdf(out)
+        texts[args] = text = read_pdf(out)[1]
         for secret in ("Lovelace", "ada@example.com", "1815", "Babbage"):
             assert secret not in text, (args, secret)
         assert "A*** L***" in text
-    assert "London" in text or args == []
+    assert "city: London" in texts[("C-1",)]  # what is not personal stays readable
 
 
 def test_output_to_stdout(run, db, pinned):

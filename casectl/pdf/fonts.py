@@ -13,6 +13,7 @@ forms, which NFKC normalisation maps to the plain letters).
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from importlib import resources
 from pathlib import Path
@@ -32,8 +33,6 @@ FAMILIES = (
     ("CasectlCJK", "justmytype_intl_cjk", "NotoSansSC[[]*.ttf"),
 )
 
-_RTL_RANGES = ((0x0590, 0x08FF), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF))
-_ARABIC_RANGES = ((0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF))
 ELLIPSIS = "…"
 
 
@@ -66,12 +65,12 @@ def register() -> tuple[tuple[str, frozenset], ...]:
     return tuple(out)
 
 
-def _in(ranges, cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in ranges)
+_RTL = re.compile("[\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFF]")
+_ARABIC = re.compile("[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF]")
 
 
 def has_rtl(text: str) -> bool:
-    return any(_in(_RTL_RANGES, ord(ch)) for ch in text)
+    return _RTL.search(text) is not None
 
 
 def visual(text: str) -> str:
@@ -80,7 +79,7 @@ def visual(text: str) -> str:
         return text
     from bidi import get_display
 
-    if any(_in(_ARABIC_RANGES, ord(ch)) for ch in text):
+    if _ARABIC.search(text):
         import arabic_reshaper
 
         text = arabic_reshaper.reshape(text)
@@ -89,6 +88,10 @@ def visual(text: str) -> str:
 
 def _neutral(ch: str) -> bool:
     return not unicodedata.category(ch).startswith("L")
+
+
+_first_font: dict[int, str | None] = {}
+_UNSET = object()
 
 
 def runs(text: str) -> list[tuple[str, str]]:
@@ -104,7 +107,9 @@ def runs(text: str) -> list[tuple[str, str]]:
         if current is not None and _neutral(ch) and cp in cmaps[current]:
             out[-1][1] += ch
             continue
-        name = next((n for n, cps in fonts if cp in cps), None)
+        name = _first_font.get(cp, _UNSET)
+        if name is _UNSET:
+            name = _first_font[cp] = next((n for n, cps in fonts if cp in cps), None)
         if name is None:
             name, ch = (current or SANS), "?"
         if name == current:
@@ -117,6 +122,8 @@ def runs(text: str) -> list[tuple[str, str]]:
 def width(text: str, size: float) -> float:
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
+    if text.isascii():
+        return stringWidth(text, SANS, size)
     return sum(stringWidth(s, n, size) for n, s in runs(text))
 
 

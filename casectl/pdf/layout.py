@@ -116,11 +116,14 @@ class Line(Flowable):
 
 def cell(text: Any, width: float, size: float) -> tuple[Any, str | None]:
     """A table cell cut to `width`: a plain string (and its font when not the default) or a Line."""
-    text = "" if text is None else str(text).replace("\n", " ")
-    text = fonts.fit(text, width, size)
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    text = "" if text is None else str(text).replace("\n", " ").replace("\t", " ")
     if text.isascii():
-        return text, None
+        return fonts.fit(text, width, size), None
     runs = fonts.runs(text)
+    if sum(stringWidth(s, n, size) for n, s in runs) > width:
+        runs = fonts.runs(fonts.fit(text, width, size))
     if len(runs) == 1 and runs[0][0] not in fonts.THIN:
         return runs[0][1], runs[0][0]
     return Line(runs, size), None

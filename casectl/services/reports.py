@@ -104,8 +104,8 @@ def age(start: str | None, end: datetime | str | None) -> str:
         return ""
     end_s = end if isinstance(end, str) else iso(end)
     try:
-        a = datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
-        b = datetime.strptime(end_s, "%Y-%m-%dT%H:%M:%SZ")
+        a = datetime.fromisoformat(start)
+        b = datetime.fromisoformat(end_s)
     except ValueError:
         return ""
     seconds = max(0, int((b - a).total_seconds()))
