@@ -95,6 +95,13 @@ def activity(
 ) -> None:
     """Add an activity or change its state, result or decision; `assign` hands it to someone else.
 
+    \b
+    ID add TYPE [--assignee U | --team T]   add an activity (handed to an agent or a team)
+    ID ACT state STATE                       move it (ACT: A-7, or its type when unique on the case)
+    ID ACT result KEY=VALUE...               record result data
+    ID ACT decide VALUE                      take a decision (the workflow's decisions; default reviewed)
+    ID ACT assign [--assignee U] [--team T]  hand it over
+
     Example: casectl activity C-12 dbs_enhanced result certificate=001234 outcome=clear
     """
     words = list(words or [])

@@ -77,6 +77,13 @@ def block(
 ) -> None:
     """Add, edit, approve, ask to re-upload or receive a block.
 
+    \b
+    ID add KIND NAME [--data JSON|@FILE]    add a block (kinds: user_data, registry_data, enriched, document, kyc)
+    ID BLOCK set KEY=VALUE...               edit a writable block's data (dotted keys nest)
+    ID BLOCK approve [--reason TEXT]        approve a document or kyc block
+    ID BLOCK reupload --reason TEXT         mark it for `act ID request_reuploads`
+    ID BLOCK received FILE                  the subject's re-upload arrived
+
     Example: casectl block C-12 passport reupload --reason "scan is blurry"
     """
     words = list(words or [])
