@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -85,12 +86,12 @@ def import_cases(
     if rejects and not skip_invalid:
         raise UsageError("--rejects goes with --skip-invalid (without it, any invalid row stops the import)")
     conn = context.open_db()
-    progress = _Progress() if output.is_tty(click.get_text_stream("stderr")) else None
+    progress = _Progress() if output.is_tty(sys.stderr) else None
     try:
         result = importer.import_csv(
             conn, file, workflow=workflow, actor=context.actor(), now=context.now(), mapping=mapping,
             dry_run=dry_run, skip_invalid=skip_invalid, update=update, encoding=encoding, rejects=rejects,
-            stdin=click.get_binary_stream("stdin") if file == "-" else None, progress=progress)
+            stdin=sys.stdin.buffer if file == "-" else None, progress=progress)
     finally:
         if progress:
             progress.close()
@@ -167,7 +168,7 @@ def export_cases(
             raise
         click.echo(f"exported {n} case{'s' if n != 1 else ''} to {out}", err=True)
     else:
-        _write(click.get_text_stream("stdout"), cases, columns, fmt)
+        _write(sys.stdout, cases, columns, fmt)
 
 
 def _write(stream, cases, columns: list[str], fmt: str) -> int:

@@ -1,0 +1,444 @@
+"""`casectl import`: the same cases as `create`, atomic, idempotent, streamed, and
+every kind of bad file refused with a clear line and exit 6 (or 3, 2)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import pty
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from casectl.store.events import iter_chain_breaks
+
+HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,company.reg_no,company.name\n"
+
+
+def counts(db_path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("cases", "subjects", "events", "case_tags", "workflows", "activities")}
+    finally:
+        conn.close()
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+@pytest.fixture
+def good_csv(tmp_path) -> Path:
+    return write(tmp_path / "good.csv", HEADER +
+                 "R-1,Ada Lovelace,ada@example.com,1815-12-10,gb,high,\"vip,batch\",123,Analytical Ltd\n"
+                 "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
+                 "R-3,Ada L.,ADA@example.com,,GB,low,batch,456,\n")
+
+
+# --- the good path -------------------------------------------------------------
+
+
+def test_import_creates_the_cases_create_would(cli, db, good_csv, tmp_path):
+    r = cli("import", good_csv, "--workflow", "kyb", "--json")
+    summary = json.loads(r.stdout)
+    assert summary["created"] == 3 and summary["rows"] == 3 and summary["invalid"] == 0
+    assert "created 3" in r.stderr
+    one = cli.json("show", "R-1", "--json")
+    assert one["status"] == "collection_flow" and one["workflow"] == "kyb" and one["origin"] == "import"
+    assert one["priority"] == "high" and one["tags"] == ["batch", "vip"]
+    assert one["data"] == {"company": {"name": "Analytical Ltd", "reg_no": "123"}}
+    assert one["subject"]["email"] == "ada@example.com" and one["subject"]["country"] == "GB"
+    assert one["subject"]["dob"] == "1815-12-10"
+    # The subject is reused by email (case-insensitively), as `create` does.
+    three = cli.json("show", "R-3", "--json")
+    assert three["subject"]["id"] == one["subject"]["id"]
+    assert three["subject"]["name"] == "Ada Lovelace"  # known values are never overwritten
+    # The same row through `create` gives the same case, field for field.
+    cli("create", "--workflow", "kyb", "--ref", "C-R-1", "--subject-email", "ada@example.com", "--country", "GB",
+        "--subject-name", "Ada Lovelace", "--priority", "high", "--tag", "vip", "--tag", "batch",
+        "--data", json.dumps({"company": {"name": "Analytical Ltd", "reg_no": "123"}}))
+    created = cli.json("show", "C-R-1", "--json")
+    skip = {"id", "ref", "origin", "history", "events_total", "created_at", "updated_at", "due_at", "sla"}
+    assert {k: v for k, v in created.items() if k not in skip} == {k: v for k, v in one.items() if k not in skip}
+
+
+def test_created_event_names_the_file_and_its_sha256_and_chains(cli, db, db_path, good_csv):
+    cli("import", good_csv, "--workflow", "kyb")
+    h = cli.json("history", "R-2", "--json")
+    created = h["events"][0]
+    assert created["kind"] == "created" and created["to"] == "collection_flow"
+    digest = hashlib.sha256(good_csv.read_bytes()).hexdigest()
+    assert created["data"]["sha256"] == digest and created["data"]["file"] == str(good_csv)
+    assert created["data"]["origin"] == "import" and created["data"]["line"] == 3
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("SELECT * FROM events ORDER BY case_id, id").fetchall()
+    assert list(iter_chain_breaks(rows)) == []
+    assert conn.execute("SELECT count(*) FROM workflows WHERE name = 'kyb'").fetchone()[0] == 1
+    check = cli("db", "check", "--json", expect=None)
+    assert check.exit_code == 0, check.stdout + check.stderr
+
+
+def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):
+    f = write(tmp_path / "s.csv", "ref,subject_email\nS-1,a@example.com\nS-2,b@example.com\n")
+    cli("import", f, "--workflow", "screening")
+    doc = cli.json("show", "S-2", "--json")
+    # screening requires three activities; creation made them, as for `create`.
+    assert [a["type"] for a in doc["activities"]] == ["basic_details", "dbs_enhanced", "document_upload"]
+    assert doc["due_at"] is not None
+
+
+def test_same_file_twice_imports_nothing_the_second_time(cli, db, db_path, good_csv):
+    cli("import", good_csv, "--workflow", "kyb")
+    before = counts(db_path)
+    r = cli("import", good_csv, "--workflow", "kyb", "--json")
+    assert json.loads(r.stdout)["created"] == 0 and json.loads(r.stdout)["unchanged"] == 3
+    assert counts(db_path) == before
+
+
+def test_update_changes_existing_cases_with_one_event_each(cli, db, db_path, good_csv, tmp_path):
+    cli("import", good_csv, "--workflow", "kyb")
+    changed = write(tmp_path / "changed.csv", HEADER +
+                    "R-1,Ada Lovelace,ada@example.com,1815-12-10,GB,urgent,vip,123,Analytical Ltd\n"
+                    "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
+                    "R-4,New One,new@example.com,,FR,,,,\n")
+    r = cli("import", changed, "--workflow", "kyb", "--update", "--json")
+    s = json.loads(r.stdout)
+    assert (s["created"], s["updated"], s["unchanged"]) == (1, 1, 1)
+    one = cli.json("show", "R-1", "--json")
+    assert one["priority"] == "urgent" and one["tags"] == ["vip"] and one["version"] == 2
+    events = cli.json("history", "R-1", "--json")["events"]
+    assert [e["kind"] for e in events] == ["created", "updated"]
+    assert events[1]["data"]["changes"]["priority"] == ["high", "urgent"]
+    assert events[1]["data"]["changes"]["tags"] == [["batch", "vip"], ["vip"]]
+    assert len(cli.json("history", "R-2", "--json")["events"]) == 1
+    # Without --update an existing ref is left alone.
+    again = write(tmp_path / "again.csv", HEADER + "R-1,,,,,low,,,\n")
+    cli("import", again, "--workflow", "kyb")
+    assert cli.json("show", "R-1", "--json")["priority"] == "urgent"
+
+
+def test_update_refuses_a_status_change_the_rules_forbid(cli, db, db_path, tmp_path):
+    write(tmp_path / "a.csv", "ref,subject_email\nK-1,k@example.com\n")
+    cli("import", tmp_path / "a.csv", "--workflow", "kyb")
+    before = counts(db_path)
+    write(tmp_path / "b.csv", "ref,status\nK-1,approved\n")
+    r = cli("import", tmp_path / "b.csv", "--workflow", "kyb", "--update", expect=6)
+    assert "b.csv:2: column status: cannot move case K-1 from collection_flow to approved" in r.stderr
+    assert counts(db_path) == before
+
+
+def test_status_column_and_workflow_column(cli, db, tmp_path):
+    f = write(tmp_path / "w.csv", "ref,workflow,status\nW-1,simple,pending\nW-2,kyb,\n")
+    cli("import", f)  # no --workflow: the column says
+    assert cli.json("show", "W-1", "--json")["status"] == "pending"
+    assert cli.json("show", "W-2", "--json")["status"] == "collection_flow"
+
+
+def test_utf8_bom_crlf_quoted_newlines_and_a_1mb_field(cli, db, tmp_path):
+    big = "x" * (1024 * 1024)
+    text = ('ref,subject_name,notes\r\n'
+            'B-1,"Müller, Anna","line one\r\nline two"\r\n'
+            f'B-2,Zoë,{big}\r\n')
+    f = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + text.encode("utf-8"))
+    cli("import", f, "--workflow", "simple")
+    one = cli.json("show", "B-1", "--json")
+    assert one["subject"]["name"] == "Müller, Anna" and one["data"]["notes"] == "line one\r\nline two"
+    assert len(cli.json("show", "B-2", "--json")["data"]["notes"]) == 1024 * 1024
+
+
+def test_other_encodings_with_encoding_option(cli, db, tmp_path):
+    f = write(tmp_path / "latin.csv", "ref,subject_name\nL-1,José Müller\n".encode("latin-1"))
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "not utf-8 text" in r.stderr and "--encoding" in r.stderr
+    cli("import", f, "--workflow", "simple", "--encoding", "latin-1")
+    assert cli.json("show", "L-1", "--json")["subject"]["name"] == "José Müller"
+    r = cli("import", f, "--workflow", "simple", "--encoding", "klingon", expect=2)
+    assert "unknown encoding 'klingon'" in r.stderr
+
+
+def test_stdin(cli, db):
+    r = cli("import", "-", "--workflow", "simple", "--json", input="ref,subject_email\nI-1,i@example.com\n")
+    s = json.loads(r.stdout)
+    assert s["created"] == 1 and s["file"] == "<stdin>"
+    assert s["sha256"] == hashlib.sha256(b"ref,subject_email\nI-1,i@example.com\n").hexdigest()
+
+
+def test_dry_run_writes_nothing(cli, db, db_path, good_csv):
+    before = counts(db_path)
+    r = cli("import", good_csv, "--workflow", "kyb", "--dry-run", "--json")
+    s = json.loads(r.stdout)
+    assert s["created"] == 3 and s["dry_run"] is True
+    assert "would create 3" in r.stderr and "nothing was written" in r.stderr
+    assert counts(db_path) == before
+
+
+def test_mapping_renames_and_converts(cli, db, tmp_path):
+    mapping = write(tmp_path / "map.json", json.dumps({
+        "workflow": "kyb",
+        "columns": {
+            "Customer ID": "ref",
+            "Company": "subject_name",
+            "Mail": {"to": "subject_email", "convert": "lower"},
+            "Founded": {"to": "company.founded", "convert": "date", "format": "%d/%m/%Y"},
+            "Staff": {"to": "company.staff", "convert": "int"},
+            "Urgency": {"to": "priority", "values": {"H": "high", "L": "low"}},
+            "Internal": None,
+        },
+        "defaults": {"entity_type": "company", "team": "onboarding"},
+    }))
+    f = write(tmp_path / "m.csv", "Customer ID,Company,Mail,Founded,Staff,Urgency,Internal,Extra\n"
+                                  "M-1,Acme Ltd,INFO@ACME.EXAMPLE,31/01/1999,42,H,secret,kept\n")
+    cli("import", f, "--map", mapping)
+    doc = cli.json("show", "M-1", "--json")
+    assert doc["subject"]["email"] == "info@acme.example" and doc["subject"]["entity_type"] == "company"
+    assert doc["data"] == {"company": {"founded": "1999-01-31", "staff": 42}, "Extra": "kept"}
+    assert doc["priority"] == "high" and doc["team"] == "onboarding"
+    bad = write(tmp_path / "b.csv", "Customer ID,Founded,Staff\nM-2,1999-01-31,many\n")
+    r = cli("import", bad, "--map", mapping, expect=6)
+    assert "b.csv:2: column Founded: '1999-01-31' is not a date in the format %d/%m/%Y" in r.stderr
+    assert "b.csv:2: column Staff: 'many' is not a whole number" in r.stderr
+
+
+def test_invalid_mapping_file(cli, db, tmp_path, good_csv):
+    m = write(tmp_path / "bad-map.json", json.dumps({"columns": {"A": {"convert": "explode"}}, "oops": 1}))
+    r = cli("import", good_csv, "--map", m, "--workflow", "kyb", expect=6)
+    assert "problem(s) with the mapping" in r.stderr and "$.columns.A" in r.stderr
+    m2 = write(tmp_path / "notjson.json", "{nope")
+    r = cli("import", good_csv, "--map", m2, "--workflow", "kyb", expect=6)
+    assert "not valid JSON" in r.stderr
+
+
+# --- atomic: one bad row, nothing imported ----------------------------------------
+
+BAD_ROWS = [
+    ("X-1,A,not-an-email,,GB,,,,", "column subject_email: 'not-an-email' is not an email address"),
+    ("X-1,A,a@example.com,1990-02-30,GB,,,,", "column subject_dob: '1990-02-30' is not a date (YYYY-MM-DD)"),
+    ("X-1,A,a@example.com,,ZZ,,,,", "column country: 'ZZ' is not an ISO 3166 country code"),
+    ("X-1,A,a@example.com,,GB,asap,,,", "column priority: 'asap' is not one of low, normal, high, urgent"),
+    (",A,a@example.com,,GB,,,,", "column ref: required"),
+    ("X-1,A,a@example.com,,GB,,,", "has 8 fields but the header has 9"),
+]
+
+
+@pytest.mark.parametrize("row,message", BAD_ROWS)
+def test_one_bad_row_imports_nothing(cli, db, db_path, tmp_path, row, message):
+    f = write(tmp_path / "bad.csv", HEADER + "G-1,Good,good@example.com,,GB,,,,\n" + row + "\n")
+    before = counts(db_path)
+    r = cli("import", f, "--workflow", "kyb", expect=6)
+    assert f"bad.csv:3: {message}" in r.stderr
+    assert "1 invalid row of 2; nothing was imported" in r.stderr
+    assert counts(db_path) == before
+
+
+def test_unknown_status_names_the_workflow_statuses(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "s.csv", "ref,status\nS-1,open\nS-2,flying\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "s.csv:3: column status: 'flying' is not a status of workflow simple (open, pending" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_duplicate_ref_in_the_file(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "d.csv", "ref,subject_email\nD-1,a@example.com\nD-2,b@example.com\nD-1,c@example.com\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "d.csv:4: column ref: 'D-1' is a duplicate of line 2" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_duplicates_across_batches_are_found(cli, db, db_path, tmp_path):
+    lines = [f"Q-{i},q{i}@example.com" for i in range(2500)] + ["Q-7,again@example.com"]
+    f = write(tmp_path / "d.csv", "ref,subject_email\n" + "\n".join(lines) + "\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "d.csv:2502: column ref: 'Q-7' is a duplicate of line 9" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_errors_are_listed_up_to_50_then_counted(cli, db, db_path, tmp_path):
+    rows = [f"E-{i},bad{i}" for i in range(120)]
+    f = write(tmp_path / "many.csv", "ref,subject_email\n" + "\n".join(rows) + "\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("  ") and "many.csv:" in ln]
+    assert len(lines) == 50 and lines[0].endswith("many.csv:2: column subject_email: 'bad0' is not an email address")
+    assert "120 invalid rows of 120; nothing was imported (the first 50 below)" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+# --- --skip-invalid ------------------------------------------------------------------
+
+
+def test_skip_invalid_imports_the_good_rows_and_writes_rejects(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "mixed.csv", "ref,subject_email,country\n"
+                                      "OK-1,a@example.com,GB\n"
+                                      "BAD-1,nope,GB\n"
+                                      "OK-2,b@example.com,FR\n"
+                                      "BAD-2,c@example.com,XX\n")
+    rejects = tmp_path / "rejects.csv"
+    r = cli("import", f, "--workflow", "simple", "--skip-invalid", "--rejects", rejects)
+    assert r.stdout == ""
+    assert "created 2" in r.stderr and "2 invalid (written to" in r.stderr
+    assert counts(db_path)["cases"] == 2
+    with open(rejects, newline="", encoding="utf-8") as fh:
+        got = list(csv.reader(fh))
+    assert got[0] == ["ref", "subject_email", "country", "error"]
+    assert got[1][:3] == ["BAD-1", "nope", "GB"] and "subject_email: 'nope' is not an email" in got[1][3]
+    assert got[2][0] == "BAD-2" and "country" in got[2][3]
+    # Fixing the rejects and importing them completes the batch.
+    fixed = write(tmp_path / "fixed.csv", "ref,subject_email,country\nBAD-1,d@example.com,GB\nBAD-2,e@example.com,DE\n")
+    cli("import", fixed, "--workflow", "simple")
+    assert counts(db_path)["cases"] == 4
+
+
+def test_rejects_without_skip_invalid_is_a_usage_error(cli, db, good_csv, tmp_path):
+    r = cli("import", good_csv, "--workflow", "kyb", "--rejects", tmp_path / "r.csv", expect=2)
+    assert "--rejects goes with --skip-invalid" in r.stderr
+
+
+# --- files that are not what they should be -----------------------------------------
+
+
+def test_missing_ref_column(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "h.csv", "id,subject_email\n1,a@example.com\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "h.csv:1: no ref column (the header is: id, subject_email)" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_wrong_header_a_data_line_first(cli, db, tmp_path):
+    f = write(tmp_path / "noheader.csv", "R-1,ada@example.com\nR-2,bob@example.com\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "no ref column (the header is: R-1, ada@example.com)" in r.stderr
+
+
+def test_header_with_duplicate_and_blank_columns(cli, db, tmp_path):
+    f = write(tmp_path / "dup.csv", "ref,subject_email,subject_email,\nR-1,a@example.com,b@example.com,\n")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "dup.csv:1: column 'subject_email' appears twice in the header" in r.stderr
+    assert "dup.csv:1: column 4 has no name" in r.stderr
+
+
+def test_empty_file(cli, db, tmp_path):
+    f = write(tmp_path / "empty.csv", "")
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert r.stderr.strip() == (f"casectl: error: {f}: is empty; expected a header line naming the columns "
+                                "(at least ref)")
+
+
+def test_header_only_is_nothing_to_import(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "header.csv", "ref,subject_email\n")
+    r = cli("import", f, "--workflow", "simple")
+    assert "0 rows" in r.stderr and "header but no rows: nothing to import" in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_binary_garbage(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "garbage.csv", bytes(range(256)) * 40)
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "looks like a binary file" in r.stderr
+    f2 = write(tmp_path / "garbage2.csv", bytes(b % 255 + 1 for b in os.urandom(4000)))
+    r = cli("import", f2, "--workflow", "simple", expect=6)
+    assert r.stderr.startswith("casectl: error:") and "Traceback" not in r.stderr
+    assert counts(db_path)["cases"] == 0
+
+
+def test_a_directory_and_a_missing_file(cli, db, tmp_path):
+    r = cli("import", tmp_path, "--workflow", "simple", expect=6)
+    assert "is a directory, not a CSV file" in r.stderr
+    r = cli("import", tmp_path / "nope.csv", "--workflow", "simple", expect=3)
+    assert "nope.csv: no such file" in r.stderr
+
+
+def test_unknown_workflow_and_no_workflow(cli, db, good_csv):
+    r = cli("import", good_csv, "--workflow", "nosuch", expect=3)
+    assert "unknown workflow 'nosuch'" in r.stderr
+    r = cli("import", good_csv, expect=2)
+    assert "--workflow NAME" in r.stderr
+
+
+def test_formula_escape_is_removed_on_import(cli, db, tmp_path):
+    f = write(tmp_path / "f.csv", "ref,subject_name,memo\nF-1,'=HYPERLINK(1),'@sum\n")
+    cli("import", f, "--workflow", "simple")
+    doc = cli.json("show", "F-1", "--json")
+    assert doc["subject"]["name"] == "=HYPERLINK(1)" and doc["data"]["memo"] == "@sum"
+
+
+# --- real processes: progress on a terminal, SIGKILL in the middle, memory ---------------
+
+
+def _big_csv(path: Path, n: int) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["ref", "subject_name", "subject_email", "country", "company.reg_no"])
+        for i in range(n):
+            w.writerow([f"BIG-{i:07d}", f"Person {i}", f"p{i}@example.com", "GB", f"{i:08d}"])
+    return path
+
+
+def test_progress_bar_only_on_a_terminal(run, db, tmp_path, good_csv):
+    r = run("import", good_csv, "--workflow", "kyb")
+    assert r.returncode == 0 and "\r" not in r.stderr and "importing [" not in r.stderr
+    f = _big_csv(tmp_path / "p.csv", 3000)
+    from tests.conftest import casectl_bin
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([casectl_bin(), "import", str(f), "--workflow", "simple"], stdout=subprocess.PIPE,
+                            stderr=slave, env=os.environ.copy())
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"importing [" in seen and b"100%" in seen and b"created 3000" in seen
+    assert proc.stdout.read() == b""
+
+
+def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, tmp_path):
+    run("import", "-", "--workflow", "simple", input="ref,subject_email\nPRE-1,pre@example.com\n")
+    before = counts(db_path)
+    f = _big_csv(tmp_path / "big.csv", 60_000)
+    from tests.conftest import casectl_bin
+    proc = subprocess.Popen([casectl_bin(), "import", str(f), "--workflow", "simple"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=os.environ.copy())
+    wal = Path(str(db_path) + "-wal")
+    deadline = time.monotonic() + 60
+    # Wait until the import has written a good part of its transaction, then kill it.
+    while time.monotonic() < deadline and (not wal.exists() or wal.stat().st_size < 4_000_000):
+        assert proc.poll() is None, "the import finished before it could be killed; make the file bigger"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert counts(db_path) == before
+    # Re-running completes it (and its peak memory stays far below the 150 MB budget).
+    proc = subprocess.Popen([casectl_bin(), "import", str(f), "--workflow", "simple"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=os.environ.copy())
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert b"created 60000" in err
+    assert usage.ru_maxrss * 1024 < 150 * 2**20
+    after = counts(db_path)
+    assert after["cases"] == before["cases"] + 60_000
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
