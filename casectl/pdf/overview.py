@@ -136,7 +136,7 @@ def build(data, out) -> int:
     story += _totals("Status", data.by_status, data.total, w)
     story += _totals("Workflow", data.by_workflow, data.total, w)
 
-    narrow = [w * x for x in (0.09, 0.31, 0.12, 0.2, 0.12, 0.16)]
+    narrow = [w * x for x in (0.08, 0.29, 0.19, 0.12, 0.17, 0.15)]
     story.append(CondPageBreak(40 * mm))
     story.append(Paragraph(f"SLA breaches: {data.breaches_total:,} open case"
                            f"{'' if data.breaches_total == 1 else 's'} past due", s["h2"]))
