@@ -222,5 +222,6 @@ def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: boo
     if as_json:
         output.emit_json({"package": path, **manifest})
     else:
-        click.echo(f"{path}: {ids.fmt('case', c['id'])} with {len(manifest['files'])} files "
-                   f"({sum(1 for f in manifest['files'] if f.get('kind') == 'document')} documents)")
+        docs = sum(1 for f in manifest["files"] if f.get("kind") == "document")
+        click.echo(f"{path}: {ids.fmt('case', c['id'])}: case.json, history.json and {docs} "
+                   f"document{'s' if docs != 1 else ''}, listed with their sha256 in manifest.json")
