@@ -9,7 +9,6 @@ import json
 import os
 import sqlite3
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -115,6 +114,8 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
     event with its hash), documents/ (each attached file) and manifest.json
     listing every other member with its size and sha256.
     """
+    import zipfile
+
     path = Path(path)
     if path.is_dir():
         raise InvalidInput(f"--package {path}: is a directory; give a file name like case.zip")
@@ -166,7 +167,9 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
     return manifest
 
 
-def _zip_info(name: str, created_at: str) -> zipfile.ZipInfo:
+def _zip_info(name: str, created_at: str):
+    import zipfile
+
     # A fixed timestamp (the export time, not the file system's) keeps packages reproducible.
     y, mo, d = int(created_at[0:4]), int(created_at[5:7]), int(created_at[8:10])
     h, mi, s = int(created_at[11:13]), int(created_at[14:16]), int(created_at[17:19])

@@ -55,6 +55,10 @@ _STRIPPED = {"ref", "workflow", "status", "priority", "assignee", "team", "tags"
 # What --update may change on an existing case.
 UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry_data")
 
+_CASE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+_EVENT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+_HASH_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 # Column kinds.
 _CASE, _DATA, _REGISTRY, _DATA_JSON, _REGISTRY_JSON = range(5)
 
@@ -657,24 +661,27 @@ class _Importer:
         next_case, next_subject, next_event = bulk.next_ids(conn)
         subject_ids, subject_rows = self.subjects_for(rows, next_subject)
         case_rows, tag_rows, event_rows = [], [], []
-        dumps = json.dumps
-        event_hash = event_store.event_hash
+        # One encoder each, built once: the same output as json.dumps with these options
+        # (store.cases.insert and store.events.append/event_hash), without a new encoder per call.
+        dumps = _CASE_JSON.encode
+        event_json = _EVENT_JSON.encode
+        sha256 = hashlib.sha256
         for i, (r, subject_id) in enumerate(zip(rows, subject_ids)):
             nc, wf = r.nc, r.wf
             case_id = next_case + i
             status = nc.status or wf.initial
             case_rows.append((
                 case_id, nc.ref, wf.name, wf.version, status, int(wf.is_final(status)), subject_id,
-                dumps(nc.data, ensure_ascii=False, sort_keys=True),
-                dumps(nc.registry_data, ensure_ascii=False, sort_keys=True),
+                dumps(nc.data), dumps(nc.registry_data),
                 nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor,
             ))
             if nc.tags:
                 tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
-            data = dumps({"workflow": wf.name, "workflow_version": wf.version, "origin": "import", "ref": nc.ref,
-                          "line": r.line, **self.event_extra}, separators=(",", ":"), ensure_ascii=False,
-                         sort_keys=True)
-            h = event_hash("", case_id, at, actor, "created", None, None, status, None, data)
+            data = event_json({"workflow": wf.name, "workflow_version": wf.version, "origin": "import",
+                               "ref": nc.ref, "line": r.line, **self.event_extra})
+            # = store.events.event_hash("", case_id, at, actor, "created", None, None, status, None, data)
+            h = sha256(_HASH_JSON.encode(["", case_id, at, actor, "created", None, None, status, None, data])
+                       .encode("utf-8")).hexdigest()
             event_rows.append((next_event + i, case_id, at, actor, "created", None, None, status, None, data, "", h))
         if subject_rows:
             bulk.insert_subjects(conn, subject_rows)
