@@ -153,8 +153,13 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
         params.append(tag)
     for w in f.where:
         if w.scope == "subject" and len(w.path) == 1 and w.path[0] in _SUBJECT_COLUMNS:
-            clauses.append(f"{_SUBJECT_COLUMNS[w.path[0]]} = ?")
-            params.append(w.value)
+            # Find the subjects first (email and ref are indexed), then their cases by index.
+            if w.path[0] == "email":
+                clauses.append("c.subject_id IN (SELECT id FROM subjects WHERE email_key = ?)")
+                params.append(w.value.strip().lower())
+            else:
+                clauses.append(f"c.subject_id IN (SELECT id FROM subjects WHERE {w.path[0]} = ?)")
+                params.append(w.value)
         else:
             column = {"subject": "s.data", "data": "c.data", "registry_data": "c.registry_data"}[w.scope]
             clauses.append(f"CAST(json_extract({column}, ?) AS TEXT) = ?")
