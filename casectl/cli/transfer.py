@@ -120,7 +120,7 @@ def export_cases(
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Export cases as CSV (importable), JSON or NDJSON, or one case as a data package.
+    """Export cases as CSV, JSON or NDJSON, or one case as a data package (the CSV imports back).
 
     Example: casectl export --workflow kyb --status approved -o approved.csv
     """
