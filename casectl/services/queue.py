@@ -34,10 +34,10 @@ from . import sla
 def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, actor: str, now: datetime) -> None:
     """Start the SLA clock (due_at) of a new case; a case born waiting starts paused."""
     budget = sla.budget_seconds(wf.sla)
-    row = conn.execute("SELECT status FROM cases WHERE id = ?", (case_id,)).fetchone()
-    if budget is None or row is None or wf.is_final(row[0]):
+    current = case_store.status_of(conn, case_id)
+    if budget is None or current is None or wf.is_final(current):
         return
-    status = wf.status(row[0])
+    status = wf.status(current)
     if status is not None and status.waiting:
         queue_store.set_sla_clock(conn, case_id, due_at=None, paused_at=iso(now), remaining=budget)
     else:
@@ -137,7 +137,7 @@ def note_in(conn: sqlite3.Connection, case: dict[str, Any], text: str, *, privat
     if not text:
         raise InvalidInput("note: the text is empty; give it as an argument or on stdin")
     at = iso(now)
-    note_no = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM notes").fetchone()[0]
+    note_no = queue_store.next_note_id(conn)  # the event names the note it records
     ref = ids.fmt("note", note_no)
     data: dict[str, Any] = {"note": ref, "private": private}
     if private:

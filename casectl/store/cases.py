@@ -281,3 +281,8 @@ def event_count(conn: sqlite3.Connection, case_id: int) -> int:
 
 def exists(conn: sqlite3.Connection, case_id: int) -> bool:
     return conn.execute("SELECT 1 FROM cases WHERE id = ?", (case_id,)).fetchone() is not None
+
+
+def status_of(conn: sqlite3.Connection, case_id: int) -> str | None:
+    row = conn.execute("SELECT status FROM cases WHERE id = ?", (case_id,)).fetchone()
+    return row[0] if row else None

@@ -11,6 +11,11 @@ from . import cases as case_store
 # --- notes ----------------------------------------------------------------------
 
 
+def next_note_id(conn: sqlite3.Connection) -> int:
+    """The id the next note will get (callers hold the write lock)."""
+    return conn.execute("SELECT coalesce(max(id), 0) + 1 FROM notes").fetchone()[0]
+
+
 def add_note(conn: sqlite3.Connection, case_id: int, *, at: str, actor: str, text: str, private: bool,
              event_id: int) -> int:
     cur = conn.execute(
