@@ -37,9 +37,24 @@ CREATE INDEX "idx_cases_decided_at"
 -- index idx_cases_final
 CREATE INDEX "idx_cases_final"
     ON "cases" ("final");
+-- index idx_cases_final_assignee
+CREATE INDEX "idx_cases_final_assignee"
+    ON "cases" ("final", "assignee");
+-- index idx_cases_final_decided_at
+CREATE INDEX "idx_cases_final_decided_at"
+    ON "cases" ("final", "decided_at");
 -- index idx_cases_final_due_at
 CREATE INDEX "idx_cases_final_due_at"
     ON "cases" ("final", "due_at");
+-- index idx_cases_final_status
+CREATE INDEX "idx_cases_final_status"
+    ON "cases" ("final", "status");
+-- index idx_cases_final_team
+CREATE INDEX "idx_cases_final_team"
+    ON "cases" ("final", "team");
+-- index idx_cases_final_workflow
+CREATE INDEX "idx_cases_final_workflow"
+    ON "cases" ("final", "workflow");
 -- index idx_cases_parent_id
 CREATE INDEX "idx_cases_parent_id"
     ON "cases" ("parent_id");

@@ -3,7 +3,6 @@ watermark moved only after a successful send, one digest when two start at once.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import subprocess

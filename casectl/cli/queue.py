@@ -152,11 +152,18 @@ def unassign(
 def take(as_json: Json = False) -> None:
     """Claim the oldest unassigned case you can act on now and print its id.
 
-    Example: id=$(casectl take --view kyb-manual-review) && casectl show "$id"
+    Example: id=$(casectl take --view kyb-manual-review); [ -n "$id" ] && casectl show "$id"
     """
     conn = context.open_db()
     f = filtering.resolve(conn, actor=context.actor(), now=context.now())
     case = queue_service.take(conn, f, actor=context.actor(), now=context.now())
+    if case is None:
+        # An empty queue is not an error (exit 0, nothing on stdout), like a list with no results.
+        click.echo("nothing to take: no unassigned case you can act on matches "
+                   "(see `casectl list --unassigned --open`)", err=True)
+        if as_json:
+            output.emit_json(None)
+        return
     if as_json:
         output.emit_json(output.case_document(case))
     else:

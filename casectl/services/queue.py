@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from .. import ids, rules
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput
 from ..filters import CaseFilter
 from ..rules import Workflow
 from ..store import cases as case_store
@@ -207,7 +207,7 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
         if f.statuses:
             statuses &= set(f.statuses)
         if not statuses:
-            raise NotFound("no case can be taken: no status in this filter offers an agent action")
+            return None  # no status in this filter offers an agent action
         queue_filter = CaseFilter(**{**f.__dict__, "statuses": tuple(sorted(statuses))})
         for case in queue_store.queue(conn, queue_filter):
             wf = case_service.workflow_of(conn, case)
@@ -215,7 +215,7 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
                 continue
             assign_in(conn, case, assignee=actor, actor=actor, now=now, action="take")
             return case_store.get(conn, case["id"])
-    raise NotFound("no unassigned case you can act on matches; try `casectl list --unassigned --open`")
+    return None
 
 
 # --- tags ------------------------------------------------------------------------
