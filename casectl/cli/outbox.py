@@ -111,6 +111,7 @@ def digest(
     to: Annotated[Optional[list[str]], typer.Option("--to", metavar="ADDR", help="Recipient (repeatable) [env: CASECTL_DIGEST_TO].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the digest; send nothing, move no watermark.")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="text|html|json", help="What to print (default: text).")] = None,
+    redact: Annotated[bool, typer.Option("--redact", help="Mask subjects' names, emails and dates of birth.")] = False,
     as_json: Json = False,
 ) -> None:
     """Send the notification digest: decisions and new cases since the last one, waiting cases, SLA breaches.
@@ -123,7 +124,8 @@ def digest(
     if fmt not in digest_service.FORMATS:
         raise UsageError(f"unknown format '{fmt}'; available: {', '.join(digest_service.FORMATS)}")
     conn = context.open_db()
-    outcome = digest_service.run(conn, since=since, to=list(to or []), dry_run=dry_run, now=context.now())
+    outcome = digest_service.run(conn, since=since, to=list(to or []), dry_run=dry_run, now=context.now(),
+                                 redact=redact)
     if outcome.skipped:
         click.echo(f"casectl: {outcome.skipped}", err=True)
         if fmt == "json":

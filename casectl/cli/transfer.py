@@ -118,6 +118,8 @@ def export_cases(
     fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns (default: the importable ones for csv, all for json).")] = None,
     sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending (default id).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
+    redact: Annotated[bool, typer.Option("--redact", help="Mask names, emails and dates of birth (packages leave documents out).")] = False,
+    include_private: Annotated[bool, typer.Option("--include-private", help="Put private notes in a package.")] = False,
     as_json: Json = False,
 ) -> None:
     """Export cases as CSV, JSON or NDJSON, or one case as a data package (the CSV imports back).
@@ -129,7 +131,8 @@ def export_cases(
     if package:
         if not case:
             raise UsageError("--package needs the case: casectl export C-12 --package case.zip")
-        _export_package(conn, case, package, actor=actor, now=now, as_json=as_json)
+        _export_package(conn, case, package, actor=actor, now=now, as_json=as_json, redact=redact,
+                        include_private=include_private)
         return
     if fmt is None:
         fmt = "json" if as_json else (Path(out).suffix.lstrip(".").lower() if out else "csv")
@@ -147,7 +150,9 @@ def export_cases(
         columns = output.pick_fields(fields, output.CASE_FIELDS + tuple(c for c in exporter.CSV_COLUMNS
                                                                        if c not in output.CASE_FIELDS),
                                      output.CASE_FIELDS)
-    cases = exporter.cases(conn, f, sort=sort, limit=limit)
+    if include_private:
+        raise UsageError("--include-private goes with --package (list exports carry no notes)")
+    cases = exporter.cases(conn, f, sort=sort, limit=limit, redact=redact)
     if out:
         target = Path(out)
         if target.is_dir():
@@ -202,13 +207,22 @@ def _json_row(case: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: bool) -> None:
+def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: bool, redact: bool = False,
+                    include_private: bool = False) -> None:
+    from ..redaction import mask_data, mask_text, redact_case
+    from ..services import queue as queue_service
     from ..timeutil import iso
 
     v = case_service.view(conn, case, actor=actor, history_limit=10)
     c = v["case"]
+    names = tuple(n for n in (c.get("subject_name"),) if n)
+    if redact:
+        c = redact_case(c)
     doc = output.case_document(c)
     _, events = case_service.history(conn, case)
+    if redact:
+        events = [{**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
+                  for e in events]
     doc.update(
         allowed_actions=[{"action": x.action, "to": x.target} for x in v["allowed"]],
         refused_actions=[{"action": x.action, "reason": x.reason} for x in v["refused"]],
@@ -217,8 +231,17 @@ def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: boo
         events_total=v["events_total"],
         **{key: section.json for key, section in v["sections"].items()},
     )
+    # `show` gives agents every note; a package carries private ones only when asked.
+    notes = [queue_service.note_row(n) for n in queue_service.notes(conn, c["id"], include_private=include_private)]
+    doc["notes"] = [{**n, "text": mask_text(n["text"], names)} for n in notes] if redact else notes
+    if redact:
+        for key in ("blocks", "activities", "children"):
+            if key in doc:
+                doc[key] = mask_data(doc[key], names)
+        doc["history"] = [output.event_row(e) for e in events[-10:]]
     manifest = exporter.write_package(conn, path, case_id=c["id"], case_doc=doc,
-                                      events=[output.event_row(e) for e in events], created_at=iso(now))
+                                      events=[output.event_row(e) for e in events], created_at=iso(now),
+                                      documents=not redact)
     if as_json:
         output.emit_json({"package": path, **manifest})
     else:

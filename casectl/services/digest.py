@@ -28,6 +28,7 @@ from ..filters import CaseFilter
 from ..store import outbox as store
 from ..store import read, write
 from ..timeutil import iso, parse_time
+from ..redaction import redact_case
 from . import listing
 
 WATERMARK = "digest.last_event_id"
@@ -76,7 +77,9 @@ class Digest:
                 f"{self.open_total} open")
 
 
-def _item(c: dict[str, Any]) -> dict[str, Any]:
+def _item(c: dict[str, Any], redact: bool = False) -> dict[str, Any]:
+    if redact:
+        c = redact_case(c)
     return {
         "id": ids.fmt("case", c["id"]), "ref": c.get("ref"), "workflow": c["workflow"], "status": c["status"],
         "subject": c.get("subject_name"), "assignee": c.get("assignee"), "decision": c.get("decision"),
@@ -85,13 +88,13 @@ def _item(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cases(conn: sqlite3.Connection, case_ids: list[int], sort: str) -> list[dict[str, Any]]:
+def _cases(conn: sqlite3.Connection, case_ids: list[int], sort: str, redact: bool) -> list[dict[str, Any]]:
     if not case_ids:
         return []
-    return [_item(c) for c in listing.select(conn, CaseFilter(ids=tuple(case_ids[:LIST_LIMIT])), sort=sort)]
+    return [_item(c, redact) for c in listing.select(conn, CaseFilter(ids=tuple(case_ids[:LIST_LIMIT])), sort=sort)]
 
 
-def build(conn: sqlite3.Connection, *, after_event: int, since: str, now: datetime) -> Digest:
+def build(conn: sqlite3.Connection, *, after_event: int, since: str, now: datetime, redact: bool = False) -> Digest:
     """The digest of events after `after_event`, and of the cases as they are now (call inside a transaction)."""
     until = iso(now)
     upto = store.last_event_id(conn)
@@ -99,10 +102,10 @@ def build(conn: sqlite3.Connection, *, after_event: int, since: str, now: dateti
     new_ids = store.created_case_ids(conn, after_event, upto)
     overdue = CaseFilter(overdue_at=until)
     d = Digest(since=since, until=until, after_event=after_event, upto_event=upto)
-    d.decided, d.decided_total = _cases(conn, decided_ids, "decided_at"), len(decided_ids)
-    d.new, d.new_total = _cases(conn, new_ids, "created_at"), len(new_ids)
-    d.waiting = [_item(c) for c in listing.select(conn, CaseFilter(open_only=True), sort="updated_at", limit=10)]
-    d.breaches = [_item(c) for c in listing.select(conn, overdue, sort="due_at", limit=LIST_LIMIT)]
+    d.decided, d.decided_total = _cases(conn, decided_ids, "decided_at", redact), len(decided_ids)
+    d.new, d.new_total = _cases(conn, new_ids, "created_at", redact), len(new_ids)
+    d.waiting = [_item(c, redact) for c in listing.select(conn, CaseFilter(open_only=True), sort="updated_at", limit=10)]
+    d.breaches = [_item(c, redact) for c in listing.select(conn, overdue, sort="due_at", limit=LIST_LIMIT)]
     d.breaches_total = listing.count(conn, overdue)
     d.by_status = [{"status": s, "count": n} for s, n in listing.count_by(conn, CaseFilter(), "status")]
     d.open_total = listing.count(conn, CaseFilter(open_only=True))
@@ -201,7 +204,7 @@ class Outcome:
 
 
 def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None = None, dry_run: bool = False,
-        now: datetime, timeout: float = 30.0) -> Outcome:
+        now: datetime, timeout: float = 30.0, redact: bool = False) -> Outcome:
     """Build the digest; unless dry_run, email it and move the watermark."""
     from . import notify
 
@@ -210,7 +213,7 @@ def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None =
     if dry_run:
         with read(conn):
             after, start = _window_start(conn, since, now)
-            return Outcome(build(conn, after_event=after, since=start, now=now), dry_run=True)
+            return Outcome(build(conn, after_event=after, since=start, now=now, redact=redact), dry_run=True)
     cfg = notify.smtp_config()
     recipients = list(to or cfg.digest_to)
     if not recipients:
@@ -225,7 +228,7 @@ def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None =
         if claim:
             return Outcome(None, skipped=f"another digest (started {claim.get('at')}) is being sent; nothing sent")
         after, start = _window_start(conn, since, now)
-        digest = build(conn, after_event=after, since=start, now=now)
+        digest = build(conn, after_event=after, since=start, now=now, redact=redact)
         store.set_setting(conn, CLAIM, json.dumps({"by": me, "at": iso(now), "until": iso(now + CLAIM_FOR)}))
     subject = f"casectl digest: {digest.summary()}"
     try:

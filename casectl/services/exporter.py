@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from ..errors import InvalidInput
 from ..filters import CaseFilter
 from ..store import bulk
+from ..redaction import redact_case
 from . import listing
 
 # The CSV columns `casectl import` reads back to the same cases. Ids, times,
@@ -89,9 +90,10 @@ def csv_record(case: dict[str, Any]) -> dict[str, str]:
 
 
 def cases(conn: sqlite3.Connection, f: CaseFilter, *, sort: str | None = None,
-          limit: int | None = None) -> Iterator[dict[str, Any]]:
+          limit: int | None = None, redact: bool = False) -> Iterator[dict[str, Any]]:
     """The cases to export, streamed through the one query path `list` uses."""
-    return listing.select(conn, f, sort=sort, limit=limit)
+    rows = listing.select(conn, f, sort=sort, limit=limit)
+    return (redact_case(c) for c in rows) if redact else rows
 
 
 # --- a case's data package ----------------------------------------------------
@@ -107,7 +109,7 @@ def _safe_name(name: str) -> str:
 
 
 def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, case_doc: dict[str, Any],
-                  events: list[dict[str, Any]], created_at: str) -> dict[str, Any]:
+                  events: list[dict[str, Any]], created_at: str, documents: bool = True) -> dict[str, Any]:
     """Write one case's data package to `path` (atomically) and return its manifest.
 
     The zip holds case.json (the `show --json` document), history.json (every
@@ -125,8 +127,8 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
     members.append(("history.json", (json.dumps(events, indent=2, ensure_ascii=False, default=str) + "\n")
                     .encode("utf-8"), {"kind": "history"}))
     used: set[str] = set()
-    documents = []
-    for att in bulk.attachments_of(conn, case_id):
+    # A redacted package leaves the documents out: they are the personal data.
+    for att in bulk.attachments_of(conn, case_id) if documents else ():
         content = bulk.document_content(conn, att["sha256"])
         if content is None:
             continue
@@ -137,7 +139,6 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
         if _sha256(content) != att["sha256"]:
             raise InvalidInput(f"document {att['sha256']} of this case does not match its sha256; "
                                "run `casectl db check`")
-        documents.append(name)
         members.append((name, content, {"kind": "document", "block": att.get("block"),
                                         "filename": att.get("filename"), "media_type": att.get("media_type")}))
     manifest = {
