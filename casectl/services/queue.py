@@ -226,7 +226,7 @@ def parse_tag_changes(specs: list[str]) -> tuple[list[str], list[str]]:
     add: list[str] = []
     remove: list[str] = []
     for spec in specs:
-        sign, name = (spec[0], spec[1:]) if spec[:1] in "+-" else ("+", spec)
+        sign, name = (spec[0], spec[1:]) if spec[:1] and spec[0] in "+-" else ("+", spec)
         name = name.strip()
         if not name or "," in name or any(ch.isspace() for ch in name):
             raise InvalidInput(f"tag: '{spec}' is not +TAG or -TAG (a tag is one word, no commas)")
