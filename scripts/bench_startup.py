@@ -56,6 +56,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--cases", type=int, default=2000)
     args = ap.parse_args()
+    import compileall
+
+    import casectl
+
+    # What an installed casectl has: bytecode (an editable install with
+    # PYTHONDONTWRITEBYTECODE set would recompile every module on every call).
+    compileall.compile_dir(Path(casectl.__file__).parent, quiet=1)
     bindir = Path(sys.executable).parent
     casectl = shutil.which("casectl", path=str(bindir)) or "casectl"
     peer = shutil.which("sqlite-utils", path=str(bindir)) or shutil.which("sqlite-utils")

@@ -35,7 +35,7 @@ COMMANDS: dict[str, Entry] = {
     "init": Entry("casectl.cli.db", "Create a new casectl database (or bring an existing one up to date)."),
     "create": Entry("casectl.cli.cases", "Create a case and print its id."),
     "show": Entry("casectl.cli.cases", "Show a case, what may happen to it now, and its recent history."),
-    "list": Entry("casectl.cli.cases", "List cases matching filters."),
+    "list": Entry("casectl.cli.listing", "List cases matching filters."),
     "search": Entry("casectl.cli.queue", "Search cases by id, reference, subject name, email or date of birth, best match first."),
     "act": Entry("casectl.cli.cases", "Perform an agent action on a case."),
     "approve": Entry("casectl.cli.cases", "Approve a case (shortcut for `act ID approve`)."),

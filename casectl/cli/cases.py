@@ -1,4 +1,4 @@
-"""create, show, list, act, approve, reject, event, status, history."""
+"""create, show, act, approve, reject, event, status, history."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import typer
 from .. import ids, rules
 from ..errors import InvalidInput, UsageError
 from ..services import cases as case_service
-from ..services import listing
-from . import context, filtering, output
+from . import context, output
 from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason
 
 app = typer.Typer()
-FILTERED = {"list"}
 
 
 def read_json_arg(value: str | None, what: str) -> dict[str, Any]:
@@ -162,49 +160,6 @@ def show(
     lines.append(f"  history ({shown} of {v['events_total']}; `casectl history {ids.fmt('case', c['id'])}` for all):")
     lines.extend(f"    {output.describe_event(e)}" for e in v["history"])
     click.echo("\n".join(lines))
-
-
-@app.command("list")
-def list_cases(
-    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
-    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
-    only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
-    after: Annotated[Optional[str], typer.Option("--after", metavar="CURSOR", help="Start after this cursor (printed on stderr when a --limit page is full).")] = None,
-    fmt: Format = None,
-    as_json: Json = False,
-) -> None:
-    """List cases matching filters.
-
-    Example: casectl list --status manual_review --workflow kyb --sort -created --format csv
-    """
-    from ..filters import decode_cursor, encode_cursor, parse_sort
-
-    fmt = output.choose_format(fmt, as_json)
-    columns = ["id"] if only_ids else output.pick_fields(
-        fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE)
-    column, descending = parse_sort(sort)
-    cursor = decode_cursor(after, column, descending) if after else None
-    conn = context.open_db()
-    f = filtering.resolve(conn, actor=context.actor(), now=context.now())
-    last: list[dict[str, Any]] = []
-
-    def remember(cases):
-        for c in cases:
-            last[:] = [c]
-            yield output.case_row(c)
-
-    rows = remember(listing.select(conn, f, sort=sort, limit=limit, after=cursor))
-    if only_ids:
-        n = 0
-        for n, r in enumerate(rows, 1):
-            click.echo(r["id"])
-    else:
-        n = output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
-    if limit and n == limit and last:
-        # A full page: tell the caller where the next one starts (stderr keeps stdout clean for pipes).
-        click.echo(f"next page: --after {encode_cursor(column, descending, last[0].get(column), last[0]['id'])}",
-                   err=True)
 
 
 def _report_outcome(outcome: case_service.Outcome, as_json: bool) -> None:
