@@ -131,3 +131,12 @@ def test_block_rules():
     assert rules.block_action_check("document", None, "approve").target == "approved"
     assert rules.block_action_check("kyc", None, "reupload").target == "reupload_needed"
     assert not rules.block_action_check("user_data", None, "approve").allowed
+
+
+def test_kyb_approve_needs_every_document_and_kyc_block_approved():
+    blocks = (BlockState("passport", "document", "approved"), BlockState("ubo1", "kyc", None, child_final=True),
+              BlockState("notes", "user_data", None))
+    v = check(KYB, CaseState("manual_review", blocks=blocks), "approve")
+    assert not v.allowed and "ubo1 (awaiting review)" in v.reason and "passport" not in v.reason
+    approved = blocks[:1] + (BlockState("ubo1", "kyc", "approved", child_final=True),) + blocks[2:]
+    assert check(KYB, CaseState("manual_review", blocks=approved), "approve").allowed

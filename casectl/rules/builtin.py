@@ -42,7 +42,7 @@ KYB = Workflow(
     ),
     actions=(
         Action("approve", ("manual_review",), (Route("approved"),), label="Approve",
-               guards=("no_reuploads_pending",), decision="approved"),
+               guards=("no_reuploads_pending", "blocks_approved"), decision="approved"),
         Action("reject",
                ("pending_process", "pending_id_verification", "manual_review", "revisions"),
                (Route("rejected"),), label="Reject", reason_required=True, decision="rejected"),

@@ -249,6 +249,11 @@ def _reuploads_pending(wf: Workflow, s: CaseState) -> list[str]:
     return [b.name for b in s.blocks if b.status in (PENDING_REUPLOAD, REUPLOAD_NEEDED)]
 
 
+def _unapproved_blocks(wf: Workflow, s: CaseState) -> list[str]:
+    return [f"{b.name} ({b.status or 'awaiting review'})" for b in s.blocks
+            if b.kind in ("document", "kyc") and b.status != APPROVED]
+
+
 def _same_person(wf: Workflow, s: CaseState) -> list[str]:
     who = []
     if s.actor and s.actor == s.created_by:
@@ -288,6 +293,8 @@ GUARDS: dict[str, Guard] = {
         Guard("activities_complete", _activities_open, False, "activities not complete: {items}"),
         Guard("activities_decided", _activities_undecided, False, "activities without a decision: {items}"),
         Guard("no_reuploads_pending", _reuploads_pending, False, "re-uploads still pending: {items}"),
+        Guard("blocks_approved", _unapproved_blocks, False,
+              "document and KYC blocks not approved yet: {items} (`casectl block ID BLOCK approve`)"),
         Guard("four_eyes", _same_person, False,
               "four-eyes rule: {actor} {items}; another agent must do this"),
     )
