@@ -85,6 +85,30 @@ def to_dict(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
+def dicts(conn: sqlite3.Connection, sql: str, params: list[Any] | tuple = ()) -> Iterator[dict[str, Any]]:
+    """Rows of a `SELECT` query as case dicts, like `to_dict` but cheaper per row.
+
+    Reads plain tuples (no sqlite3.Row), zips them with the column names once
+    per query, and parses JSON only when a value is not the empty default:
+    most cases carry no data and no tags.
+    """
+    cur = conn.cursor()
+    cur.row_factory = None
+    cur.execute(sql, params)
+    names = tuple(d[0] for d in cur.description)
+    loads = json.loads
+    for row in cur:
+        d = dict(zip(names, row))
+        v = d["data"]
+        d["data"] = loads(v) if v and v != "{}" else {}
+        v = d["registry_data"]
+        d["registry_data"] = loads(v) if v and v != "{}" else {}
+        v = d["tags"]
+        d["tags"] = loads(v) if v and v != "[]" else []
+        d["final"] = bool(d["final"])
+        yield d
+
+
 # --- filters ----------------------------------------------------------------
 
 _SUBJECT_COLUMNS = {"name": "s.name", "email": "s.email", "dob": "s.dob", "country": "s.country",
@@ -229,8 +253,7 @@ def select(
 ) -> Iterator[dict[str, Any]]:
     """Cases matching `f`, streamed. `after` is a keyset cursor (sort value, id)."""
     sql, params = select_sql(f, sort=sort, descending=descending, limit=limit, after=after)
-    for row in conn.execute(sql, params):
-        yield to_dict(row)
+    return dicts(conn, sql, params)
 
 
 def count(conn: sqlite3.Connection, f: CaseFilter) -> int:

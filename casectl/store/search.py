@@ -38,5 +38,4 @@ def search_sql(match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: st
 def search(conn: sqlite3.Connection, match: str, f: CaseFilter, *, exact_id: int | None = None,
            exact_ref: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
     sql, params = search_sql(match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
-    for row in conn.execute(sql, params):
-        yield case_store.to_dict(row)
+    return case_store.dicts(conn, sql, params)
