@@ -114,17 +114,9 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, 
 
 def csv_safe(value: str) -> str:
     """Keep spreadsheets from running a cell as a formula (=, +, -, @, tab, CR)."""
-    if value and value[0] in "=+-@\t\r" and not _is_number(value):
-        return "'" + value
-    return value
+    from ..csvcells import escape
 
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
+    return escape(value)
 
 
 # --- cases --------------------------------------------------------------------

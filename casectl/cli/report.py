@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -11,7 +9,8 @@ import click
 import typer
 
 from .. import ids
-from ..errors import InvalidInput, UsageError
+from ..errors import UsageError
+from ..files import atomic_output
 from . import context, filtering, output
 from .options import Json
 
@@ -25,35 +24,8 @@ def write_atomically(target: str, render: Callable[[Any], int]) -> int:
     A reader sees the old file or the new one, never half a PDF; a failure
     leaves the old file as it was and no temporary behind.
     """
-    path = Path(target).expanduser()
-    if path.is_dir():
-        raise InvalidInput(f"--output: {path} is a directory; give a file name like {path / 'report.pdf'}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InvalidInput(f"--output: no directory {folder}; create it first")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise InvalidInput(f"--output: cannot write in {folder}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pages = render(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _ignore_missing():
-            os.unlink(tmp)
-        raise
-    return pages
-
-
-class _ignore_missing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, FileNotFoundError)
+    with atomic_output(target) as f:
+        return render(f)
 
 
 @app.command("report")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,10 +12,11 @@ import click
 import typer
 
 from .. import ids
-from ..errors import InvalidInput, UsageError
+from ..errors import UsageError
 from ..filters import CaseFilter
 from ..services import cases as case_service
 from ..services import exporter, importer
+from ..files import atomic_output
 from . import context, filtering, output
 from .options import Json
 
@@ -154,23 +153,8 @@ def export_cases(
         raise UsageError("--include-private goes with --package (list exports carry no notes)")
     cases = exporter.cases(conn, f, sort=sort, limit=limit, redact=redact)
     if out:
-        target = Path(out)
-        if target.is_dir():
-            raise InvalidInput(f"-o {out}: is a directory; give a file name")
-        directory = target.parent if str(target.parent) else Path(".")
-        if not directory.is_dir():
-            raise InvalidInput(f"-o {out}: directory {directory} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".casectl-export-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
-                n = _write(stream, cases, columns, fmt)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_output(out, option="-o", binary=False) as stream:
+            n = _write(stream, cases, columns, fmt)
         click.echo(f"exported {n} case{'s' if n != 1 else ''} to {out}", err=True)
     else:
         _write(sys.stdout, cases, columns, fmt)
