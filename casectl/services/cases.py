@@ -217,25 +217,13 @@ def _check_expectations(case: dict[str, Any], expect_status: str | None, expect_
                        "nothing changed")
 
 
-def act(
-    conn: sqlite3.Connection,
-    id_or_ref: str,
-    action: str,
-    *,
-    actor: str,
-    now: datetime,
-    trigger: str = rules.AGENT,
-    reason: str | None = None,
-    decision: str | None = None,
-    expect_status: str | None = None,
-    expect_version: int | None = None,
-    dry_run: bool = False,
-) -> Outcome:
-    """Perform an agent action (or, with trigger=system, a system event)."""
+def act(conn: sqlite3.Connection, id_or_ref: str, action: str, **options: Any) -> Outcome:
+    """Perform an agent action (or, with trigger=system, a system event) in its own transaction.
+
+    The options are `act_in`'s.
+    """
     with write(conn):
-        return act_in(conn, id_or_ref, action, actor=actor, now=now, trigger=trigger, reason=reason,
-                      decision=decision, expect_status=expect_status, expect_version=expect_version,
-                      dry_run=dry_run)
+        return act_in(conn, id_or_ref, action, **options)
 
 
 def act_in(
