@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,14 @@ def run():
                               text=not isinstance(input, bytes), env=full_env, timeout=timeout)
 
     return _run
+
+
+def snapshot(db_path) -> dict:
+    """Every row of every table: equal before and after means nothing was written."""
+    conn = sqlite3.connect(db_path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: conn.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables
+                if not t.startswith("sqlite_")}
+    finally:
+        conn.close()

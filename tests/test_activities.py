@@ -5,21 +5,13 @@ and the refusals."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from conftest import snapshot
 
 from casectl.rules import BUILTIN, workflow_to_dict
 
-TABLES = ("cases", "events", "activities")
 
-
-def snapshot(db_path) -> dict:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
-    finally:
-        conn.close()
 
 
 def acts(cli, case: str) -> dict:

@@ -5,21 +5,13 @@ database unchanged)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from conftest import snapshot
 
 from casectl.rules import BUILTIN, workflow_to_dict
 
-TABLES = ("cases", "blocks", "events", "attachments", "documents", "activities", "outbox", "subjects")
 
-
-def snapshot(db_path) -> dict:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
-    finally:
-        conn.close()
 
 
 def blocks_by_name(cli, case: str) -> dict:

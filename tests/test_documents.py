@@ -8,16 +8,9 @@ import os
 import sqlite3
 
 import pytest
+from conftest import snapshot
 
-TABLES = ("cases", "blocks", "events", "attachments", "documents", "outbox")
 
-
-def snapshot(db_path) -> dict:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in TABLES}
-    finally:
-        conn.close()
 
 
 def count(db_path, table: str) -> int:
