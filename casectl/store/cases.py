@@ -119,8 +119,21 @@ def _json_path(parts: tuple[str, ...]) -> str:
     return "$" + "".join(f'."{p}"' for p in parts)
 
 
-def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
-    """The WHERE clause (with a leading ' WHERE ', or '') and its parameters."""
+# A case decided after its SLA's due time; `--sla-breached` and the breach counts of `stats`.
+BREACHED = "c.final = 1 AND c.due_at IS NOT NULL AND c.decided_at > c.due_at"
+
+
+def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
+    """The WHERE clause (with a leading ' WHERE ', or '') and its parameters.
+
+    Every form selects the same cases; they differ in how SQLite reads them.
+    `ordered` (pages): ranges as `c.id IN (SELECT id ... range)`, ids in order
+    so a page needs no sort. Not ordered (counts): plain range conditions,
+    counted straight off a covering index. `walk` (pages of dense filters,
+    chosen by `select` after a probe): "due" walks the open cases in id order
+    and checks due_at on each; "country" walks in id order and looks up each
+    case's subject. Both stop after one page when most rows match.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     if f.statuses:
@@ -132,8 +145,10 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
             clauses.append(f"{col} = ?")
             params.append(value)
     if f.country is not None:
-        # Through the subjects' country index, not a scan of every case.
-        clauses.append("c.subject_id IN (SELECT id FROM subjects WHERE country = ?)")
+        if "country" in walk:
+            clauses.append("EXISTS (SELECT 1 FROM subjects cs WHERE cs.id = c.subject_id AND cs.country = ?)")
+        else:  # through the subjects' country index, not a scan of every case
+            clauses.append("c.subject_id IN (SELECT id FROM subjects WHERE country = ?)")
         params.append(f.country)
     if f.unassigned:
         clauses.append("c.assignee IS NULL")
@@ -150,24 +165,33 @@ def where_sql(f: CaseFilter) -> tuple[str, list[Any]]:
     # Ranges go through `c.id IN (SELECT id ... range)`: the range is read from its
     # index alone and the ids come back in order, so a page needs no sort, and
     # the planner cannot pick a scan of the table in id order instead.
+    # In a page the ranges read only their index (`c.id IN (SELECT id ...)`);
+    # in a count the plain condition is counted off a covering index.
+    q = "" if ordered else "c."
+
+    def ranged(cond: str) -> str:
+        return f"c.id IN (SELECT id FROM cases WHERE {cond})" if ordered else cond
+
     if f.created_since or f.created_until:
-        rng = " AND ".join(x for x in ("created_at >= ?" if f.created_since else "",
-                                        "created_at <= ?" if f.created_until else "") if x)
-        clauses.append(f"c.id IN (SELECT id FROM cases WHERE {rng})")
+        rng = " AND ".join(x for x in (f"{q}created_at >= ?" if f.created_since else "",
+                                        f"{q}created_at <= ?" if f.created_until else "") if x)
+        clauses.append(ranged(rng))
         params += [v for v in (f.created_since, f.created_until) if v]
-    if f.overdue_at:
-        clauses.append("c.id IN (SELECT id FROM cases WHERE final = 0 AND due_at IS NOT NULL AND due_at < ?)")
-        params.append(f.overdue_at)
-    if f.due_before:
-        clauses.append("c.id IN (SELECT id FROM cases WHERE final = 0 AND due_at IS NOT NULL AND due_at <= ?)")
-        params.append(f.due_before)
+    for value, op in ((f.overdue_at, "<"), (f.due_before, "<=")):
+        if not value:
+            continue
+        if "due" in walk:  # `+` keeps SQLite on the open cases' id order instead of the due range
+            clauses.append(f"c.final = 0 AND c.due_at IS NOT NULL AND +c.due_at {op} ?")
+        else:
+            clauses.append(ranged(f"{q}final = 0 AND {q}due_at IS NOT NULL AND {q}due_at {op} ?"))
+        params.append(value)
     if f.decided_since or f.decided_until:
-        rng = " AND ".join(x for x in ("decided_at >= ?" if f.decided_since else "",
-                                        "decided_at <= ?" if f.decided_until else "") if x)
-        clauses.append(f"c.id IN (SELECT id FROM cases WHERE {rng})")
+        rng = " AND ".join(x for x in (f"{q}decided_at >= ?" if f.decided_since else "",
+                                        f"{q}decided_at <= ?" if f.decided_until else "") if x)
+        clauses.append(ranged(rng))
         params += [v for v in (f.decided_since, f.decided_until) if v]
     if f.sla_breached:
-        clauses.append("c.final = 1 AND c.due_at IS NOT NULL AND c.decided_at > c.due_at")
+        clauses.append(BREACHED)
     if f.ids:
         clauses.append(f"c.id IN ({', '.join('?' for _ in f.ids)})")
         params += list(f.ids)
@@ -198,9 +222,10 @@ def select_sql(
     descending: bool = False,
     limit: int | None = None,
     after: tuple[Any, int] | None = None,
+    walk: frozenset[str] = frozenset(),
 ) -> tuple[str, list[Any]]:
     """The SELECT behind `select` (also what the query-plan test inspects)."""
-    where, params = where_sql(f)
+    where, params = where_sql(f, walk=walk)
     direction = "DESC" if descending else "ASC"
     if after is not None:
         cond, extra = _keyset(sort, descending, after)
@@ -252,12 +277,47 @@ def select(
     after: tuple[Any, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Cases matching `f`, streamed. `after` is a keyset cursor (sort value, id)."""
-    sql, params = select_sql(f, sort=sort, descending=descending, limit=limit, after=after)
+    walk = walk_forms(conn, f, sort=sort, descending=descending, limit=limit)
+    sql, params = select_sql(f, sort=sort, descending=descending, limit=limit, after=after, walk=walk)
     return dicts(conn, sql, params)
 
 
+# A page walks the cases in id order (checking the filter on each row) instead
+# of reading a filter's whole index range and sorting it, when a probe shows
+# that the filter matches so many cases that the walk stops after about
+# WALK_ROWS rows. The probes read at most a few thousand index entries.
+WALK_ROWS = 20_000
+_DUE_PROBE = 2_000
+
+
+def walk_forms(conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", descending: bool = False,
+               limit: int | None = None) -> frozenset[str]:
+    """Which dense filters of `f` a page should check row by row (see `where_sql`'s `walk`)."""
+    if sort != "id" or limit is None or limit > WALK_ROWS // 100:
+        return frozenset()
+    out = set()
+    due = f.overdue_at or f.due_before
+    if due and not descending:
+        # Open cases fall due roughly in creation (= id) order, so when a couple of
+        # thousand are past due the first open cases in id order are the due ones.
+        op = "<" if f.overdue_at else "<="
+        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM cases WHERE final = 0 AND due_at IS NOT NULL "
+                         f"AND due_at {op} ? LIMIT ?)", (due, _DUE_PROBE)).fetchone()[0]
+        if n >= _DUE_PROBE:
+            out.add("due")
+    if f.country is not None:
+        # Walk when the country's share of subjects s gives limit / s <= WALK_ROWS.
+        total = conn.execute("SELECT max(id) FROM subjects").fetchone()[0] or 0
+        need = max(1, -(-limit * total // WALK_ROWS))
+        n = conn.execute("SELECT count(*) FROM (SELECT 1 FROM subjects WHERE country = ? LIMIT ?)",
+                         (f.country, need)).fetchone()[0]
+        if total and n >= need:
+            out.add("country")
+    return frozenset(out)
+
+
 def count(conn: sqlite3.Connection, f: CaseFilter) -> int:
-    where, params = where_sql(f)
+    where, params = where_sql(f, ordered=False)
     return conn.execute(f"SELECT count(*) {_from(where)}{where}", params).fetchone()[0]
 
 
@@ -265,7 +325,7 @@ def count_by(conn: sqlite3.Connection, f: CaseFilter, column: str) -> list[tuple
     """Counts grouped by one case column (status, workflow, assignee, team)."""
     if column not in ("status", "workflow", "assignee", "team", "priority", "final"):
         raise ValueError(column)
-    where, params = where_sql(f)
+    where, params = where_sql(f, ordered=False)
     sql = (f"SELECT c.{column}, count(*) {_from(where)}{where} "
            f"GROUP BY c.{column} ORDER BY c.{column}")
     return [(r[0], r[1]) for r in conn.execute(sql, params)]
