@@ -100,6 +100,70 @@ def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):
     assert doc["due_at"] is not None
 
 
+def _creation_footprint(db_path: Path, ref: str) -> dict:
+    """What creating a case left behind, with the case's own number and ref taken out."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        case = dict(conn.execute("SELECT * FROM cases WHERE ref = ?", (ref,)).fetchone())
+        cid = case["id"]
+        acts = [(r["type"], r["label"], r["state"], r["team"], r["requirement"], r["created_at"])
+                for r in conn.execute("SELECT * FROM activities WHERE case_id = ? ORDER BY id", (cid,))]
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE case_id = ? ORDER BY id", (cid,))]
+        outbox = []
+        for r in conn.execute("SELECT * FROM outbox WHERE case_id = ? ORDER BY id", (cid,)):
+            payload = json.loads(r["payload"])
+            outbox.append((r["kind"], r["target"], r["status"], payload.get("type"),
+                           payload["body"]["data"]["case"]["due_at"]))
+        fts = conn.execute("SELECT ref FROM case_search WHERE rowid = ?", (cid,)).fetchall()
+    finally:
+        conn.close()
+    keep = ("workflow", "workflow_version", "status", "final", "due_at", "sla_paused_at", "sla_remaining",
+            "version", "created_at", "updated_at", "decided_at")
+    return {"case": {k: case[k] for k in keep}, "activities": acts, "events": kinds, "outbox": outbox,
+            "search": [r[0] == ref for r in fts]}
+
+
+@pytest.mark.parametrize("workflow,status", [
+    ("kyb", None),              # born waiting: the SLA clock starts paused
+    ("simple", None),           # a running clock: due_at set
+    ("simple", "pending"),      # a waiting status given in the file
+    ("screening", None),        # required activities, 120 h SLA
+    ("simple", "approved"),     # a final status: no clock at all
+    ("kyc", None),              # no SLA
+])
+def test_imported_case_gets_what_create_gives_it(cli, db, db_path, tmp_path, monkeypatch, workflow, status):
+    """The batched creation hooks leave exactly what `create` (hooks.after_create) leaves:
+    the SLA clock, required activities, the case.created webhooks, the search entry."""
+    monkeypatch.setenv("CASECTL_NOW", "2026-03-06T16:30:00Z")  # a Friday afternoon
+    cli("hooks", "add", "http://127.0.0.1:9/all", "--event", "case.created")
+    cli("hooks", "add", "http://127.0.0.1:9/other", "--workflow", "kyb" if workflow != "kyb" else "simple")
+    extra = ["--status", status] if status else []
+    cli("create", "--workflow", workflow, "--ref", "BY-CREATE", "--subject-email", "c@example.com", *extra)
+    f = write(tmp_path / "one.csv", "ref,subject_email,status\nBY-IMPORT,i@example.com," + (status or "") + "\n")
+    cli("import", f, "--workflow", workflow)
+    made, imported = _creation_footprint(db_path, "BY-CREATE"), _creation_footprint(db_path, "BY-IMPORT")
+    assert imported == made
+    assert made["outbox"] and made["search"] == [True]
+    if status == "approved" or workflow == "kyc":
+        assert made["case"]["due_at"] is None and made["case"]["sla_paused_at"] is None
+    elif workflow == "kyb" or status == "pending":
+        assert made["case"]["sla_paused_at"] == "2026-03-06T16:30:00Z" and made["case"]["sla_remaining"] > 0
+    else:
+        assert made["case"]["due_at"] > "2026-03-06T16:30:00Z"
+
+
+def test_import_queues_no_webhook_without_a_subscription(cli, db, db_path, tmp_path):
+    cli("hooks", "add", "http://127.0.0.1:9/kyb-only", "--workflow", "kyb")
+    f = write(tmp_path / "s.csv", "ref,subject_email\nS-1,a@example.com\nS-2,b@example.com\n")
+    cli("import", f, "--workflow", "simple")
+    cli("import", write(tmp_path / "k.csv", "ref\nK-1\n"), "--workflow", "kyb")
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT c.ref, o.target FROM outbox o JOIN cases c ON c.id = o.case_id").fetchall()
+    conn.close()
+    assert rows == [("K-1", "http://127.0.0.1:9/kyb-only")]
+
+
 def test_same_file_twice_imports_nothing_the_second_time(cli, db, db_path, good_csv):
     cli("import", good_csv, "--workflow", "kyb")
     before = counts(db_path)

@@ -595,12 +595,17 @@ def _advance(conn: sqlite3.Connection, case_id: int, *, actor: str, now: datetim
     return fired
 
 
+def creates_on_create(wf: Workflow, nc: Any) -> bool:
+    """Whether on_create has anything to make for this new case (initial blocks, required activities)."""
+    return bool(getattr(nc, "blocks", None) or wf.requirements)
+
+
 def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, actor: str, now: datetime) -> None:
     """Create the case's initial blocks and the activities its workflow requires."""
+    if not creates_on_create(wf, nc):
+        return
     blocks = list(getattr(nc, "blocks", None) or [])
     requirements = wf.requirements
-    if not blocks and not requirements:
-        return
     case = case_store.get(conn, case_id)
     at = iso(now)
     for spec in blocks:
@@ -616,6 +621,14 @@ def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, 
                summary=f"{ids.fmt('activity', aid)} {req.type} required by {wf.name} v{wf.version}"
                        + (f" (team {req.team})" if req.team else ""),
                activity=ids.fmt("activity", aid), type=req.type)
+
+
+def on_create_batch(conn: sqlite3.Connection, cases: Iterable[tuple[int, Workflow, Any]], *, actor: str,
+                    now: datetime) -> None:
+    """on_create for many new cases (case_id, workflow, new case) in order (`casectl import`)."""
+    for case_id, wf, nc in cases:
+        if creates_on_create(wf, nc):
+            on_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now)
 
 
 def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,

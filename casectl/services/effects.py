@@ -202,10 +202,14 @@ def _first_match(wanted: Iterable[str], types: list[str], to_status: str | None)
     return None
 
 
+def _nothing_to_queue(wf: Workflow, hooks: list, action_effects: tuple = ()) -> bool:
+    return not (hooks or wf.effects or action_effects)
+
+
 def _dispatch(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, types: list[str], event: dict[str, Any],
               action_effects: tuple = ()) -> None:
     hooks = store.hooks(conn, workflow=wf.name)
-    if not (hooks or wf.effects or action_effects):
+    if _nothing_to_queue(wf, hooks, action_effects):
         return
     case = case_store.get(conn, case_id)
     if event.get("to_status") is None:
@@ -230,6 +234,20 @@ def on_event(conn: sqlite3.Connection, event_type: str, *, case_id: int, wf: Wor
     """Queue the webhooks, emails and CRM calls subscribed to `event_type`."""
     event = {"id": event_id, "time": iso(now), "action": action, "from_status": None, "to_status": None}
     _dispatch(conn, case_id=case_id, wf=wf, types=[event_type], event=event)
+
+
+def on_event_batch(conn: sqlite3.Connection, event_type: str, cases: Iterable[tuple[int, Workflow, int]], *,
+                   now: datetime) -> None:
+    """on_event (no action) for many cases (case_id, workflow, event_id) in order (`casectl import`).
+    A workflow with no effects and no subscription queues nothing (as _dispatch decides): asked once
+    per workflow, not once per case."""
+    quiet: dict[tuple[str, int], bool] = {}
+    for case_id, wf, event_id in cases:
+        key = (wf.name, wf.version)
+        if key not in quiet:
+            quiet[key] = _nothing_to_queue(wf, store.hooks(conn, workflow=wf.name))
+        if not quiet[key]:
+            on_event(conn, event_type, case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
 
 
 def transition_types(action: str | None, from_status: str, to_status: str, decision: str | None,

@@ -34,7 +34,7 @@ from ..store import events as event_store
 from ..store import subjects as subject_store
 from ..timeutil import iso
 from . import cases as case_service
-from . import hooks
+from . import content, effects, queue
 from . import workflows as workflow_service
 from .exporter import csv_unescape
 
@@ -58,6 +58,8 @@ UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry
 _CASE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 _EVENT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 _HASH_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+_NO_CLOCK = (None, None, None)  # due_at, sla_paused_at, sla_remaining of a case without an SLA clock
 
 # Column kinds.
 _CASE, _DATA, _REGISTRY, _DATA_JSON, _REGISTRY_JSON = range(5)
@@ -440,6 +442,7 @@ class _Importer:
         self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
         self.countries = case_service.country_codes()
         self.event_extra = {"file": src.label, "sha256": src.sha256}
+        self.clocks: dict[tuple[str, int, str], tuple | None] = {}
 
     # -- rows in ---------------------------------------------------------------
 
@@ -670,10 +673,12 @@ class _Importer:
             nc, wf = r.nc, r.wf
             case_id = next_case + i
             status = nc.status or wf.initial
+            # The SLA clock queue.on_create would set right after: written with the row.
+            clock = self.clock(wf, status) or _NO_CLOCK
             case_rows.append((
                 case_id, nc.ref, wf.name, wf.version, status, int(wf.is_final(status)), subject_id,
                 dumps(nc.data), dumps(nc.registry_data),
-                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor,
+                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor, *clock,
             ))
             if nc.tags:
                 tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
@@ -689,13 +694,26 @@ class _Importer:
         if tag_rows:
             bulk.insert_tags(conn, tag_rows)
         bulk.insert_events(conn, event_rows)
-        # The same hooks as `casectl create`: required activities, the SLA clock, case.created effects.
-        for i, r in enumerate(rows):
-            hooks.after_create(conn, case_id=next_case + i, wf=r.wf, nc=r.nc, actor=actor, now=self.now,
-                               event_id=next_event + i)
+        self.after_create(rows, next_case, next_event)
         self.result.created += len(rows)
         first = self.result.created_ids[0] if self.result.created_ids else next_case
         self.result.created_ids = (first, next_case + len(rows) - 1)
+
+    def clock(self, wf: Workflow, status: str) -> tuple | None:
+        """queue.on_create's SLA clock for a case of `wf` created now in `status` (the same for every row)."""
+        key = (wf.name, wf.version, status)
+        if key not in self.clocks:
+            self.clocks[key] = queue.on_create_batch(wf, [status], self.now)[status]
+        return self.clocks[key]
+
+    def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
+        """The creation hooks of `casectl create` (services.hooks.after_create), batched: the SLA clock
+        (queue.on_create) went in with the rows; then the required activities (content) and the
+        case.created effects (effects), each module deciding cheaply when it has nothing to do."""
+        content.on_create_batch(self.conn, ((next_case + i, r.wf, r.nc) for i, r in enumerate(rows)),
+                                actor=self.actor, now=self.now)
+        effects.on_event_batch(self.conn, effects.CREATED,
+                               ((next_case + i, r.wf, next_event + i) for i, r in enumerate(rows)), now=self.now)
 
     # -- updating -------------------------------------------------------------------
 

@@ -31,18 +31,32 @@ from . import sla
 # --- hooks (called by services.hooks inside the case's transaction) --------------
 
 
+def creation_clock(wf: Workflow, status: str, now: datetime) -> tuple[str | None, str | None, int | None] | None:
+    """The SLA clock (due_at, sla_paused_at, sla_remaining) of a case created at `now` in `status`;
+    None when it has none (no SLA, or a final status). A case born waiting starts paused."""
+    budget = sla.budget_seconds(wf.sla)
+    if budget is None or wf.is_final(status):
+        return None
+    target = wf.status(status)
+    if target is not None and target.waiting:
+        return None, iso(now), budget
+    return iso(sla.add(wf.sla, now, budget)), None, None
+
+
 def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, actor: str, now: datetime) -> None:
     """Start the SLA clock (due_at) of a new case; a case born waiting starts paused."""
-    budget = sla.budget_seconds(wf.sla)
-    current = case_store.status_of(conn, case_id)
-    if budget is None or current is None or wf.is_final(current):
+    if sla.budget_seconds(wf.sla) is None:
         return
-    status = wf.status(current)
-    if status is not None and status.waiting:
-        queue_store.set_sla_clock(conn, case_id, due_at=None, paused_at=iso(now), remaining=budget)
-    else:
-        queue_store.set_sla_clock(conn, case_id, due_at=iso(sla.add(wf.sla, now, budget)), paused_at=None,
-                                  remaining=None)
+    current = case_store.status_of(conn, case_id)
+    clock = creation_clock(wf, current, now) if current is not None else None
+    if clock is not None:
+        queue_store.set_sla_clock(conn, case_id, due_at=clock[0], paused_at=clock[1], remaining=clock[2])
+
+
+def on_create_batch(wf: Workflow, statuses: Iterable[str], now: datetime) -> dict[str, tuple | None]:
+    """on_create for many cases created at once (`casectl import`): the clock of each of `statuses`
+    (as creation_clock), for the caller to write with the case rows instead of one UPDATE per case."""
+    return {s: creation_clock(wf, s, now) for s in set(statuses)}
 
 
 def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,

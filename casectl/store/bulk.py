@@ -17,6 +17,7 @@ _CHUNK = 500
 CASE_INSERT_COLUMNS = (
     "id", "ref", "workflow", "workflow_version", "status", "final", "subject_id", "data", "registry_data",
     "assignee", "team", "priority", "created_at", "updated_at", "origin", "created_by", "last_editor",
+    "due_at", "sla_paused_at", "sla_remaining",
 )
 SUBJECT_INSERT_COLUMNS = ("id", "ref", "name", "email", "email_key", "dob", "country", "entity_type", "data",
                           "created_at", "updated_at")
