@@ -7,6 +7,12 @@ CREATE INDEX "idx_activities_state_type"
 -- index idx_activities_team_state
 CREATE INDEX "idx_activities_team_state"
     ON "activities" ("team", "state");
+-- index idx_appointments_case_id_starts_at
+CREATE INDEX "idx_appointments_case_id_starts_at"
+    ON "appointments" ("case_id", "starts_at");
+-- index idx_appointments_starts_at
+CREATE INDEX "idx_appointments_starts_at"
+    ON "appointments" ("starts_at");
 -- index idx_attachments_block_id
 CREATE INDEX "idx_attachments_block_id"
     ON "attachments" ("block_id");
@@ -130,6 +136,19 @@ CREATE TABLE "activities" (
    "created_at" TEXT NOT NULL,
    "updated_at" TEXT NOT NULL,
    "created_by" TEXT
+);
+-- table appointments
+CREATE TABLE "appointments" (
+   "id" INTEGER PRIMARY KEY,
+   "case_id" INTEGER NOT NULL REFERENCES "cases"("id"),
+   "starts_at" TEXT NOT NULL,
+   "minutes" INTEGER NOT NULL,
+   "title" TEXT NOT NULL,
+   "with_whom" TEXT,
+   "created_at" TEXT NOT NULL,
+   "created_by" TEXT NOT NULL,
+   "cancelled_at" TEXT,
+   "cancel_reason" TEXT
 );
 -- table attachments
 CREATE TABLE "attachments" (

@@ -8,7 +8,12 @@ the next command or `casectl outbox deliver`.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+
 import click
+
+from ..errors import CasectlError
 
 TIMEOUT = 5.0  # per message, so a hanging receiver costs a command seconds, not minutes
 BUDGET = 10.0  # stop starting new sends after this many seconds
@@ -17,25 +22,41 @@ BUDGET = 10.0  # stop starting new sends after this many seconds
 def after_command(ctx: click.Context) -> None:
     """Try the outbox items that are due now; failures stay queued for retry."""
     from .. import timeutil
-    from ..errors import CasectlError
     from ..store import outbox as outbox_store
 
     conn = ctx.meta.get("casectl.conn")
     if conn is None:
         return
+    now = timeutil.iso(timeutil.now())
     try:
-        if conn.in_transaction or not outbox_store.anything_due(conn, timeutil.iso(timeutil.now())):
+        if conn.in_transaction or not outbox_store.anything_due(conn, now):
             return
-    except Exception:  # e.g. a database from before the outbox, or closed by the command
+        # Emails wait for `casectl outbox deliver` until an SMTP server is configured:
+        # trying them after every command would only burn their attempts.
+        kinds = ("webhook", "crm", "email") if _smtp_configured() else ("webhook", "crm")
+        if not outbox_store.anything_due(conn, now, kinds):
+            return
+    except sqlite3.Error:  # e.g. a database closed by the command
         return
     from ..services import outbox as outbox_service
 
     try:
         report = outbox_service.deliver(conn, timeout=min(outbox_service.default_timeout(), TIMEOUT),
-                                        budget=BUDGET)
+                                        budget=BUDGET, kinds=kinds)
     except CasectlError as e:  # e.g. the database stayed locked: the messages wait for the next run
         click.echo(f"casectl: note: queued messages not delivered now ({e.message})", err=True)
         return
     waiting = report.count("retry") + report.count("failed")
     if waiting:
         click.echo(f"casectl: note: {waiting} message(s) not delivered yet; see `casectl outbox list`", err=True)
+
+
+def _smtp_configured() -> bool:
+    if os.environ.get("CASECTL_SMTP_HOST"):
+        return True
+    from ..services import notify
+
+    try:
+        return bool(notify.smtp_config().host)
+    except CasectlError:  # a broken config file: `outbox deliver` reports it
+        return False

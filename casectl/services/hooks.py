@@ -49,9 +49,9 @@ class Section:
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:
     """Extra parts of `show`, by JSON key (blocks, children, activities, notes, SLA, deliveries)."""
-    from . import content, effects, queue
+    from . import content, effects, engage, queue
 
     sections: dict[str, Section] = {}
-    for module in (content, queue, effects):
+    for module in (content, queue, engage, effects):
         sections.update(module.show_sections(conn, case=case, wf=wf, actor=actor))
     return sections

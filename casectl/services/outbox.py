@@ -116,7 +116,7 @@ def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
 
 def deliver(conn: sqlite3.Connection, *, now: Callable[[], datetime] = timeutil.now, timeout: float | None = None,
             max_attempts: int | None = None, limit: int | None = None, budget: float | None = None,
-            worker: str | None = None) -> Report:
+            worker: str | None = None, kinds: tuple[str, ...] | None = None) -> Report:
     """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds."""
     from . import notify
 
@@ -135,7 +135,7 @@ def deliver(conn: sqlite3.Connection, *, now: Callable[[], datetime] = timeutil.
             break
         t = now()
         with write(conn):
-            rows = store.claim(conn, worker=worker, now=iso(t), until=iso(t + lease(timeout)), limit=1)
+            rows = store.claim(conn, worker=worker, now=iso(t), until=iso(t + lease(timeout)), limit=1, kinds=kinds)
         if not rows:
             break
         row = rows[0]

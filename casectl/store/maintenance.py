@@ -70,6 +70,8 @@ def erase_case_content(conn: sqlite3.Connection, case_ids: list[int], *, at: str
         counts["activities"] += conn.execute(
             "UPDATE activities SET result = '{}', updated_at = ? WHERE case_id = ? AND result != '{}'",
             (at, case_id)).rowcount
+        counts["appointments"] = counts.get("appointments", 0) + conn.execute(
+            "UPDATE appointments SET title = '[redacted]', with_whom = NULL WHERE case_id = ?", (case_id,)).rowcount
         counts["outbox"] += conn.execute(
             "UPDATE outbox SET payload = '{\"redacted\": true}', target = '[redacted]', updated_at = ?, "
             "status = CASE WHEN status IN ('pending', 'failed', 'sending') THEN 'cancelled' ELSE status END "

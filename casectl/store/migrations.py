@@ -211,10 +211,24 @@ def m_queue_counts(db) -> None:
         db["cases"].create_index(["final", col])
 
 
+def m_appointments(db) -> None:
+    """Appointments logged on a case (seed 004)."""
+    db["appointments"].create(
+        {"id": int, "case_id": int, "starts_at": str, "minutes": int, "title": str, "with_whom": str,
+         "created_at": str, "created_by": str, "cancelled_at": str, "cancel_reason": str},
+        pk="id",
+        not_null={"case_id", "starts_at", "minutes", "title", "created_at", "created_by"},
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db["appointments"].create_index(["case_id", "starts_at"])
+    db["appointments"].create_index(["starts_at"])
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
     ("0002_queue", m_queue),
     ("0003_erasures", m_erasures),
     ("0004_queue_counts", m_queue_counts),
+    ("0005_appointments", m_appointments),
 ]

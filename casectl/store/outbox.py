@@ -44,18 +44,26 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
 _DUE = ("(status = 'pending' AND next_attempt_at <= :now) OR (status = 'sending' AND claimed_until <= :now)")
 
 
-def anything_due(conn: sqlite3.Connection, now: str) -> bool:
-    """One indexed look: is any message due (or abandoned by a killed deliverer)?"""
+def _kinds_sql(kinds: Iterable[str] | None) -> tuple[str, list[str]]:
+    if kinds is None:
+        return "", []
+    kinds = list(kinds)
+    return f" AND kind IN ({', '.join('?' for _ in kinds)})", kinds
+
+
+def anything_due(conn: sqlite3.Connection, now: str, kinds: Iterable[str] | None = None) -> bool:
+    """One indexed look: is any message (of these kinds) due, or abandoned by a killed deliverer?"""
+    only, params = _kinds_sql(kinds)
     row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?) "
-        "OR EXISTS (SELECT 1 FROM outbox WHERE status = 'sending' AND claimed_until <= ?)",
-        (now, now),
+        f"SELECT EXISTS (SELECT 1 FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?{only}) "
+        f"OR EXISTS (SELECT 1 FROM outbox WHERE status = 'sending' AND claimed_until <= ?{only})",
+        (now, *params, now, *params),
     ).fetchone()
     return bool(row[0])
 
 
 def claim(conn: sqlite3.Connection, *, worker: str, now: str, until: str, limit: int,
-          ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+          ids: Iterable[int] | None = None, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Mark up to `limit` due rows as 'sending' by `worker` until `until`; returns them.
 
     Must run under the write lock (BEGIN IMMEDIATE) so that two deliverers
@@ -68,6 +76,9 @@ def claim(conn: sqlite3.Connection, *, worker: str, now: str, until: str, limit:
         if not wanted:
             return []
         sql += f" AND id IN ({', '.join(str(int(i)) for i in wanted)})"
+    if kinds is not None:
+        sql += " AND kind IN (" + ", ".join(f":kind{i}" for i, _ in enumerate(kinds)) + ")"
+        params.update({f"kind{i}": k for i, k in enumerate(kinds)})
     sql += " ORDER BY next_attempt_at, id LIMIT :limit"
     picked = [r[0] for r in conn.execute(sql, params)]
     if not picked:
