@@ -1,8 +1,8 @@
 """All SQL lives in this package: the CLI and the services never write any.
 
-Hot read paths use the standard library's sqlite3 connection directly;
-sqlite-utils (a heavier import) is used where it earns its cost: migrations,
-bulk inserts and introspection.
+Reads and writes use the standard library's sqlite3 connection directly;
+sqlite-utils (a heavier import) builds and migrates the schema, the one
+place where its declarative tables earn their start-up cost.
 """
 
 from .db import connect, migrate, read, rollback, write
