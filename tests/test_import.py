@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from casectl.store.events import iter_chain_breaks
+from casectl.store.events import event_hash, iter_chain_breaks
 
 HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,company.reg_no,company.name\n"
 
@@ -89,6 +89,35 @@ def test_created_event_names_the_file_and_its_sha256_and_chains(cli, db, db_path
     assert conn.execute("SELECT count(*) FROM workflows WHERE name = 'kyb'").fetchone()[0] == 1
     check = cli("db", "check", "--json", expect=None)
     assert check.exit_code == 0, check.stdout + check.stderr
+
+
+def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db, db_path, tmp_path):
+    """The created events' data and hashes are written from templates: they must be byte for byte
+    what store.events would write (json.dumps, sort_keys, compact) for any ref and file name."""
+    refs = ['q"uote', "back\\slash", "{0}{1}", "ünï €", "tab\tin", "  padded", "12", "a}b{"]
+    f = tmp_path / 'we{i}rd "name" ü.csv'
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["ref", "subject_email"])
+        for i, ref in enumerate(refs):
+            w.writerow([ref, f"p{i}@example.com"])
+    map_file = write(tmp_path / "m.json", json.dumps({"columns": {"ref": {"to": "ref", "convert": "int"}}}))
+    g = write(tmp_path / "ints.csv", "ref\n700\n701\n")
+    cli("import", f, "--workflow", "simple")
+    cli("import", g, "--workflow", "kyb", "--map", map_file)
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("SELECT e.*, c.ref AS case_ref FROM events e JOIN cases c ON c.id = e.case_id "
+                        "WHERE e.kind = 'created' ORDER BY e.id").fetchall()
+    conn.close()
+    assert [r["case_ref"] for r in rows] == [r.strip() for r in refs] + ["700", "701"]
+    for r in rows:
+        data = json.loads(r["data"])
+        assert r["data"] == json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        assert data["ref"] == r["case_ref"]  # a ref converted to a number by the mapping is stored as text
+        assert data["file"] in (str(f), str(g))
+        assert r["hash"] == event_hash("", r["case_id"], r["at"], r["actor"], "created", None, None,
+                                       r["to_status"], None, r["data"])
 
 
 def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):

@@ -22,6 +22,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
@@ -393,6 +394,48 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- JSON texts with holes --------------------------------------------------------
+
+# A string and a number no real value encodes to: their encodings mark the holes.
+_STR_HOLE = "\x00\x01casectl-hole\x01\x00"
+_INT_HOLE = -7_340_033_123
+
+
+def _encode_str(value: Any) -> str:
+    """One JSON value as the encoders above write it (ensure_ascii=False)."""
+    return encode_basestring(value) if value.__class__ is str else _EVENT_JSON.encode(value)
+
+
+def _json_with_holes(encode: Callable[[Any, Any], str], order: tuple[int, int] = (0, 1)) -> Callable[[Any, Any], str]:
+    """encode(s, n) for a string-or-any `s` and an int `n`, as a str.format template made once
+    by `encode` itself, so it cannot drift from it; `encode` itself where holes are ambiguous.
+    `order`: which argument is the string hole (0 or 1) and which the int hole."""
+    si, ni = order
+    args: list[Any] = [None, None]
+    args[si], args[ni] = _STR_HOLE, _INT_HOLE
+    text = encode(*args)
+    s_hole, n_hole = _EVENT_JSON.encode(_STR_HOLE), str(_INT_HOLE)
+    if text.count(s_hole) != 1 or text.count(n_hole) != 1:
+        return encode
+    fmt = (text.replace("{", "{{").replace("}", "}}")
+           .replace(s_hole, "{%d}" % si).replace(n_hole, "{%d}" % ni)).format
+
+    def fill(a: Any, b: Any) -> str:
+        if si == 0:
+            return fmt(_encode_str(a), int(b)) if b.__class__ is int else encode(a, b)
+        return fmt(int(a), _encode_str(b)) if a.__class__ is int else encode(a, b)
+
+    return fill
+
+
+@dataclass(frozen=True)
+class _NewCaseKind:
+    final: int
+    clock: tuple  # due_at, sla_paused_at, sla_remaining
+    event_data: Callable[[Any, int], str]  # (ref, line) -> the created event's data
+    hash_text: Callable[[int, str], str]  # (case_id, data) -> event_hash's payload
+
+
 # --- one row ----------------------------------------------------------------------
 
 
@@ -442,7 +485,7 @@ class _Importer:
         self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
         self.countries = case_service.country_codes()
         self.event_extra = {"file": src.label, "sha256": src.sha256}
-        self.clocks: dict[tuple[str, int, str], tuple | None] = {}
+        self.kinds: dict[tuple[str, int, str], _NewCaseKind] = {}
 
     # -- rows in ---------------------------------------------------------------
 
@@ -527,7 +570,7 @@ class _Importer:
         if row.errors:
             return row
 
-        ref = fields.get("ref")
+        ref = _text(fields.get("ref"))  # a mapping may convert it (int): a ref is text
         if not ref:
             row.errors.append(f"column {plan.field_columns.get('ref', 'ref')}: required (the case's external "
                               "reference, the key that makes a re-import safe)")
@@ -664,29 +707,23 @@ class _Importer:
         next_case, next_subject, next_event = bulk.next_ids(conn)
         subject_ids, subject_rows = self.subjects_for(rows, next_subject)
         case_rows, tag_rows, event_rows = [], [], []
-        # One encoder each, built once: the same output as json.dumps with these options
-        # (store.cases.insert and store.events.append/event_hash), without a new encoder per call.
-        dumps = _CASE_JSON.encode
-        event_json = _EVENT_JSON.encode
+        dumps = _CASE_JSON.encode  # = store.cases.insert's json.dumps(..., ensure_ascii=False, sort_keys=True)
         sha256 = hashlib.sha256
+        kinds = self.kinds
         for i, (r, subject_id) in enumerate(zip(rows, subject_ids)):
             nc, wf = r.nc, r.wf
             case_id = next_case + i
             status = nc.status or wf.initial
-            # The SLA clock queue.on_create would set right after: written with the row.
-            clock = self.clock(wf, status) or _NO_CLOCK
+            kind = kinds.get((wf.name, wf.version, status)) or self.kind(wf, status)
             case_rows.append((
-                case_id, nc.ref, wf.name, wf.version, status, int(wf.is_final(status)), subject_id,
-                dumps(nc.data), dumps(nc.registry_data),
-                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor, *clock,
+                case_id, nc.ref, wf.name, wf.version, status, kind.final, subject_id,
+                dumps(nc.data) if nc.data else "{}", dumps(nc.registry_data) if nc.registry_data else "{}",
+                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor, *kind.clock,
             ))
             if nc.tags:
                 tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
-            data = event_json({"workflow": wf.name, "workflow_version": wf.version, "origin": "import",
-                               "ref": nc.ref, "line": r.line, **self.event_extra})
-            # = store.events.event_hash("", case_id, at, actor, "created", None, None, status, None, data)
-            h = sha256(_HASH_JSON.encode(["", case_id, at, actor, "created", None, None, status, None, data])
-                       .encode("utf-8")).hexdigest()
+            data = kind.event_data(nc.ref, r.line)
+            h = sha256(kind.hash_text(case_id, data).encode("utf-8")).hexdigest()
             event_rows.append((next_event + i, case_id, at, actor, "created", None, None, status, None, data, "", h))
         if subject_rows:
             bulk.insert_subjects(conn, subject_rows)
@@ -699,12 +736,18 @@ class _Importer:
         first = self.result.created_ids[0] if self.result.created_ids else next_case
         self.result.created_ids = (first, next_case + len(rows) - 1)
 
-    def clock(self, wf: Workflow, status: str) -> tuple | None:
-        """queue.on_create's SLA clock for a case of `wf` created now in `status` (the same for every row)."""
+    def kind(self, wf: Workflow, status: str) -> "_NewCaseKind":
+        """What every new case of `wf` in `status` shares in this import (all are created at one `now`)."""
         key = (wf.name, wf.version, status)
-        if key not in self.clocks:
-            self.clocks[key] = queue.on_create_batch(wf, [status], self.now)[status]
-        return self.clocks[key]
+        # The SLA clock queue.on_create would set right after the insert: written with the row.
+        clock = queue.on_create_batch(wf, [status], self.now)[status] or _NO_CLOCK
+        extra = {"workflow": wf.name, "workflow_version": wf.version, "origin": "import", **self.event_extra}
+        # store.events.append's data (sort_keys, compact) and event_hash's payload for a first event.
+        event_data = _json_with_holes(lambda ref, line: _EVENT_JSON.encode({**extra, "ref": ref, "line": line}))
+        hash_text = _json_with_holes(lambda case_id, data: _HASH_JSON.encode(
+            ["", case_id, self.at, self.actor, "created", None, None, status, None, data]), order=(1, 0))
+        self.kinds[key] = kind = _NewCaseKind(int(wf.is_final(status)), clock, event_data, hash_text)
+        return kind
 
     def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
         """The creation hooks of `casectl create` (services.hooks.after_create), batched: the SLA clock
