@@ -272,6 +272,13 @@ class Plan:
     field_columns: dict[str, str]  # field -> the column it came from (for error messages)
     defaults: list[tuple[int, Any, Any]]
 
+    def __post_init__(self) -> None:
+        # What parse() reads for each column, unpacked once: (column, index, kind, key, convert,
+        # strip: a case field compared without blanks, leaf: a top-level data key).
+        self.steps = [(c, c.index, c.kind, c.key, c.convert, c.kind == _CASE and c.key in _STRIPPED,
+                       c.key[0] if c.kind in (_DATA, _REGISTRY) and len(c.key) == 1 else None)
+                      for c in self.columns]
+
 
 def _target(name: str) -> tuple[int, Any] | None:
     """What a (mapped) header name fills: (kind, key); None for reserved columns."""
@@ -518,13 +525,13 @@ class _Importer:
                 fields[key] = value
             else:
                 _set_path(data if kind == _DATA else registry, key, value)
-        for col in plan.columns:
-            v: Any = cells[col.index]
+        for col, index, kind, key, convert, strip, leaf in plan.steps:
+            v: Any = cells[index]
             if not v:
                 continue
-            if col.convert is not None:
+            if convert is not None:
                 try:
-                    v = col.convert(v)
+                    v = convert(v)
                 except ValueError as e:
                     row.errors.append(f"column {col.name}: {e}")
                     continue
@@ -532,19 +539,24 @@ class _Importer:
                     continue
             elif v[0] == "'":
                 v = csv_unescape(v)
-            kind = col.kind
             if kind == _CASE:
-                if col.key in _STRIPPED and isinstance(v, str):
+                if strip and isinstance(v, str):
                     v = v.strip()
                     if not v:
                         continue
-                fields[col.key] = v
-                has.add(col.key)
+                fields[key] = v
+                has.add(key)
             elif kind == _DATA:
-                _set_path(data, col.key, v)
+                if leaf is not None:
+                    data[leaf] = v
+                else:
+                    _set_path(data, key, v)
                 has.add("data")
             elif kind == _REGISTRY:
-                _set_path(registry, col.key, v)
+                if leaf is not None:
+                    registry[leaf] = v
+                else:
+                    _set_path(registry, key, v)
                 has.add("registry_data")
             else:
                 if isinstance(v, str):

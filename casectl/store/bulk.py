@@ -9,6 +9,7 @@ insert whole batches with executemany instead of one statement per row.
 from __future__ import annotations
 
 import sqlite3
+from itertools import chain
 from typing import Any, Iterable, Iterator, Sequence
 
 # SQLite's default limit on host parameters is 32766 (>= 3.32); stay far below.
@@ -136,7 +137,7 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
             sql = full_sql
         else:
             sql = head + ",".join([one] * len(chunk))
-        conn.execute(sql, [v for row in chunk for v in row])
+        conn.execute(sql, list(chain.from_iterable(chunk)))
 
 
 def insert_subjects(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
