@@ -24,6 +24,18 @@ def after_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: An
     effects.on_event(conn, "case.created", case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
 
 
+def after_create_batch(conn: sqlite3.Connection, cases: list[tuple[int, Workflow, Any, int]], *, actor: str,
+                       now: datetime) -> None:
+    """after_create for many new cases (case_id, workflow, new case, created event id), as `casectl import`
+    makes them. The SLA clock (queue) is written with the rows themselves (queue.on_create_batch gives it);
+    here come the required activities (content) and the case.created effects, in after_create's order."""
+    from . import content, effects
+
+    content.on_create_batch(conn, ((case_id, wf, nc) for case_id, wf, nc, _ in cases), actor=actor, now=now)
+    effects.on_event_batch(conn, effects.CREATED, ((case_id, wf, event_id) for case_id, wf, _, event_id in cases),
+                           now=now)
+
+
 def after_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, action: str | None,
                      from_status: str, to_status: str, actor: str, now: datetime, event_id: int,
                      messages: tuple[str, ...], moved_blocks: list[dict], reason: str | None,

@@ -35,7 +35,7 @@ from ..store import events as event_store
 from ..store import subjects as subject_store
 from ..timeutil import iso
 from . import cases as case_service
-from . import content, effects, queue
+from . import hooks, queue
 from . import workflows as workflow_service
 from .exporter import csv_unescape
 
@@ -762,13 +762,10 @@ class _Importer:
         return kind
 
     def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
-        """The creation hooks of `casectl create` (services.hooks.after_create), batched: the SLA clock
-        (queue.on_create) went in with the rows; then the required activities (content) and the
-        case.created effects (effects), each module deciding cheaply when it has nothing to do."""
-        content.on_create_batch(self.conn, ((next_case + i, r.wf, r.nc) for i, r in enumerate(rows)),
-                                actor=self.actor, now=self.now)
-        effects.on_event_batch(self.conn, effects.CREATED,
-                               ((next_case + i, r.wf, next_event + i) for i, r in enumerate(rows)), now=self.now)
+        """The creation hooks of `casectl create`, batched (services.hooks.after_create_batch); the SLA
+        clock (queue.on_create_batch) already went in with the rows."""
+        hooks.after_create_batch(self.conn, [(next_case + i, r.wf, r.nc, next_event + i) for i, r in enumerate(rows)],
+                                 actor=self.actor, now=self.now)
 
     # -- updating -------------------------------------------------------------------
 
