@@ -4,6 +4,7 @@ triggers on cases and subjects; see migration 0002_queue)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Any, Iterator
 
 from ..filters import CaseFilter
@@ -36,6 +37,60 @@ def search_sql(match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: st
 
 
 def search(conn: sqlite3.Connection, match: str, f: CaseFilter, *, exact_id: int | None = None,
-           exact_ref: str | None = None, limit: int | None = None) -> Iterator[dict[str, Any]]:
+           exact_ref: str | None = None, limit: int | None = None,
+           narrow: str | None = None) -> Iterator[dict[str, Any]]:
+    """Cases matching the FTS5 query `match` and the filter, best first.
+
+    `narrow` is a cheaper query that every match of `match` also matches (see
+    services.search.narrow_query). When it finds at most NARROW_MAX rows, those
+    are checked against `match` in a small in-memory FTS5 table with the same
+    tokenizer and ranked by bm25 of `narrow`: `match` is never run on the big
+    index, where a short trailing prefix ("...@example") reads every email.
+    """
+    if narrow is not None and conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM case_search WHERE case_search MATCH ? LIMIT ?)",
+            (narrow, NARROW_MAX + 1)).fetchone()[0] <= NARROW_MAX:
+        # bm25 only now: for a common token its statistics alone read the token's whole list.
+        hits = conn.execute(f"SELECT rowid, {_RANK}, case_no, ref, name, email, dob FROM case_search "
+                            f"WHERE case_search MATCH ?", (narrow,)).fetchall()
+        return _narrowed(conn, hits, match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
     sql, params = search_sql(match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
     return case_store.dicts(conn, sql, params)
+
+
+NARROW_MAX = 1000
+# The tokenizer of case_search (migration 0002_queue): the same words match the same way.
+_TOKENIZER = "unicode61 remove_diacritics 2"
+_check_lock = threading.Lock()
+_check_db: sqlite3.Connection | None = None
+
+
+def _matching(rows: list[tuple], match: str) -> set[int]:
+    """Which of these case_search rows (rowid, case_no, ref, name, email, dob) match `match`."""
+    global _check_db
+    with _check_lock:
+        if _check_db is None:
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            db.execute(f"CREATE VIRTUAL TABLE m USING fts5(case_no, ref, name, email, dob, tokenize = '{_TOKENIZER}')")
+            _check_db = db
+        db = _check_db
+        db.execute("BEGIN")
+        try:
+            db.executemany("INSERT INTO m (rowid, case_no, ref, name, email, dob) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return {r[0] for r in db.execute("SELECT rowid FROM m WHERE m MATCH ?", (match,))}
+        finally:
+            db.execute("ROLLBACK")
+
+
+def _narrowed(conn: sqlite3.Connection, hits: list, match: str, f: CaseFilter, *, exact_id: int | None,
+              exact_ref: str | None, limit: int | None) -> Iterator[dict[str, Any]]:
+    found = _matching([(h[0], *h[2:]) for h in hits], match)
+    if not found:
+        return iter(())
+    score = {h[0]: h[1] for h in hits if h[0] in found}
+    where, params = case_store.where_sql(f)
+    marks = ", ".join("?" for _ in score)
+    where = (where + " AND " if where else " WHERE ") + f"c.id IN ({marks})"
+    rows = list(case_store.dicts(conn, f"{case_store.SELECT}{where}", [*params, *score]))
+    rows.sort(key=lambda c: (c["id"] != exact_id, c["ref"] != exact_ref, score[c["id"]], c["id"]))
+    return iter(rows if limit is None or limit < 0 else rows[:limit])
