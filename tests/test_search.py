@@ -52,3 +52,35 @@ def test_search_bad_input(cli, db):
     assert "no letters or digits" in r.stderr
     r = cli("search", "x", "--format", "xml", expect=2)
     assert "unknown format" in r.stderr
+
+
+def test_email_like_words_narrow_then_check_the_whole_phrase(cli, db):
+    """A word with punctuation is looked up by its whole leading tokens, then checked as the
+    full phrase (same tokenizer): results equal the plain FTS query's, order included."""
+    from casectl.filters import CaseFilter
+    from casectl.services import search as search_service
+    from casectl.store import connect, search as search_store
+
+    for name, email in (("Ann Lee", "ann.lee@acme.example"), ("Lee Ann", "lee.ann@acme.example"),
+                        ("Ann Other", "ann@lee.example"), ("Zoë Müller", "zoë.müller@acme.example")):
+        cli("create", "--workflow", "simple", "--subject-name", name, "--subject-email", email)
+    with open(db, "rb") as fh:
+        before = fh.read()
+    assert ids(cli("search", "ann.lee@ac", "--ids")) == ["C-1"]        # consecutive tokens only
+    assert ids(cli("search", "lee@acme", "--ids")) == ["C-1"]          # not lee.ann@acme, not ann@lee
+    assert ids(cli("search", "ann@lee.ex", "--ids")) == ["C-3"]
+    assert ids(cli("search", "zoe.mull", "--ids")) == ["C-4"]          # accents folded on both sides
+    assert ids(cli("search", "ann@acme", "--ids")) == ["C-2"]         # lee.ANN@ACME
+    assert ids(cli("search", "acme@ann", "--ids")) == []
+    assert ids(cli("search", "ann.lee@acme", "--workflow", "kyb", "--ids")) == []
+    with open(db, "rb") as fh:
+        assert fh.read() == before  # the check runs in memory, never in the user's file
+    conn = connect(db)
+    for text in ("ann.lee@ac", "lee@acme", "ann@lee.ex", "zoe.mull", "ann@acme", "acme@ann", "acme.example", "ann lee@acme"):
+        narrow = search_service.narrow_query(text)
+        assert narrow is not None
+        match = search_service.match_query(text)
+        full = [c["id"] for c in search_store.search(conn, match, CaseFilter(), limit=50)]
+        fast = [c["id"] for c in search_store.search(conn, match, CaseFilter(), limit=50, narrow=narrow)]
+        assert fast == full, text
+    assert search_service.narrow_query("smith") is None  # nothing cheaper than the word itself

@@ -34,3 +34,18 @@ def test_stats_bad_input(cli, db):
     assert "--compare previous" in cli("stats", "--compare", "last-year", expect=2).stderr
     assert "must be before" in cli("stats", "--since", "2026-02-01", "--until", "2026-01-01", expect=2).stderr
     assert "not a date" in cli("stats", "--since", "yesterday", expect=2).stderr
+
+
+def test_stats_counts_agree_with_list_under_filters(cli, db, monkeypatch):
+    monkeypatch.setenv("CASECTL_NOW", "2026-01-05T00:00:00Z")
+    for wf, who in (("simple", "ann"), ("simple", "bob"), ("kyb", "ann"), ("simple", "ann")):
+        cli("create", "--workflow", wf, "--assignee", who)
+    cli("approve", "C-4")
+    env = {"CASECTL_NOW": "2026-03-01T00:00:00Z"}  # long past every SLA
+    for args in ((), ("--workflow", "simple"), ("--assignee", "ann"), ("--workflow", "kyb", "--assignee", "bob")):
+        doc = cli.json("stats", *args, "--json", env=env)
+        count = lambda *more: len(cli("list", *args, *more, "--ids", env=env).stdout.split())  # noqa: E731
+        assert doc["open"] == count("--open")
+        assert doc["closed_total"] == count("--closed")
+        assert doc["overdue"] == count("--overdue")
+    assert cli.json("stats", "--workflow", "simple", "--json", env=env)["overdue"] == 2
