@@ -87,9 +87,6 @@ CREATE INDEX "idx_cases_team"
 -- index idx_cases_workflow
 CREATE INDEX "idx_cases_workflow"
     ON "cases" ("workflow");
--- index idx_cases_workflow_status
-CREATE INDEX "idx_cases_workflow_status"
-    ON "cases" ("workflow", "status");
 -- index idx_events_at
 CREATE INDEX "idx_events_at"
     ON "events" ("at");
