@@ -122,7 +122,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--db", type=Path)
-    ap.add_argument("--keep", action="store_true", help="Reuse --db if it exists; keep it afterwards.")
+    ap.add_argument("--keep", "--reuse", action="store_true",
+                    help="Reuse --db if it exists (pending migrations are applied); keep it afterwards.")
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     path = args.db or Path(tempfile.mkdtemp()) / "bench.db"
@@ -157,15 +158,17 @@ def main() -> int:
          raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["vip"])),
         ("--tag rare", ours(CaseFilter(tags=("rare",))),
          raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["rare"])),
+        # A common country: walk the cases in id order and look up each subject (what `select`
+        # picks after its probe), written by hand; see the README for the rare-country plan.
         ("--country HK", ours(CaseFilter(country="HK")),
-         raw("c.subject_id IN (SELECT id FROM subjects WHERE country = ?)", ["HK"])),
+         raw("EXISTS (SELECT 1 FROM subjects x WHERE x.id = c.subject_id AND x.country = ?)", ["HK"])),
         ("--unassigned", ours(CaseFilter(unassigned=True)), raw("c.assignee IS NULL", [])),
         ("--open", ours(CaseFilter(open_only=True)), raw("c.final = 0", [])),
         ("--closed", ours(CaseFilter(closed_only=True)), raw("c.final = 1", [])),
-        ("--overdue", ours(CaseFilter(overdue_at=now)),
-         raw("c.id IN (SELECT id FROM cases WHERE final = 0 AND due_at < ?)", [now])),
+        # Many cases past due: walk the open cases in id order (`+` keeps SQLite off the range).
+        ("--overdue", ours(CaseFilter(overdue_at=now)), raw("c.final = 0 AND +c.due_at < ?", [now])),
         ("--due-within 24h", ours(CaseFilter(due_before=iso(NOW + timedelta(hours=24)))),
-         raw("c.id IN (SELECT id FROM cases WHERE final = 0 AND due_at <= ?)", [iso(NOW + timedelta(hours=24))])),
+         raw("c.final = 0 AND +c.due_at <= ?", [iso(NOW + timedelta(hours=24))])),
         ("--created-since 7d", ours(CaseFilter(created_since=week)), raw("c.id IN (SELECT id FROM cases WHERE created_at >= ?)", [week])),
         ("--status + --workflow", ours(CaseFilter(statuses=("manual_review",), workflow="kyb")),
          raw("c.status = ? AND c.workflow = ?", ["manual_review", "kyb"])),
@@ -179,7 +182,7 @@ def main() -> int:
         ("--status page at n/2", ours(CaseFilter(statuses=("approved",)), after=(None, mid)),
          raw("c.status = ? AND c.id > ?", ["approved", mid])),
     ]
-    for text in ("smith", "zoë mül", "user12345@example", "REF-77777", "1990-05"):
+    for text in ("smith", "zoë mül", "user12345@example", "ada@exa", "REF-77777", "1990-05"):
         match = search_service.match_query(text)
         cases.append((
             f"search '{text}'",

@@ -287,7 +287,7 @@ def select(
 # that the filter matches so many cases that the walk stops after about
 # WALK_ROWS rows. The probes read at most a few thousand index entries.
 WALK_ROWS = 20_000
-_DUE_PROBE = 2_000
+_DUE_PROBE = 1_000
 
 
 def walk_forms(conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", descending: bool = False,
@@ -298,8 +298,8 @@ def walk_forms(conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", des
     out = set()
     due = f.overdue_at or f.due_before
     if due and not descending:
-        # Open cases fall due roughly in creation (= id) order, so when a couple of
-        # thousand are past due the first open cases in id order are the due ones.
+        # Open cases fall due roughly in creation (= id) order, so when a thousand
+        # or more are past due the first open cases in id order are the due ones.
         op = "<" if f.overdue_at else "<="
         n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM cases WHERE final = 0 AND due_at IS NOT NULL "
                          f"AND due_at {op} ? LIMIT ?)", (due, _DUE_PROBE)).fetchone()[0]

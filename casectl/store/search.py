@@ -20,11 +20,13 @@ def search_sql(match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: st
     where, params = case_store.where_sql(f)
     if not where:
         # No filter: rank inside FTS5 first, then fetch only the page's cases.
+        # Without an exact id there is nothing to put first: one sort key less over every match.
+        first = "(rowid = ?) DESC, " if exact_id is not None else ""
         sql = (f"{_COLUMNS} FROM (SELECT rowid AS id, {_RANK} AS score FROM case_search WHERE case_search MATCH ? "
-               f"ORDER BY (rowid = ?) DESC, score LIMIT ?) hit JOIN cases c ON c.id = hit.id "
+               f"ORDER BY {first}score LIMIT ?) hit JOIN cases c ON c.id = hit.id "
                f"LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY (c.id = ?) DESC, hit.score, c.id")
         eid = exact_id if exact_id is not None else -1
-        return sql, [match, eid, -1 if limit is None else limit, eid]
+        return sql, [match, *([eid] if first else []), -1 if limit is None else limit, eid]
     where = " WHERE case_search MATCH ?" + (" AND " + where[len(" WHERE "):] if where else "")
     sql = (f"{_COLUMNS} FROM case_search JOIN cases c ON c.id = case_search.rowid "
            f"LEFT JOIN subjects s ON s.id = c.subject_id{where} "
