@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import snapshot
+
 
 def ids(r):
     return r.stdout.split()
