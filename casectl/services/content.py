@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from .. import ids, rules
 from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
+from ..nested import deep_merge, set_path
 from ..rules import Verdict, Workflow
 from ..rules import blocks as block_rules
 from ..rules.model import APPROVED, PENDING_ID_VERIFICATION, PENDING_REUPLOAD
@@ -106,24 +107,8 @@ def parse_assignments(pairs: Iterable[str], what: str) -> dict[str, Any]:
         parts = key.split(".")
         if not sep or not key or any(not p.strip() for p in parts):
             raise InvalidInput(f"{what}: '{pair}' is not KEY=VALUE (dotted keys like address.city nest)")
-        node = out
-        for p in parts[:-1]:
-            child = node.get(p)
-            if not isinstance(child, dict):
-                child = node[p] = {}
-            node = child
-        node[parts[-1]] = parse_value(value)
+        set_path(out, parts, parse_value(value))
     return out
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for k, v in changes.items():
-        if isinstance(v, dict) and isinstance(merged.get(k), dict):
-            merged[k] = _merge(merged[k], v)
-        else:
-            merged[k] = v
-    return merged
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -337,7 +322,7 @@ def set_block(conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[s
         if not verdict.allowed:
             raise _refuse(f"edit block {name}", case, verdict)
         at = iso(now)
-        merged = _merge(b["data"], changes)
+        merged = deep_merge(b["data"], changes)
         if b["id"] is None:  # the case's own data
             _touch(conn, case["id"], at=at, editor=actor, changes={"data": merged})
         else:
@@ -771,7 +756,7 @@ def set_activity_result(conn: sqlite3.Connection, id_or_ref: str, ref: str, pair
             raise NotAllowed(f"cannot record results on activity {_activity_name(a)} of case {_cid(case['id'])}: "
                              "it is cancelled")
         at = iso(now)
-        content_store.update_activity(conn, a["id"], {"result": _merge(a["result"], changes)}, at=at)
+        content_store.update_activity(conn, a["id"], {"result": deep_merge(a["result"], changes)}, at=at)
         _event(conn, case["id"], "activity.result", actor=actor, at=at,
                summary=f"{_activity_name(a)} result: {_assign_summary(changes)}",
                activity=ids.fmt("activity", a["id"]), type=a["type"], changes=changes)

@@ -28,6 +28,7 @@ from typing import IO, Any, Callable, Iterator
 
 from .. import rules
 from ..errors import InvalidInput, NotFound, UsageError
+from ..nested import deep_merge, set_path
 from ..rules import Workflow
 from ..store import bulk, write
 from ..store import cases as case_store
@@ -382,25 +383,6 @@ def _describe(kind: int, key: Any) -> str:
     return "data" if kind == _DATA_JSON else "registry_data"
 
 
-def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        inner = target.get(part)
-        if not isinstance(inner, dict):
-            inner = target[part] = {}
-        target = inner
-    target[path[-1]] = value
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 # --- JSON texts with holes --------------------------------------------------------
 
 # A string and a number no real value encodes to: their encodings mark the holes.
@@ -524,7 +506,7 @@ class _Importer:
             if kind == _CASE:
                 fields[key] = value
             else:
-                _set_path(data if kind == _DATA else registry, key, value)
+                set_path(data if kind == _DATA else registry, key, value)
         for col, index, kind, key, convert, strip, leaf in plan.steps:
             v: Any = cells[index]
             if not v:
@@ -550,13 +532,13 @@ class _Importer:
                 if leaf is not None:
                     data[leaf] = v
                 else:
-                    _set_path(data, key, v)
+                    set_path(data, key, v)
                 has.add("data")
             elif kind == _REGISTRY:
                 if leaf is not None:
                     registry[leaf] = v
                 else:
-                    _set_path(registry, key, v)
+                    set_path(registry, key, v)
                 has.add("registry_data")
             else:
                 if isinstance(v, str):
@@ -575,9 +557,9 @@ class _Importer:
                     registry_base = v
                     has.add("registry_data")
         if data_base is not None:
-            data = _merge(data_base, data) if data else data_base
+            data = deep_merge(data_base, data) if data else data_base
         if registry_base is not None:
-            registry = _merge(registry_base, registry) if registry else registry_base
+            registry = deep_merge(registry_base, registry) if registry else registry_base
         row.has = frozenset(has)
         if row.errors:
             return row
@@ -787,7 +769,7 @@ class _Importer:
                 shown[name] = [case[name], value]
         for name in ("data", "registry_data"):
             if name in r.has:
-                merged = _merge(case[name], getattr(nc, name))
+                merged = deep_merge(case[name], getattr(nc, name))
                 if merged != case[name]:
                     changes[name] = merged
                     shown[name] = [case[name], merged]
