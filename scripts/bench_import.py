@@ -100,17 +100,27 @@ def bench_casectl(csv_path: Path, work: Path) -> float:
     return elapsed
 
 
-def bench_raw(csv_path: Path, work: Path) -> tuple[float, float]:
-    """(seconds including reading the CSV, seconds of executemany + commit alone)."""
-    db = work / "raw.db"
+SUBJECT_INSERT = ("INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, "
+                  "updated_at) VALUES ")
+CASE_INSERT = ("INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, data, "
+               "registry_data, priority, created_at, updated_at, origin) VALUES ")
+
+
+def _raw_db(work: Path, name: str) -> sqlite3.Connection:
+    """A fresh database with casectl's schema, connected as the raw baselines use it."""
+    db = work / name
     init_db(db)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("INSERT OR IGNORE INTO workflows (name, version, definition, builtin, created_at) "
                  "VALUES ('kyb', 1, '{}', 1, '2026-01-01T00:00:00Z')")
+    return conn
+
+
+def _raw_rows(csv_path: Path) -> tuple[list[tuple], list[tuple]]:
+    """The generated file's rows as subject and case tuples (subjects reused by email)."""
     at = "2026-01-01T00:00:00Z"
-    t0 = time.perf_counter()
     subjects, cases, emails = [], [], {}
     with open(csv_path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -123,13 +133,18 @@ def bench_raw(csv_path: Path, work: Path) -> tuple[float, float]:
                 subjects.append((sid, name, email, key, dob, country, "person", "{}", at, at))
             data = json.dumps({"amount": amount, "company": {"name": cname, "reg_no": reg}})
             cases.append((i, ref, "kyb", 1, "collection_flow", 0, sid, data, "{}", priority, at, at, "import"))
+    return subjects, cases
+
+
+def bench_raw(csv_path: Path, work: Path) -> tuple[float, float]:
+    """(seconds including reading the CSV, seconds of executemany + commit alone)."""
+    conn = _raw_db(work, "raw.db")
+    t0 = time.perf_counter()
+    subjects, cases = _raw_rows(csv_path)
     t1 = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, "
-                     "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", subjects)
-    conn.executemany("INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, data, "
-                     "registry_data, priority, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                     cases)
+    conn.executemany(SUBJECT_INSERT + "(?,?,?,?,?,?,?,?,?,?)", subjects)
+    conn.executemany(CASE_INSERT + "(?,?,?,?,?,?,?,?,?,?,?,?,?)", cases)
     conn.execute("COMMIT")
     t2 = time.perf_counter()
     conn.close()
@@ -146,27 +161,9 @@ def bench_raw_multirow(csv_path: Path, work: Path, per_statement: int = 500) -> 
     """Seconds of the same inserts as bench_raw, `per_statement` rows per INSERT (as casectl does):
     one statement journal per statement instead of one per row. For information: the issue's
     baseline is executemany."""
-    db = work / "raw_multi.db"
-    init_db(db)
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("INSERT OR IGNORE INTO workflows (name, version, definition, builtin, created_at) "
-                 "VALUES ('kyb', 1, '{}', 1, '2026-01-01T00:00:00Z')")
-    at = "2026-01-01T00:00:00Z"
+    conn = _raw_db(work, "raw_multi.db")
     t0 = time.perf_counter()
-    subjects, cases, emails = [], [], {}
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        next(reader)
-        for i, (ref, name, email, dob, country, priority, _tags, cname, reg, amount) in enumerate(reader, 1):
-            key = email.lower()
-            sid = emails.get(key)
-            if sid is None:
-                sid = emails[key] = len(subjects) + 1
-                subjects.append((sid, name, email, key, dob, country, "person", "{}", at, at))
-            data = json.dumps({"amount": amount, "company": {"name": cname, "reg_no": reg}})
-            cases.append((i, ref, "kyb", 1, "collection_flow", 0, sid, data, "{}", priority, at, at, "import"))
+    subjects, cases = _raw_rows(csv_path)
 
     def insert(head: str, rows: list[tuple]) -> None:
         one = "(" + ",".join("?" * len(rows[0])) + ")"
@@ -175,10 +172,8 @@ def bench_raw_multirow(csv_path: Path, work: Path, per_statement: int = 500) -> 
             conn.execute(head + ",".join([one] * len(chunk)), [v for r in chunk for v in r])
 
     conn.execute("BEGIN IMMEDIATE")
-    insert("INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, "
-           "updated_at) VALUES ", subjects)
-    insert("INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, data, "
-           "registry_data, priority, created_at, updated_at, origin) VALUES ", cases)
+    insert(SUBJECT_INSERT, subjects)
+    insert(CASE_INSERT, cases)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
