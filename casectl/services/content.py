@@ -617,18 +617,16 @@ def on_create_batch(conn: sqlite3.Connection, cases: Iterable[tuple[int, Workflo
 
 
 def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,
-                  actor: str, now: datetime) -> None:
+                  actor: str, now: datetime, event_id: int, messages: tuple[str, ...] = (),
+                  moved_blocks: list[dict] = ()) -> None:
     """A child case reaching a final status is a system event on its parent; re-upload requests go out."""
     case = case_store.get(conn, case_id)
     if case is None:
         return
-    ev = content_store.last_transition_event(conn, case_id)
-    if ev is not None and ev["to_status"] == to_status and ev["action"]:
-        spec = wf.action(ev["action"])
-        if spec is not None and "reupload_request" in spec.messages:
-            moved = [m for m in ev["data"].get("blocks", []) if m.get("to") == PENDING_REUPLOAD]
-            if moved:
-                _queue_reuploads(conn, case, moved, event_id=ev["id"], actor=actor, now=now)
+    if "reupload_request" in messages:
+        moved = [m for m in moved_blocks if m.get("to") == PENDING_REUPLOAD]
+        if moved:
+            _queue_reuploads(conn, case, moved, event_id=event_id, actor=actor, now=now)
     if case.get("parent_id") and wf.is_final(to_status) and not wf.is_final(from_status):
         _child_concluded(conn, case, to_status, actor=actor, now=now)
 

@@ -47,7 +47,7 @@ def after_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, ac
                           to_status=to_status, event_id=event_id, messages=messages, moved_blocks=moved_blocks,
                           reason=reason, decision=decision, now=now)
     content.on_transition(conn, case_id=case_id, wf=wf, from_status=from_status, to_status=to_status,
-                          actor=actor, now=now)
+                          actor=actor, now=now, event_id=event_id, messages=messages, moved_blocks=moved_blocks)
 
 
 @dataclass

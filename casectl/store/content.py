@@ -93,20 +93,6 @@ def last_block_reason(conn: sqlite3.Connection, case_id: int, block: str, kind: 
     return r[0] if r else None
 
 
-def last_transition_event(conn: sqlite3.Connection, case_id: int) -> dict[str, Any] | None:
-    """The newest status-changing event of a case (the one a transition just appended)."""
-    r = conn.execute(
-        "SELECT id, action, kind, from_status, to_status, data FROM events WHERE case_id = ? "
-        "AND kind IN ('action', 'system', 'status') ORDER BY id DESC LIMIT 1",
-        (case_id,),
-    ).fetchone()
-    if r is None:
-        return None
-    d = dict(r)
-    d["data"] = _loads(d["data"])
-    return d
-
-
 # --- documents and attachments --------------------------------------------------
 
 
