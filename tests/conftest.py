@@ -92,3 +92,14 @@ def snapshot(db_path) -> dict:
                 if not t.startswith("sqlite_")}
     finally:
         conn.close()
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, with CASECTL_SMTP_* pointing at it."""
+    from outside_servers import SmtpServer
+
+    with SmtpServer() as server:
+        for k, v in server.env().items():
+            monkeypatch.setenv(k, v)
+        yield server

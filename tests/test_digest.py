@@ -28,14 +28,6 @@ def pinned(monkeypatch):
 
 
 @pytest.fixture
-def smtp(monkeypatch):
-    with SmtpServer() as server:
-        for k, v in server.env().items():
-            monkeypatch.setenv(k, v)
-        yield server
-
-
-@pytest.fixture
 def cases(cli, db):
     """Four simple cases; one approved, one declined (with a private note), two open."""
     ids = [cli("create", "-w", "simple", "--subject-name", f"Person {i}").stdout.strip() for i in range(4)]

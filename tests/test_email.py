@@ -17,14 +17,6 @@ def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
 
 
-@pytest.fixture
-def smtp(monkeypatch):
-    with SmtpServer() as server:
-        for k, v in server.env().items():
-            monkeypatch.setenv(k, v)
-        yield server
-
-
 def outbox(db_path):
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
