@@ -103,3 +103,13 @@ def smtp(monkeypatch):
         for k, v in server.env().items():
             monkeypatch.setenv(k, v)
         yield server
+
+
+def outbox(db_path) -> list[dict]:
+    """The outbox table's rows, oldest first."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
+    finally:
+        conn.close()

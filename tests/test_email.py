@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from conftest import outbox
 
 from outside_servers import SmtpServer, free_port, parts
 
@@ -17,13 +17,6 @@ def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
 
 
-def outbox(db_path):
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
-    finally:
-        conn.close()
 
 
 def add_workflow(cli, tmp_path, effects_on_action, workflow_effects=()):

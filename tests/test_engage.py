@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
-from conftest import snapshot
+from conftest import outbox, snapshot
 from outside_servers import SmtpServer, parts
 
 
@@ -17,10 +16,6 @@ def case(cli, db, monkeypatch):
                "--subject-email", "ada@example.com").stdout.strip()
 
 
-def outbox(db):
-    with sqlite3.connect(db) as c:
-        c.row_factory = sqlite3.Row
-        return [dict(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")]
 
 
 def test_contact_queues_an_email_and_records_it(cli, case, db):

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import casectl_bin
+from conftest import casectl_bin, outbox
 from outside_servers import Receiver, free_port, wait_for
 
 T0 = "2030-01-01T09:00:00Z"
@@ -23,13 +23,6 @@ def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
 
 
-def outbox(db_path):
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
-    finally:
-        conn.close()
 
 
 def test_each_command_delivers_what_it_queued(cli, db):
