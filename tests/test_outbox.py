@@ -168,3 +168,15 @@ def test_retry_one_failed_message(cli, db):
     with Receiver(port=port) as rx:
         cli("outbox", "retry", "--all-failed", env=DELIVER_ON)  # nothing failed now; delivers what is due
         assert len(rx.ok()) == 1
+
+
+def test_no_deliver_works_after_the_command_too(cli, db):
+    """`--no-deliver` may stand before or after the command, like --db and --actor."""
+    with Receiver() as receiver:
+        cli("hooks", "add", receiver.url, "--event", "case.created")
+        cli("create", "--workflow", "simple", "--no-deliver", env=DELIVER_ON)
+        assert receiver.requests == [] and outbox(db)[-1]["status"] == "pending"
+        cli("--no-deliver", "create", "--workflow", "simple", env=DELIVER_ON)
+        assert receiver.requests == []
+        cli("list", env=DELIVER_ON)  # without the flag, the next command delivers both
+        assert wait_for(lambda: len(receiver.requests) == 2)

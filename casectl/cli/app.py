@@ -76,7 +76,7 @@ COMMANDS: dict[str, Entry] = {
 
 def _remember(key: str):
     def callback(ctx: click.Context, param: click.Parameter, value):
-        if value is not None:
+        if value not in (None, False):  # an unset flag must not undo the root option
             ctx.meta[key] = value
         return value
 
@@ -84,12 +84,15 @@ def _remember(key: str):
 
 
 def _common_options() -> list[click.Option]:
-    """--db and --actor, accepted after any command as well as before it."""
+    """--db, --actor and --no-deliver, accepted after any command as well as before it."""
     return [
         click.Option(["--db"], metavar="PATH", expose_value=False, callback=_remember("casectl.db"),
                      help="Database file [env: CASECTL_DB]."),
         click.Option(["--actor"], metavar="NAME", expose_value=False, callback=_remember("casectl.actor"),
                      help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
+        click.Option(["--no-deliver"], is_flag=True, default=None, expose_value=False,
+                     callback=_remember("casectl.no_deliver"),
+                     help="Leave queued messages for `casectl outbox deliver` [env: CASECTL_NO_DELIVER=1]."),
     ]
 
 
