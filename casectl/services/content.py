@@ -311,16 +311,25 @@ def add_block(conn: sqlite3.Connection, id_or_ref: str, kind: str, name: str, da
 # --- blocks: changing -----------------------------------------------------------
 
 
+def _checked_block(conn: sqlite3.Connection, id_or_ref: str, name: str, action: str,
+                   what: str) -> tuple[dict[str, Any], Workflow, dict[str, Any], Verdict]:
+    """The open case, its block `name`, and the rules' verdict on `action`; refused with exit 4 if not allowed."""
+    case, wf = _open_case(conn, id_or_ref, what)
+    b = _find_block(conn, case, name)
+    verdict = block_rules.block_check(wf, b["kind"], b["status"], action, child=_cid(b.get("child_case_id")),
+                                      child_status=b.get("child_status"), child_final=b.get("child_final"),
+                                      child_decision=b.get("child_decision"))
+    if not verdict.allowed:
+        raise _refuse(what, case, verdict)
+    return case, wf, b, verdict
+
+
 def set_block(conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[str], *, actor: str,
               now: datetime) -> dict[str, Any]:
     """Edit a writable block's data (KEY=VALUE, dotted keys nest)."""
     changes = parse_assignments(pairs, f"block {name} set")
     with write(conn):
-        case, wf = _open_case(conn, id_or_ref, f"edit block {name}")
-        b = _find_block(conn, case, name)
-        verdict = block_rules.block_check(wf, b["kind"], b["status"], "set")
-        if not verdict.allowed:
-            raise _refuse(f"edit block {name}", case, verdict)
+        case, wf, b, _ = _checked_block(conn, id_or_ref, name, "set", f"edit block {name}")
         at = iso(now)
         merged = deep_merge(b["data"], changes)
         if b["id"] is None:  # the case's own data
@@ -337,13 +346,7 @@ def set_block(conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[s
 def _block_decision(conn: sqlite3.Connection, id_or_ref: str, name: str, action: str, reason: str | None, *,
                     actor: str, now: datetime) -> dict[str, Any]:
     with write(conn):
-        case, wf = _open_case(conn, id_or_ref, f"{action} block {name}")
-        b = _find_block(conn, case, name)
-        verdict = block_rules.block_check(wf, b["kind"], b["status"], action, child=_cid(b.get("child_case_id")),
-                                          child_status=b.get("child_status"), child_final=b.get("child_final"),
-                                          child_decision=b.get("child_decision"))
-        if not verdict.allowed:
-            raise _refuse(f"{action} block {name}", case, verdict)
+        case, wf, b, verdict = _checked_block(conn, id_or_ref, name, action, f"{action} block {name}")
         at = iso(now)
         changes: dict[str, Any] = {"status": verdict.target}
         if action == "approve":
@@ -442,11 +445,7 @@ def received(conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Pa
     """The subject's re-upload arrived: store it and put the block back for review."""
     f = read_file(path)
     with write(conn):
-        case, wf = _open_case(conn, id_or_ref, f"receive block {name}")
-        b = _find_block(conn, case, name)
-        verdict = block_rules.block_check(wf, b["kind"], b["status"], "received")
-        if not verdict.allowed:
-            raise _refuse(f"receive a re-upload for block {name}", case, verdict)
+        case, wf, b, _ = _checked_block(conn, id_or_ref, name, "received", f"receive a re-upload for block {name}")
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
         content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
