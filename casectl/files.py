@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from .errors import InvalidInput
 
@@ -24,8 +25,9 @@ def check_target(target: str | Path, option: str = "--output") -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | Path, *, option: str = "--output", binary: bool = True,
-                  encoding: str = "utf-8") -> Iterator[IO]:
+def atomic_output(
+    target: str | Path, *, option: str = "--output", binary: bool = True, encoding: str = "utf-8"
+) -> Iterator[IO]:
     """Write to a temporary file beside `target`; on success fsync and rename it over `target`."""
     path = check_target(target, option)
     try:

@@ -44,7 +44,7 @@ class WhereClause:
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> "WhereClause":
+    def parse(cls, text: str) -> WhereClause:
         key, sep, value = text.partition("=")
         key = key.strip()
         if not sep or not key:
@@ -113,7 +113,7 @@ class CaseFilter:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if v not in (None, (), [], False)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CaseFilter":
+    def from_dict(cls, d: dict[str, Any]) -> CaseFilter:
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for k, v in d.items():

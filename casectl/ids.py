@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import re
 
-PREFIXES = {"case": "C", "subject": "S", "activity": "A", "event": "E", "note": "N", "outbox": "O", "block": "B", "appointment": "M"}
+PREFIXES = {
+    "case": "C",
+    "subject": "S",
+    "activity": "A",
+    "event": "E",
+    "note": "N",
+    "outbox": "O",
+    "block": "B",
+    "appointment": "M",
+}
 _ID = re.compile(r"^\s*([A-Za-z])?-?(\d+)\s*$")
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def set_path(target: dict[str, Any], path: Sequence[str], value: Any) -> None:

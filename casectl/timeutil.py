@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from .errors import UsageError
 
@@ -16,11 +16,11 @@ def now() -> datetime:
     pinned = os.environ.get("CASECTL_NOW")
     if pinned:
         return parse_time(pinned, "CASECTL_NOW")
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime(FORMAT)
+    return t.astimezone(UTC).strftime(FORMAT)
 
 
 def parse_time(text: str, what: str = "time", *, end_of_day: bool = False) -> datetime:
@@ -28,14 +28,14 @@ def parse_time(text: str, what: str = "time", *, end_of_day: bool = False) -> da
     text = text.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            d = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=timezone.utc)
+            d = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
             return d + timedelta(days=1) - timedelta(seconds=1) if end_of_day else d
         t = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise UsageError(f"{what}: '{text}' is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    return t.astimezone(timezone.utc).replace(microsecond=0)
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).replace(microsecond=0)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -54,18 +54,37 @@ def generate(path: Path, n: int, seed: int = 4) -> None:
     rnd = random.Random(seed)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["ref", "subject_name", "subject_email", "subject_dob", "country", "priority", "tags",
-                    "company.name", "company.reg_no", "amount"])
+        w.writerow(
+            [
+                "ref",
+                "subject_name",
+                "subject_email",
+                "subject_dob",
+                "country",
+                "priority",
+                "tags",
+                "company.name",
+                "company.reg_no",
+                "amount",
+            ]
+        )
         for i in range(n):
             person = i - 1 if i % 10 == 9 else i
             name = f"{FIRST[person % 10]} {LAST[(person // 10) % 10]}"
-            w.writerow([
-                f"EXT-{i:08d}", name, f"user{person}@example.com",
-                f"{1950 + person % 50}-{1 + person % 12:02d}-{1 + person % 28:02d}",
-                COUNTRIES[person % len(COUNTRIES)], rnd.choice(["low", "normal", "normal", "high"]),
-                rnd.choice(["", "vip", "batch,vip", "batch"]), f"Company {person}", f"{rnd.randrange(10**8):08d}",
-                f"{rnd.randrange(10**6) / 100:.2f}",
-            ])
+            w.writerow(
+                [
+                    f"EXT-{i:08d}",
+                    name,
+                    f"user{person}@example.com",
+                    f"{1950 + person % 50}-{1 + person % 12:02d}-{1 + person % 28:02d}",
+                    COUNTRIES[person % len(COUNTRIES)],
+                    rnd.choice(["low", "normal", "normal", "high"]),
+                    rnd.choice(["", "vip", "batch,vip", "batch"]),
+                    f"Company {person}",
+                    f"{rnd.randrange(10**8):08d}",
+                    f"{rnd.randrange(10**6) / 100:.2f}",
+                ]
+            )
 
 
 def casectl_env(db: Path) -> dict[str, str]:
@@ -100,10 +119,13 @@ def bench_casectl(csv_path: Path, work: Path) -> float:
     return elapsed
 
 
-SUBJECT_INSERT = ("INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, "
-                  "updated_at) VALUES ")
-CASE_INSERT = ("INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, data, "
-               "registry_data, priority, created_at, updated_at, origin) VALUES ")
+SUBJECT_INSERT = (
+    "INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, updated_at) VALUES "
+)
+CASE_INSERT = (
+    "INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, data, "
+    "registry_data, priority, created_at, updated_at, origin) VALUES "
+)
 
 
 def _raw_db(work: Path, name: str) -> sqlite3.Connection:
@@ -113,8 +135,10 @@ def _raw_db(work: Path, name: str) -> sqlite3.Connection:
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("INSERT OR IGNORE INTO workflows (name, version, definition, builtin, created_at) "
-                 "VALUES ('kyb', 1, '{}', 1, '2026-01-01T00:00:00Z')")
+    conn.execute(
+        "INSERT OR IGNORE INTO workflows (name, version, definition, builtin, created_at) "
+        "VALUES ('kyb', 1, '{}', 1, '2026-01-01T00:00:00Z')"
+    )
     return conn
 
 
@@ -168,7 +192,7 @@ def bench_raw_multirow(csv_path: Path, work: Path, per_statement: int = 500) -> 
     def insert(head: str, rows: list[tuple]) -> None:
         one = "(" + ",".join("?" * len(rows[0])) + ")"
         for k in range(0, len(rows), per_statement):
-            chunk = rows[k:k + per_statement]
+            chunk = rows[k : k + per_statement]
             conn.execute(head + ",".join([one] * len(chunk)), [v for r in chunk for v in r])
 
     conn.execute("BEGIN IMMEDIATE")
@@ -217,9 +241,11 @@ def hooks_share(csv_path: Path, work: Path) -> tuple[float, float]:
 # Runs the command and prints its own children's peak RSS (KiB): a child forked straight
 # from this benchmark (which has imported in-process and is large) would count the
 # parent's pages in its peak RSS.
-_RSS_WRAPPER = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-                "stderr=subprocess.PIPE); sys.stderr.buffer.write(p.stderr); "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+    "stderr=subprocess.PIPE); sys.stderr.buffer.write(p.stderr); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)"
+)
 
 
 def bench_rss(rows: int, work: Path) -> tuple[float, int]:
@@ -232,8 +258,9 @@ def bench_rss(rows: int, work: Path) -> tuple[float, int]:
     proc = subprocess.run(cmd, env=casectl_env(db), capture_output=True)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
-        sys.exit(f"bench_import: the {rows:,}-row import failed ({proc.returncode}): "
-                 f"{proc.stderr.decode(errors='replace')}")
+        sys.exit(
+            f"bench_import: the {rows:,}-row import failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}"
+        )
     return elapsed, int(proc.stdout) * 1024
 
 
@@ -260,19 +287,25 @@ def main() -> None:
         print(f"casectl import                       {r_casectl:>10,.0f} rows/s  ({t_casectl:.2f} s, whole process)")
         print(f"raw sqlite3 executemany (+csv read)  {r_raw:>10,.0f} rows/s  ({t_raw:.2f} s)")
         print(f"raw sqlite3 executemany (insert only){r_raw_insert:>10,.0f} rows/s  ({t_raw_insert:.2f} s)")
-        print(f"raw sqlite3, 500 rows per INSERT     {n / t_multi:>10,.0f} rows/s  ({t_multi:.2f} s incl. csv read; "
-              "for information)")
+        print(
+            f"raw sqlite3, 500 rows per INSERT     {n / t_multi:>10,.0f} rows/s  ({t_multi:.2f} s incl. csv read; "
+            "for information)"
+        )
         print(f"sqlite-utils insert --csv            {r_su:>10,.0f} rows/s  ({t_su:.2f} s, whole process)")
         print(f"casectl / raw (+csv read)            {r_casectl / r_raw:>10.0%}   (target >= 40%)")
         print(f"casectl / raw (insert only)          {r_casectl / r_raw_insert:>10.0%}")
         print(f"casectl / sqlite-utils               {r_casectl / r_su:>10.2f}x  (target > 1)")
         print(f"casectl / raw, 500 rows per INSERT   {r_casectl / (n / t_multi):>10.0%}")
-        print(f"creation hooks                       {in_hooks:>10.2f} s of {total:.2f} s in-process "
-              f"({in_hooks / total:.0%})")
+        print(
+            f"creation hooks                       {in_hooks:>10.2f} s of {total:.2f} s in-process "
+            f"({in_hooks / total:.0%})"
+        )
         if not args.no_rss:
             t_big, rss = bench_rss(args.rss_rows, work)
-            print(f"peak RSS, {args.rss_rows:,}-row import       {rss / 2**20:>10.1f} MB  "
-                  f"({args.rss_rows / t_big:,.0f} rows/s; target < 150 MB)")
+            print(
+                f"peak RSS, {args.rss_rows:,}-row import       {rss / 2**20:>10.1f} MB  "
+                f"({args.rss_rows / t_big:,.0f} rows/s; target < 150 MB)"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

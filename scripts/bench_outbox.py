@@ -63,8 +63,13 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     base = {k: v for k, v in os.environ.items() if not k.startswith("CASECTL_")}
-    env = {**base, "CASECTL_DB": str(tmp / "bench.db"), "CASECTL_ACTOR": "bench", "CASECTL_NO_DELIVER": "1",
-           "WH_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    env = {
+        **base,
+        "CASECTL_DB": str(tmp / "bench.db"),
+        "CASECTL_ACTOR": "bench",
+        "CASECTL_NO_DELIVER": "1",
+        "WH_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }
     try:
         run(["init"], env)
         for _ in range(20):
@@ -85,8 +90,10 @@ def main() -> None:
         took = time.perf_counter() - t
         assert Sink.count == n, (Sink.count, out)
         print(f"outbox deliver, nothing due:          {empty * 1000:7.1f} ms")
-        print(f"outbox deliver, {n} signed webhooks:  {took * 1000:7.1f} ms  "
-              f"({n / took:.0f} msg/s; {(took - empty) / n * 1000:.2f} ms per message over the empty run)")
+        print(
+            f"outbox deliver, {n} signed webhooks:  {took * 1000:7.1f} ms  "
+            f"({n / took:.0f} msg/s; {(took - empty) / n * 1000:.2f} ms per message over the empty run)"
+        )
         print(f"(queued by {n} `create` processes in {created:.1f}s; {out})")
     finally:
         server.shutdown()

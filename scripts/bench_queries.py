@@ -26,23 +26,66 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from casectl import rules  # noqa: E402
 from casectl.filters import CaseFilter  # noqa: E402
-from casectl.services import listing, search as search_service, stats as stats_service  # noqa: E402
+from casectl.services import listing  # noqa: E402
+from casectl.services import search as search_service
+from casectl.services import stats as stats_service
 from casectl.services import workflows as workflow_service  # noqa: E402
-from casectl.store import cases as case_store, connect  # noqa: E402
+from casectl.store import cases as case_store  # noqa: E402
+from casectl.store import connect
 from casectl.timeutil import iso  # noqa: E402
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-FIRST = ["Ada", "Bob", "Zoë", "José", "Chloé", "Mia", "Liam", "Noah", "Emma", "Olivia", "Lucas", "Amélie",
-         "Søren", "Yuki", "Omar", "Fatima", "Ivan", "Jürgen", "Ana", "Li"]
-LAST = ["Smith", "Müller", "García", "Dubois", "Rossi", "Kowalski", "Jensen", "Tanaka", "Haddad", "Petrov",
-        "Johnson", "Nguyen", "Silva", "O'Brien", "Łukasz", "Öztürk", "Brown", "Wilson", "Moreau", "Novak"]
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+FIRST = [
+    "Ada",
+    "Bob",
+    "Zoë",
+    "José",
+    "Chloé",
+    "Mia",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Olivia",
+    "Lucas",
+    "Amélie",
+    "Søren",
+    "Yuki",
+    "Omar",
+    "Fatima",
+    "Ivan",
+    "Jürgen",
+    "Ana",
+    "Li",
+]
+LAST = [
+    "Smith",
+    "Müller",
+    "García",
+    "Dubois",
+    "Rossi",
+    "Kowalski",
+    "Jensen",
+    "Tanaka",
+    "Haddad",
+    "Petrov",
+    "Johnson",
+    "Nguyen",
+    "Silva",
+    "O'Brien",
+    "Łukasz",
+    "Öztürk",
+    "Brown",
+    "Wilson",
+    "Moreau",
+    "Novak",
+]
 COUNTRIES = ["GB", "HK", "DE", "FR", "US", "CN", "ES", "IT", "PL", "NL"]
 AGENTS = [f"agent{i}" for i in range(50)]
 TEAMS = ["kyb-ops", "screening", "support", "risk", "edd"]
@@ -62,13 +105,25 @@ def build(path: Path, n: int) -> None:
     conn.executemany(
         "INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, 'person', '{}', ?, ?)",
-        ((i, f"{rnd.choice(FIRST)} {rnd.choice(LAST)}", f"user{i}@example{i % 97}.com",
-          f"user{i}@example{i % 97}.com", f"{rnd.randint(1940, 2005)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
-          rnd.choice(COUNTRIES), iso(NOW), iso(NOW)) for i in range(1, n_subjects + 1)),
+        (
+            (
+                i,
+                f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
+                f"user{i}@example{i % 97}.com",
+                f"user{i}@example{i % 97}.com",
+                f"{rnd.randint(1940, 2005)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+                rnd.choice(COUNTRIES),
+                iso(NOW),
+                iso(NOW),
+            )
+            for i in range(1, n_subjects + 1)
+        ),
     )
     conn.execute("COMMIT")
-    statuses = {name: (wf.status_names, [s.name for s in wf.statuses if not s.final],
-                       [s.name for s in wf.statuses if s.final]) for name, wf in rules.BUILTIN.items()}
+    statuses = {
+        name: (wf.status_names, [s.name for s in wf.statuses if not s.final], [s.name for s in wf.statuses if s.final])
+        for name, wf in rules.BUILTIN.items()
+    }
     span = timedelta(days=730)
     step = span / n
 
@@ -82,9 +137,23 @@ def build(path: Path, n: int) -> None:
             due = created + timedelta(hours=SLA_HOURS[wf])
             decided = None if open_ else created + timedelta(hours=rnd.uniform(1, SLA_HOURS[wf] * 1.3))
             assignee = (rnd.choice(AGENTS) if rnd.random() < 0.5 else None) if open_ else rnd.choice(AGENTS)
-            yield (i, f"REF-{i}", wf, 1, status, int(not open_), rnd.randint(1, n_subjects), assignee,
-                   rnd.choice(TEAMS), rnd.choice(PRIORITIES), iso(created), iso(decided or created), iso(due),
-                   iso(decided) if decided else None, status if decided else None)
+            yield (
+                i,
+                f"REF-{i}",
+                wf,
+                1,
+                status,
+                int(not open_),
+                rnd.randint(1, n_subjects),
+                assignee,
+                rnd.choice(TEAMS),
+                rnd.choice(PRIORITIES),
+                iso(created),
+                iso(decided or created),
+                iso(due),
+                iso(decided) if decided else None,
+                status if decided else None,
+            )
 
     it = rows()
     while True:
@@ -95,10 +164,13 @@ def build(path: Path, n: int) -> None:
         conn.executemany(
             "INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, assignee, team, "
             "priority, created_at, updated_at, due_at, decided_at, decision, origin, version, data, registry_data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'import', 1, '{}', '{}')", chunk)
-        conn.executemany("INSERT INTO case_tags (case_id, tag) VALUES (?, ?)",
-                         [(r[0], "vip") for r in chunk if r[0] % 20 == 0]
-                         + [(r[0], "rare") for r in chunk if r[0] % 1000 == 7])
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'import', 1, '{}', '{}')",
+            chunk,
+        )
+        conn.executemany(
+            "INSERT INTO case_tags (case_id, tag) VALUES (?, ?)",
+            [(r[0], "vip") for r in chunk if r[0] % 20 == 0] + [(r[0], "rare") for r in chunk if r[0] % 1000 == 7],
+        )
         conn.execute("COMMIT")
         print(f"  {chunk[-1][0]:>9,} cases  {time.perf_counter() - t0:6.1f}s", file=sys.stderr, end="\r")
     print(f"\nbuilt {n:,} cases, {n_subjects:,} subjects in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
@@ -122,8 +194,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=1_000_000)
     ap.add_argument("--db", type=Path)
-    ap.add_argument("--keep", "--reuse", action="store_true",
-                    help="Reuse --db if it exists (pending migrations are applied); keep it afterwards.")
+    ap.add_argument(
+        "--keep",
+        "--reuse",
+        action="store_true",
+        help="Reuse --db if it exists (pending migrations are applied); keep it afterwards.",
+    )
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     path = args.db or Path(tempfile.mkdtemp()) / "bench.db"
@@ -148,50 +224,87 @@ def main() -> int:
     week = iso(NOW - timedelta(days=7))
     cases = [
         ("list (no filter)", ours(CaseFilter()), raw("1", [])),
-        ("--status manual_review", ours(CaseFilter(statuses=("manual_review",))),
-         raw("c.status = ?", ["manual_review"])),
+        (
+            "--status manual_review",
+            ours(CaseFilter(statuses=("manual_review",))),
+            raw("c.status = ?", ["manual_review"]),
+        ),
         ("--workflow screening", ours(CaseFilter(workflow="screening")), raw("c.workflow = ?", ["screening"])),
         ("--assignee agent7", ours(CaseFilter(assignee="agent7")), raw("c.assignee = ?", ["agent7"])),
         ("--team risk", ours(CaseFilter(team="risk")), raw("c.team = ?", ["risk"])),
         ("--priority urgent", ours(CaseFilter(priority="urgent")), raw("c.priority = ?", ["urgent"])),
-        ("--tag vip", ours(CaseFilter(tags=("vip",))),
-         raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["vip"])),
-        ("--tag rare", ours(CaseFilter(tags=("rare",))),
-         raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["rare"])),
+        (
+            "--tag vip",
+            ours(CaseFilter(tags=("vip",))),
+            raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["vip"]),
+        ),
+        (
+            "--tag rare",
+            ours(CaseFilter(tags=("rare",))),
+            raw("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)", ["rare"]),
+        ),
         # A common country: walk the cases in id order and look up each subject (what `select`
         # picks after its probe), written by hand; see the README for the rare-country plan.
-        ("--country HK", ours(CaseFilter(country="HK")),
-         raw("EXISTS (SELECT 1 FROM subjects x WHERE x.id = c.subject_id AND x.country = ?)", ["HK"])),
+        (
+            "--country HK",
+            ours(CaseFilter(country="HK")),
+            raw("EXISTS (SELECT 1 FROM subjects x WHERE x.id = c.subject_id AND x.country = ?)", ["HK"]),
+        ),
         ("--unassigned", ours(CaseFilter(unassigned=True)), raw("c.assignee IS NULL", [])),
         ("--open", ours(CaseFilter(open_only=True)), raw("c.final = 0", [])),
         ("--closed", ours(CaseFilter(closed_only=True)), raw("c.final = 1", [])),
         # Many cases past due: walk the open cases in id order (`+` keeps SQLite off the range).
         ("--overdue", ours(CaseFilter(overdue_at=now)), raw("c.final = 0 AND +c.due_at < ?", [now])),
-        ("--due-within 24h", ours(CaseFilter(due_before=iso(NOW + timedelta(hours=24)))),
-         raw("c.final = 0 AND +c.due_at <= ?", [iso(NOW + timedelta(hours=24))])),
-        ("--created-since 7d", ours(CaseFilter(created_since=week)), raw("c.id IN (SELECT id FROM cases WHERE created_at >= ?)", [week])),
-        ("--status + --workflow", ours(CaseFilter(statuses=("manual_review",), workflow="kyb")),
-         raw("c.status = ? AND c.workflow = ?", ["manual_review", "kyb"])),
-        ("--assignee + --status", ours(CaseFilter(assignee="agent7", statuses=("approved",))),
-         raw("c.assignee = ? AND c.status = ?", ["agent7", "approved"])),
-        ("--workflow + --open", ours(CaseFilter(workflow="kyb", open_only=True)),
-         raw("c.workflow = ? AND c.final = 0", ["kyb"])),
+        (
+            "--due-within 24h",
+            ours(CaseFilter(due_before=iso(NOW + timedelta(hours=24)))),
+            raw("c.final = 0 AND +c.due_at <= ?", [iso(NOW + timedelta(hours=24))]),
+        ),
+        (
+            "--created-since 7d",
+            ours(CaseFilter(created_since=week)),
+            raw("c.id IN (SELECT id FROM cases WHERE created_at >= ?)", [week]),
+        ),
+        (
+            "--status + --workflow",
+            ours(CaseFilter(statuses=("manual_review",), workflow="kyb")),
+            raw("c.status = ? AND c.workflow = ?", ["manual_review", "kyb"]),
+        ),
+        (
+            "--assignee + --status",
+            ours(CaseFilter(assignee="agent7", statuses=("approved",))),
+            raw("c.assignee = ? AND c.status = ?", ["agent7", "approved"]),
+        ),
+        (
+            "--workflow + --open",
+            ours(CaseFilter(workflow="kyb", open_only=True)),
+            raw("c.workflow = ? AND c.final = 0", ["kyb"]),
+        ),
         ("page at row n/2 (--after)", ours(CaseFilter(), after=(None, mid)), raw("c.id > ?", [mid])),
-        ("page at n/2, --sort -created", ours(CaseFilter(), sort="-created", after=(mid_created, mid)),
-         raw("(c.created_at, c.id) < (?, ?)", [mid_created, mid], "c.created_at DESC, c.id DESC")),
-        ("--status page at n/2", ours(CaseFilter(statuses=("approved",)), after=(None, mid)),
-         raw("c.status = ? AND c.id > ?", ["approved", mid])),
+        (
+            "page at n/2, --sort -created",
+            ours(CaseFilter(), sort="-created", after=(mid_created, mid)),
+            raw("(c.created_at, c.id) < (?, ?)", [mid_created, mid], "c.created_at DESC, c.id DESC"),
+        ),
+        (
+            "--status page at n/2",
+            ours(CaseFilter(statuses=("approved",)), after=(None, mid)),
+            raw("c.status = ? AND c.id > ?", ["approved", mid]),
+        ),
     ]
     for text in ("smith", "zoë mül", "user12345@example", "ada@exa", "REF-77777", "1990-05"):
         match = search_service.match_query(text)
-        cases.append((
-            f"search '{text}'",
-            lambda text=text: list(search_service.search(conn, text, CaseFilter(), limit=page)),
-            lambda match=match: conn.execute(
-                f"{ROW[:ROW.index(' FROM cases c')]} FROM case_search JOIN cases c ON c.id = case_search.rowid "
-                "LEFT JOIN subjects s ON s.id = c.subject_id WHERE case_search MATCH ? ORDER BY rank LIMIT ?",
-                (match, page)).fetchall(),
-        ))
+        cases.append(
+            (
+                f"search '{text}'",
+                lambda text=text: list(search_service.search(conn, text, CaseFilter(), limit=page)),
+                lambda match=match: conn.execute(
+                    f"{ROW[: ROW.index(' FROM cases c')]} FROM case_search JOIN cases c ON c.id = case_search.rowid "
+                    "LEFT JOIN subjects s ON s.id = c.subject_id WHERE case_search MATCH ? ORDER BY rank LIMIT ?",
+                    (match, page),
+                ).fetchall(),
+            )
+        )
     since = iso(NOW - timedelta(days=30))
 
     def stats_raw():
@@ -200,18 +313,27 @@ def main() -> int:
         q("SELECT count(*) FROM cases WHERE final = 1").fetchone()
         q("SELECT count(*) FROM cases WHERE final = 0 AND due_at < ?", (now,)).fetchone()
         q("SELECT count(*) FROM cases WHERE created_at >= ? AND created_at <= ?", (since, now)).fetchone()
-        q("SELECT count(*), sum(decided_at > due_at) FROM cases WHERE final = 1 AND decided_at >= ? "
-          "AND decided_at <= ?", (since, now)).fetchone()
-        k = q("SELECT count(*) FROM cases WHERE final = 1 AND decided_at >= ? AND decided_at <= ?",
-              (since, now)).fetchone()[0]
-        q("SELECT (julianday(decided_at) - julianday(created_at)) * 86400 AS s FROM cases WHERE final = 1 AND "
-          "decided_at >= ? AND decided_at <= ? ORDER BY s LIMIT 1 OFFSET ?", (since, now, k // 2)).fetchall()
+        q(
+            "SELECT count(*), sum(decided_at > due_at) FROM cases WHERE final = 1 AND decided_at >= ? "
+            "AND decided_at <= ?",
+            (since, now),
+        ).fetchone()
+        k = q(
+            "SELECT count(*) FROM cases WHERE final = 1 AND decided_at >= ? AND decided_at <= ?", (since, now)
+        ).fetchone()[0]
+        q(
+            "SELECT (julianday(decided_at) - julianday(created_at)) * 86400 AS s FROM cases WHERE final = 1 AND "
+            "decided_at >= ? AND decided_at <= ? ORDER BY s LIMIT 1 OFFSET ?",
+            (since, now, k // 2),
+        ).fetchall()
         q("SELECT assignee, count(*) FROM cases WHERE final = 0 GROUP BY assignee").fetchall()
 
     cases.append(("stats (30 days)", lambda: stats_service.stats(conn, CaseFilter(), now=NOW), stats_raw))
 
-    print(f"{n:,} cases in {path} ({path.stat().st_size / 1e6:,.0f} MB); median of {args.runs} runs, "
-          f"pages of {page}; CPU shared, figures are noisy")
+    print(
+        f"{n:,} cases in {path} ({path.stat().st_size / 1e6:,.0f} MB); median of {args.runs} runs, "
+        f"pages of {page}; CPU shared, figures are noisy"
+    )
     print(f"{'query':<32} {'ours ms':>9} {'floor ms':>9} {'ratio':>6}  target")
     worst = []
     for name, fn, floor in cases:
@@ -219,8 +341,10 @@ def main() -> int:
         limit = 100 if name.startswith("stats") else 50 if name.startswith("search") else 10
         ok = a < limit and (a <= 2 * b or limit != 10)
         worst.append(ok)
-        print(f"{name:<32} {a:9.3f} {b:9.3f} {a / b if b else float('inf'):6.2f}  "
-              f"{'ok' if ok else 'MISSED'} (<{limit} ms{', <=2x' if limit == 10 else ''})")
+        print(
+            f"{name:<32} {a:9.3f} {b:9.3f} {a / b if b else float('inf'):6.2f}  "
+            f"{'ok' if ok else 'MISSED'} (<{limit} ms{', <=2x' if limit == 10 else ''})"
+        )
     if not args.keep and not args.db:
         os.unlink(path)
     print(f"{sum(worst)}/{len(worst)} within target")

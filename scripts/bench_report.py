@@ -17,13 +17,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-NAMES = ["Ada Lovelace", "Zoë Ærøskøbing", "王小明", "محمد عبد الله", "Дмитрий Иванов", "José Ñúñez",
-         "Grace Hopper", "李娜", "فاطمة الزهراء", "Ольга Петрова"]
-PLAN = [("kyb", "manual_review"), ("kyb", "pending_process"), ("simple", "open"), ("simple", "approved"),
-        ("screening", "in_progress"), ("kyb", "rejected")]
+NAMES = [
+    "Ada Lovelace",
+    "Zoë Ærøskøbing",
+    "王小明",
+    "محمد عبد الله",
+    "Дмитрий Иванов",
+    "José Ñúñez",
+    "Grace Hopper",
+    "李娜",
+    "فاطمة الزهراء",
+    "Ольга Петрова",
+]
+PLAN = [
+    ("kyb", "manual_review"),
+    ("kyb", "pending_process"),
+    ("simple", "open"),
+    ("simple", "approved"),
+    ("screening", "in_progress"),
+    ("kyb", "rejected"),
+]
 
 NAIVE = r"""
 import sys
@@ -51,7 +67,7 @@ def make_db(path: Path, n: int) -> None:
     from casectl.timeutil import iso
 
     conn = connect(path, create=True)
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     now = start + timedelta(days=400)
     with write(conn):
         wfs = {name: workflow_service.get(conn, name) for name in ("kyb", "simple", "screening")}
@@ -61,15 +77,29 @@ def make_db(path: Path, n: int) -> None:
             wf_name, status = PLAN[i % len(PLAN)]
             wf = wfs[wf_name]
             at = iso(start + timedelta(minutes=5 * i * 100_000 // max(n, 1)))
-            sid = subject_store.insert(conn, {"name": f"{NAMES[i % len(NAMES)]} {i}", "email": f"p{i}@example.com"},
-                                       at=at)
-            case_store.insert(conn, {
-                "workflow": wf.name, "workflow_version": wf.version, "status": status,
-                "final": int(wf.is_final(status)), "subject_id": sid, "data": {}, "registry_data": {},
-                "assignee": ["alice", "bob", None][i % 3], "priority": "normal", "created_at": at,
-                "updated_at": at, "origin": "import", "created_by": "bench", "last_editor": "bench",
-                "due_at": iso(start + timedelta(days=30 + i % 400)) if i % 7 == 0 else None,
-            })
+            sid = subject_store.insert(
+                conn, {"name": f"{NAMES[i % len(NAMES)]} {i}", "email": f"p{i}@example.com"}, at=at
+            )
+            case_store.insert(
+                conn,
+                {
+                    "workflow": wf.name,
+                    "workflow_version": wf.version,
+                    "status": status,
+                    "final": int(wf.is_final(status)),
+                    "subject_id": sid,
+                    "data": {},
+                    "registry_data": {},
+                    "assignee": ["alice", "bob", None][i % 3],
+                    "priority": "normal",
+                    "created_at": at,
+                    "updated_at": at,
+                    "origin": "import",
+                    "created_by": "bench",
+                    "last_editor": "bench",
+                    "due_at": iso(start + timedelta(days=30 + i % 400)) if i % 7 == 0 else None,
+                },
+            )
     conn.close()
 
 
@@ -118,11 +148,14 @@ def main() -> None:
             secs, mb = measure([casectl, "--db", str(db), "report", "-o", str(pdf)], env, timeout=600)
             pages = pdf.read_bytes().count(b"/Type /Page\n") or "?"
             results[("casectl", n)] = (secs, mb)
-            print(f"  casectl report  {n:>7,} cases: {secs:7.2f} s  peak {mb:6.1f} MB  "
-                  f"({pdf.stat().st_size / 1e6:.1f} MB PDF, {pages} pages)")
+            print(
+                f"  casectl report  {n:>7,} cases: {secs:7.2f} s  peak {mb:6.1f} MB  "
+                f"({pdf.stat().st_size / 1e6:.1f} MB PDF, {pages} pages)"
+            )
         if n in naive_sizes:
-            secs, mb = measure([sys.executable, "-c", NAIVE, str(db), str(work / f"naive-{n}.pdf")], env,
-                               timeout=args.naive_timeout)
+            secs, mb = measure(
+                [sys.executable, "-c", NAIVE, str(db), str(work / f"naive-{n}.pdf")], env, timeout=args.naive_timeout
+            )
             results[("naive", n)] = (secs, mb)
             if secs is None:
                 print(f"  naive one table {n:>7,} cases: did not finish in {args.naive_timeout:.0f} s")
@@ -131,18 +164,24 @@ def main() -> None:
     print("ratios:")
     if len(sizes) >= 2:
         a, b = results[("casectl", sizes[0])], results[("casectl", sizes[-1])]
-        print(f"  casectl {sizes[-1]:,} / {sizes[0]:,} cases: time x{b[0] / a[0]:.1f} (target <= 10), "
-              f"memory x{b[1] / a[1]:.2f}")
-        print(f"  targets: {sizes[-1]:,} cases under 30 s: {'yes' if b[0] < 30 else 'NO'} ({b[0]:.1f} s); "
-              f"peak under 300 MB: {'yes' if b[1] < 300 else 'NO'} ({b[1]:.0f} MB)")
+        print(
+            f"  casectl {sizes[-1]:,} / {sizes[0]:,} cases: time x{b[0] / a[0]:.1f} (target <= 10), "
+            f"memory x{b[1] / a[1]:.2f}"
+        )
+        print(
+            f"  targets: {sizes[-1]:,} cases under 30 s: {'yes' if b[0] < 30 else 'NO'} ({b[0]:.1f} s); "
+            f"peak under 300 MB: {'yes' if b[1] < 300 else 'NO'} ({b[1]:.0f} MB)"
+        )
     for n in naive_sizes:
         naive, ours = results.get(("naive", n)), results.get(("casectl", n))
         if naive and ours and naive[0]:
             print(f"  naive / casectl at {n:,} cases: time x{naive[0] / ours[0]:.1f}, memory x{naive[1] / ours[1]:.2f}")
     if len(naive_sizes) >= 2 and all(results[("naive", n)][0] for n in naive_sizes):
         a, b = results[("naive", naive_sizes[0])], results[("naive", naive_sizes[-1])]
-        print(f"  naive {naive_sizes[-1]:,} / {naive_sizes[0]:,} cases: time x{b[0] / a[0]:.1f} "
-              f"(rows x{naive_sizes[-1] / naive_sizes[0]:.0f})")
+        print(
+            f"  naive {naive_sizes[-1]:,} / {naive_sizes[0]:,} cases: time x{b[0] / a[0]:.1f} "
+            f"(rows x{naive_sizes[-1] / naive_sizes[0]:.0f})"
+        )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -44,9 +44,14 @@ def populate(db: Path, n: int) -> None:
     t = now()
     with write(conn):
         for i in range(n):
-            nc = cases.NewCase(workflow=("kyb", "simple", "screening")[i % 3], ref=f"REF-{i}",
-                               subject_name=f"Subject {i}", subject_email=f"s{i}@example.com", country="GB",
-                               data={"n": i})
+            nc = cases.NewCase(
+                workflow=("kyb", "simple", "screening")[i % 3],
+                ref=f"REF-{i}",
+                subject_name=f"Subject {i}",
+                subject_email=f"s{i}@example.com",
+                country="GB",
+                data={"n": i},
+            )
             cases.insert_case(conn, nc, actor="bench", now=t)
     conn.close()
 
@@ -77,7 +82,9 @@ def main() -> None:
             ("casectl list --limit 50", [casectl, "list", "--limit", "50"]),
         ]
         if peer:
-            rows.append(("sqlite-utils rows DB cases --limit 50 (peer)", [peer, "rows", str(db), "cases", "--limit", "50"]))
+            rows.append(
+                ("sqlite-utils rows DB cases --limit 50 (peer)", [peer, "rows", str(db), "cases", "--limit", "50"])
+            )
         for _, cmd in rows:  # warm the page cache and .pyc files
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         results = {label: median_ms(cmd, args.runs, env) for label, cmd in rows}

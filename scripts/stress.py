@@ -38,8 +38,17 @@ def _ops(case_ids: list[str], worker: int, rng: random.Random):
     cid = rng.choice(case_ids)
     pick = rng.random()
     if pick < 0.25:
-        return ["event", cid, rng.choice(["collection_completed", "kyc_completed", "reupload_received",
-                                           "initiated", "subject_submitted"])], 1, cid
+        return (
+            [
+                "event",
+                cid,
+                rng.choice(
+                    ["collection_completed", "kyc_completed", "reupload_received", "initiated", "subject_submitted"]
+                ),
+            ],
+            1,
+            cid,
+        )
     if pick < 0.45:
         return ["approve", cid], 1, cid
     if pick < 0.55:
@@ -61,9 +70,8 @@ def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, i
     os.environ["CASECTL_DB"] = db
     os.environ["CASECTL_ACTOR"] = f"agent{index}"
     os.environ["CASECTL_NO_DELIVER"] = "1"
-    from typer.testing import CliRunner
-
     from casectl.cli.app import app
+    from typer.testing import CliRunner
 
     runner = CliRunner()
     rng = random.Random(index)
@@ -97,17 +105,26 @@ def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, i
                 successes[r.stdout.strip()] += 1
             else:
                 successes[cid] += events
-    Path(out).write_text(json.dumps({"codes": dict(codes), "successes": dict(successes), "locked": locked,
-                                     "tracebacks": tracebacks, "unknown": unknown, "taken": taken_events}))
+    Path(out).write_text(
+        json.dumps(
+            {
+                "codes": dict(codes),
+                "successes": dict(successes),
+                "locked": locked,
+                "tracebacks": tracebacks,
+                "unknown": unknown,
+                "taken": taken_events,
+            }
+        )
+    )
 
 
 def prepare(db: Path, cases: int) -> list[str]:
-    from typer.testing import CliRunner
-
     from casectl.cli.app import app
     from casectl.services import cases as case_service
     from casectl.store import connect, write
     from casectl.timeutil import now
+    from typer.testing import CliRunner
 
     os.environ["CASECTL_DB"] = str(db)
     CliRunner().invoke(app, ["init"])
@@ -128,12 +145,17 @@ def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
     events_before = dict(sqlite3.connect(db).execute("SELECT case_id, count(*) FROM events GROUP BY case_id"))
     tmp = Path(tempfile.mkdtemp(prefix="casectl-stress-"))
     import_file = tmp / "batch.csv"
-    import_file.write_text("ref,subject_name,subject_email\n" + "".join(
-        f"BATCH-{i},Batch {i},batch{i}@example.com\n" for i in range(50)))
+    import_file.write_text(
+        "ref,subject_name,subject_email\n" + "".join(f"BATCH-{i},Batch {i},batch{i}@example.com\n" for i in range(50))
+    )
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=worker, args=(str(db), case_ids, seconds, i, str(tmp / f"w{i}.json"),
-                                                  str(import_file) if i == 0 else None))
-               for i in range(procs)]
+    workers = [
+        ctx.Process(
+            target=worker,
+            args=(str(db), case_ids, seconds, i, str(tmp / f"w{i}.json"), str(import_file) if i == 0 else None),
+        )
+        for i in range(procs)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -157,9 +179,8 @@ def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
         if added != successes.get(cid, 0) and not _tag_or_system_events_explain(conn, n, added, successes.get(cid, 0)):
             lost[cid] = {"events_added": added, "successful_commands": successes.get(cid, 0)}
     conn.close()
-    from typer.testing import CliRunner
-
     from casectl.cli.app import app
+    from typer.testing import CliRunner
 
     check = CliRunner().invoke(app, ["db", "check", "--json"], env={"CASECTL_DB": str(db)})
     return {
@@ -191,8 +212,14 @@ def main() -> int:
     report = run(db, args.procs, args.cases, args.seconds)
     report["seconds"] = round(time.perf_counter() - t, 1)
     report["commands_per_second"] = round(report["commands"] / args.seconds, 1)
-    ok = (not report["bad_exit_codes"] and not report["raw_locked_errors"] and not report["event_mismatches"]
-          and not report["tracebacks"] and isinstance(report["db_check"], dict) and report["db_check"]["ok"])
+    ok = (
+        not report["bad_exit_codes"]
+        and not report["raw_locked_errors"]
+        and not report["event_mismatches"]
+        and not report["tracebacks"]
+        and isinstance(report["db_check"], dict)
+        and report["db_check"]["ok"]
+    )
     report["ok"] = ok
     print(json.dumps(report, indent=2))
     return 0 if ok else 1

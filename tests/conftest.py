@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from casectl.cli.app import app
+from typer.testing import CliRunner
 
 ENV_KEYS = [k for k in os.environ if k.startswith("CASECTL_")]
 
@@ -77,8 +76,14 @@ def run():
 
     def _run(*args: str, input: str | bytes | None = None, env: dict | None = None, timeout: float = 60):
         full_env = {**os.environ, **(env or {})}
-        return subprocess.run([casectl_bin(), *map(str, args)], input=input, capture_output=True,
-                              text=not isinstance(input, bytes), env=full_env, timeout=timeout)
+        return subprocess.run(
+            [casectl_bin(), *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=not isinstance(input, bytes),
+            env=full_env,
+            timeout=timeout,
+        )
 
     return _run
 
@@ -88,8 +93,7 @@ def snapshot(db_path) -> dict:
     conn = sqlite3.connect(db_path)
     try:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {t: conn.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables
-                if not t.startswith("sqlite_")}
+        return {t: conn.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables if not t.startswith("sqlite_")}
     finally:
         conn.close()
 

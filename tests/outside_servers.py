@@ -43,8 +43,16 @@ class Request:
 class Receiver:
     """An HTTP receiver. `fail_first` requests get a 500, `hang_first` ones stall `hang_for` seconds."""
 
-    def __init__(self, *, secret: str | None = None, port: int | None = None, fail_first: int = 0,
-                 hang_first: int = 0, hang_for: float = 5.0, delay: float = 0.0):
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        port: int | None = None,
+        fail_first: int = 0,
+        hang_first: int = 0,
+        hang_for: float = 5.0,
+        delay: float = 0.0,
+    ):
         self.secret = secret
         self.port = port or free_port()
         self.fail_first = fail_first
@@ -72,7 +80,7 @@ class Receiver:
     def ok(self) -> list[Request]:
         return [r for r in self.requests if 200 <= r.answered < 300]
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,7 +152,7 @@ class SmtpServer:
         self.password = password
         self.controller = None
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
@@ -182,8 +190,12 @@ class SmtpServer:
         return self.box.messages
 
     def env(self) -> dict[str, str]:
-        return {"CASECTL_SMTP_HOST": "127.0.0.1", "CASECTL_SMTP_PORT": str(self.port),
-                "CASECTL_SMTP_FROM": "casectl@example.com", "CASECTL_SMTP_TLS": "none"}
+        return {
+            "CASECTL_SMTP_HOST": "127.0.0.1",
+            "CASECTL_SMTP_PORT": str(self.port),
+            "CASECTL_SMTP_FROM": "casectl@example.com",
+            "CASECTL_SMTP_TLS": "none",
+        }
 
     def __enter__(self):
         return self.start()

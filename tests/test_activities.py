@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import snapshot
-
 from casectl.rules import BUILTIN, workflow_to_dict
 
-
+from conftest import snapshot
 
 
 def acts(cli, case: str) -> dict:
@@ -20,8 +18,9 @@ def acts(cli, case: str) -> dict:
 
 @pytest.fixture
 def case(cli, db):
-    return cli("create", "-w", "screening", "--subject-email", "sam@example.com", "--subject-name",
-               "Sam Poe").stdout.strip()
+    return cli(
+        "create", "-w", "screening", "--subject-email", "sam@example.com", "--subject-name", "Sam Poe"
+    ).stdout.strip()
 
 
 def test_requirements_create_activities_with_a_snapshot(cli, case, db, tmp_path):
@@ -85,8 +84,13 @@ def test_states_results_and_decisions(cli, case):
     r = cli("activity", case, "A-2", "state", "in_progress", expect=4)
     assert "the activity is complete, which is final" in r.stderr
     events = [e for e in cli.json("history", case, "--json")["events"] if e["kind"].startswith("activity.")]
-    assert [e["kind"] for e in events[3:]] == ["activity.state", "activity.result", "activity.result",
-                                               "activity.state", "activity.decide"]
+    assert [e["kind"] for e in events[3:]] == [
+        "activity.state",
+        "activity.result",
+        "activity.result",
+        "activity.state",
+        "activity.decide",
+    ]
     assert events[-1]["data"]["decision"] == "reviewed"
 
 
@@ -134,8 +138,10 @@ def test_case_cannot_complete_until_activities_are_complete_and_decided(cli, cas
     cli("status", case, "pending_case_decision")
     cli("activity", case, "A-2", "state", "in_progress")
     r = cli("act", case, "complete", expect=4)
-    assert ("activities not complete: A-1 (basic_details: pending), A-2 (dbs_enhanced: in_progress), "
-            "A-3 (document_upload: pending)") in r.stderr
+    assert (
+        "activities not complete: A-1 (basic_details: pending), A-2 (dbs_enhanced: in_progress), "
+        "A-3 (document_upload: pending)"
+    ) in r.stderr
     for a in ("A-1", "A-2", "A-3"):
         cli("activity", case, a, "state", "complete")
     r = cli("act", case, "complete", expect=4)
@@ -154,8 +160,12 @@ def test_case_cannot_complete_until_activities_are_complete_and_decided(cli, cas
 
 def test_custom_decisions(cli, db, tmp_path):
     d = workflow_to_dict(BUILTIN["screening"])
-    d.update(name="vetting", version=1, decisions=["clear", "adverse"],
-             requirements=[{"type": "credit_check", "label": "Credit check"}])
+    d.update(
+        name="vetting",
+        version=1,
+        decisions=["clear", "adverse"],
+        requirements=[{"type": "credit_check", "label": "Credit check"}],
+    )
     path = tmp_path / "vetting.json"
     path.write_text(json.dumps(d))
     cli("workflows", "add", str(path))
@@ -183,8 +193,9 @@ def test_activities_across_cases(cli, db):
     assert [json.loads(x)["type"] for x in lines] == ["reference_check"]
     rows = json.loads(cli("activities", "--all", "--type", "dbs_enhanced", "--team", "dbs", "--json").stdout)
     assert [r["case"] for r in rows] == [c1, c2]
-    csv_out = cli("activities", "--all", "--type", "basic_details", "--format", "csv",
-                  "--fields", "id,case,subject_name,state").stdout.splitlines()
+    csv_out = cli(
+        "activities", "--all", "--type", "basic_details", "--format", "csv", "--fields", "id,case,subject_name,state"
+    ).stdout.splitlines()
     assert csv_out == ["id,case,subject_name,state", f"A-1,{c1},One,pending", f"A-4,{c2},Two,pending"]
     assert cli("activities", "--all", "--state", "complete").stdout == ""
     r = cli("activities", "--all", "--state", "done", expect=6)

@@ -22,7 +22,7 @@ def imports_of(path: Path) -> set[str]:
             mod = node.module or ""
             if node.level:
                 # resolve relative imports against the file's package
-                parts = path.relative_to(ROOT).with_suffix("").parts[:-node.level]
+                parts = path.relative_to(ROOT).with_suffix("").parts[: -node.level]
                 mod = ".".join(parts + ((mod,) if mod else ()))
             found.add(mod)
     return found
@@ -34,9 +34,13 @@ def modules(sub: str) -> list[Path]:
 
 @pytest.mark.parametrize("path", modules("rules"), ids=lambda p: p.name)
 def test_rules_are_pure(path):
-    bad = {m for m in imports_of(path) if m.split(".")[0] in {"sqlite3", "sqlite_utils", "typer", "click", "os",
-                                                              "requests", "pathlib", "io", "subprocess"}
-           or m.startswith(("casectl.store", "casectl.services", "casectl.cli"))}
+    bad = {
+        m
+        for m in imports_of(path)
+        if m.split(".")[0]
+        in {"sqlite3", "sqlite_utils", "typer", "click", "os", "requests", "pathlib", "io", "subprocess"}
+        or m.startswith(("casectl.store", "casectl.services", "casectl.cli"))
+    }
     assert not bad, f"{path.name} imports {bad}"
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import snapshot
-
 from casectl.rules import BUILTIN, workflow_to_dict
 
-
+from conftest import snapshot
 
 
 def blocks_by_name(cli, case: str) -> dict:
@@ -22,10 +20,23 @@ def blocks_by_name(cli, case: str) -> dict:
 def kyb_case(cli, db, tmp_path):
     info = tmp_path / "company.json"
     info.write_text(json.dumps({"legal_name": "Acme Ltd", "employees": 12}))
-    out = cli("create", "-w", "kyb", "--subject-email", "acme@example.com", "--subject-name", "Acme Ltd",
-              "--block", "document:passport", "--block", f"user_data:company=@{info}",
-              "--block", 'registry_data:companies_house={"number": "0123"}',
-              "--block", "enriched:risk_score")
+    out = cli(
+        "create",
+        "-w",
+        "kyb",
+        "--subject-email",
+        "acme@example.com",
+        "--subject-name",
+        "Acme Ltd",
+        "--block",
+        "document:passport",
+        "--block",
+        f"user_data:company=@{info}",
+        "--block",
+        'registry_data:companies_house={"number": "0123"}',
+        "--block",
+        "enriched:risk_score",
+    )
     return out.stdout.strip()
 
 
@@ -63,8 +74,9 @@ def test_set_on_the_case_data_block_updates_case_data(cli, kyb_case):
     assert listed == [kyb_case]
 
 
-@pytest.mark.parametrize("block, kind", [("companies_house", "registry_data"), ("risk_score", "enriched"),
-                                         ("registry", "registry_data")])
+@pytest.mark.parametrize(
+    "block, kind", [("companies_house", "registry_data"), ("risk_score", "enriched"), ("registry", "registry_data")]
+)
 def test_set_on_a_read_only_block_is_refused(cli, kyb_case, db, block, kind):
     before = snapshot(db)
     r = cli("block", kyb_case, block, "set", "number=999", expect=4)
@@ -152,9 +164,14 @@ def test_workflow_decides_which_kinds_exist(cli, db):
 
 def test_block_usage_errors_list_the_verbs(cli, kyb_case, db):
     before = snapshot(db)
-    for args in ([kyb_case], [kyb_case, "passport"], [kyb_case, "passport", "frobnicate"],
-                 [kyb_case, "add", "document"], [kyb_case, "passport", "received"],
-                 [kyb_case, "passport", "approve", "extra"]):
+    for args in (
+        [kyb_case],
+        [kyb_case, "passport"],
+        [kyb_case, "passport", "frobnicate"],
+        [kyb_case, "add", "document"],
+        [kyb_case, "passport", "received"],
+        [kyb_case, "passport", "approve", "extra"],
+    ):
         r = cli("block", *args, expect=2)
         assert "verbs: add, set, approve, reupload, received" in r.stderr, args
         assert "casectl block ID BLOCK set KEY=VALUE..." in r.stderr
@@ -206,8 +223,17 @@ def four_eyes_workflow(cli, db, tmp_path):
 
 
 def test_four_eyes_refuses_the_creator_and_the_last_editor(cli, db, four_eyes_workflow):
-    cid = cli("create", "-w", four_eyes_workflow, "--subject-email", "f@example.com", "--block",
-              "user_data:company", "--actor", "ann").stdout.strip()
+    cid = cli(
+        "create",
+        "-w",
+        four_eyes_workflow,
+        "--subject-email",
+        "f@example.com",
+        "--block",
+        "user_data:company",
+        "--actor",
+        "ann",
+    ).stdout.strip()
     cli("event", cid, "collection_completed")
     r = cli("approve", cid, "--actor", "ann", expect=4)
     assert "four-eyes rule: ann created the case, last edited its data; another agent must do this" in r.stderr
@@ -228,10 +254,14 @@ def test_without_four_eyes_the_creator_may_approve(cli, db):
 
 def test_options_that_do_not_fit_the_verb_are_usage_errors(cli, kyb_case, db):
     before = snapshot(db)
-    assert "--reason goes with approve and reupload" in cli("block", kyb_case, "company", "set", "a=1",
-                                                            "--reason", "x", expect=2).stderr
-    assert "--data goes with `block ID add`" in cli("block", kyb_case, "company", "set", "a=1", "--data", "{}",
-                                                    expect=2).stderr
+    assert (
+        "--reason goes with approve and reupload"
+        in cli("block", kyb_case, "company", "set", "a=1", "--reason", "x", expect=2).stderr
+    )
+    assert (
+        "--data goes with `block ID add`"
+        in cli("block", kyb_case, "company", "set", "a=1", "--data", "{}", expect=2).stderr
+    )
     assert snapshot(db) == before
 
 

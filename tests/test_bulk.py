@@ -7,8 +7,10 @@ import sqlite3
 
 def snapshot(db):
     with sqlite3.connect(db) as c:
-        return (c.execute("SELECT id, status, assignee, version FROM cases ORDER BY id").fetchall(),
-                c.execute("SELECT count(*) FROM events").fetchone()[0])
+        return (
+            c.execute("SELECT id, status, assignee, version FROM cases ORDER BY id").fetchall(),
+            c.execute("SELECT count(*) FROM events").fetchone()[0],
+        )
 
 
 def test_act_many_in_one_transaction(cli, db):

@@ -20,13 +20,42 @@ def test_create_prints_the_id_alone(cli, db):
 
 
 def test_create_json_and_show_json(cli, db):
-    doc = cli.json("create", "--workflow", "kyb", "--ref", "ACME-1", "--subject-name", "Ada Lovelace",
-                   "--subject-email", "ada@example.com", "--subject-dob", "1815-12-10", "--country", "gb",
-                   "--data", '{"company": {"reg_no": "123"}}', "--tag", "vip", "--tag", "hk",
-                   "--assignee", "ann", "--priority", "high", "--json")
+    doc = cli.json(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "ACME-1",
+        "--subject-name",
+        "Ada Lovelace",
+        "--subject-email",
+        "ada@example.com",
+        "--subject-dob",
+        "1815-12-10",
+        "--country",
+        "gb",
+        "--data",
+        '{"company": {"reg_no": "123"}}',
+        "--tag",
+        "vip",
+        "--tag",
+        "hk",
+        "--assignee",
+        "ann",
+        "--priority",
+        "high",
+        "--json",
+    )
     assert doc["id"] == "C-1" and doc["ref"] == "ACME-1" and doc["status"] == "collection_flow"
-    assert doc["subject"] == {"id": "S-1", "ref": None, "name": "Ada Lovelace", "email": "ada@example.com",
-                              "dob": "1815-12-10", "country": "GB", "entity_type": "person"}
+    assert doc["subject"] == {
+        "id": "S-1",
+        "ref": None,
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "dob": "1815-12-10",
+        "country": "GB",
+        "entity_type": "person",
+    }
     assert doc["tags"] == ["hk", "vip"] and doc["priority"] == "high" and doc["version"] == 1
     shown = cli.json("show", "ACME-1", "--json")
     assert shown["id"] == "C-1" and shown["data"] == {"company": {"reg_no": "123"}}
@@ -176,12 +205,53 @@ def test_usage_errors_exit_2(cli, db):
 
 @pytest.fixture
 def populated(cli, db):
-    cli("create", "--workflow", "kyb", "--ref", "K1", "--subject-name", "Hong Kong Ltd", "--country", "HK",
-        "--entity-type", "company", "--data", '{"company": {"reg_no": "HK1"}}', "--tag", "vip", "--assignee", "ann")
-    cli("create", "--workflow", "kyb", "--ref", "K2", "--subject-name", "China Co", "--country", "CN",
-        "--data", '{"company": {"reg_no": "CN2"}, "score": 7}')
-    cli("create", "--workflow", "simple", "--ref", "S1", "--subject-name", "Bob", "--subject-dob", "1990-01-01",
-        "--assignee", "bob", "--tag", "vip")
+    cli(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "K1",
+        "--subject-name",
+        "Hong Kong Ltd",
+        "--country",
+        "HK",
+        "--entity-type",
+        "company",
+        "--data",
+        '{"company": {"reg_no": "HK1"}}',
+        "--tag",
+        "vip",
+        "--assignee",
+        "ann",
+    )
+    cli(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "K2",
+        "--subject-name",
+        "China Co",
+        "--country",
+        "CN",
+        "--data",
+        '{"company": {"reg_no": "CN2"}, "score": 7}',
+    )
+    cli(
+        "create",
+        "--workflow",
+        "simple",
+        "--ref",
+        "S1",
+        "--subject-name",
+        "Bob",
+        "--subject-dob",
+        "1990-01-01",
+        "--assignee",
+        "bob",
+        "--tag",
+        "vip",
+    )
     cli("event", "K1", "collection_completed")
     return db
 
@@ -216,9 +286,11 @@ def test_list_formats(cli, populated):
     nd = [json.loads(line) for line in cli("list", "--format", "ndjson").stdout.splitlines()]
     assert [c["ref"] for c in nd] == ["K1", "K2", "S1"]
     rows = list(csv.DictReader(io.StringIO(cli("list", "--format", "csv", "--fields", "id,ref,status").stdout)))
-    assert rows == [{"id": "C-1", "ref": "K1", "status": "manual_review"},
-                    {"id": "C-2", "ref": "K2", "status": "collection_flow"},
-                    {"id": "C-3", "ref": "S1", "status": "open"}]
+    assert rows == [
+        {"id": "C-1", "ref": "K1", "status": "manual_review"},
+        {"id": "C-2", "ref": "K2", "status": "collection_flow"},
+        {"id": "C-3", "ref": "S1", "status": "open"},
+    ]
     plain = cli("list", "--fields", "id,status").stdout
     assert plain == "C-1\tmanual_review\nC-2\tcollection_flow\nC-3\topen\n"
     assert cli("list", "--ids").stdout == "C-1\nC-2\nC-3\n"

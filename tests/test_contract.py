@@ -36,8 +36,14 @@ def test_exit_codes_from_a_real_process(run, db, tmp_path):
 
 def test_json_output_parses(run, db):
     run("create", "--workflow", "simple", "--ref", "X1")
-    for args in (["show", "X1", "--json"], ["list", "--json"], ["history", "X1", "--json"],
-                 ["workflows", "list", "--json"], ["subjects", "list", "--json"], ["db", "check", "--json"]):
+    for args in (
+        ["show", "X1", "--json"],
+        ["list", "--json"],
+        ["history", "X1", "--json"],
+        ["workflows", "list", "--json"],
+        ["subjects", "list", "--json"],
+        ["db", "check", "--json"],
+    ):
         p = run(*args)
         assert p.returncode == 0, (args, p.stderr)
         json.loads(p.stdout)
@@ -45,7 +51,8 @@ def test_json_output_parses(run, db):
 
 def test_a_shell_script_drives_a_kyb_case_to_approved(db, tmp_path):
     script = tmp_path / "onboard.sh"
-    script.write_text(textwrap.dedent(f"""\
+    script.write_text(
+        textwrap.dedent(f"""\
         set -u
         casectl() {{ "{casectl_bin()}" "$@"; }}
         id=$(casectl create --workflow kyb --ref ACME-1 --subject-email ops@acme.example --entity-type company --country GB) || exit 10
@@ -56,7 +63,8 @@ def test_a_shell_script_drives_a_kyb_case_to_approved(db, tmp_path):
         casectl approve "$id" 2>/dev/null
         [ $? -eq 4 ] || exit 14
         casectl show ACME-1 --json
-        """))
+        """)
+    )
     p = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, (p.returncode, p.stderr)
     doc = json.loads(p.stdout)
@@ -73,17 +81,21 @@ def test_help_lists_every_command_quickly(run):
 
 
 def test_cli_start_up_does_not_import_heavy_modules():
-    code = ("import sys, casectl.cli.app; "
-            "heavy = ['reportlab', 'requests', 'smtplib', 'sqlite_utils', 'tabulate', 'jsonschema', 'pypdf', 'rich']; "
-            "print([m for m in heavy if m in sys.modules])")
+    code = (
+        "import sys, casectl.cli.app; "
+        "heavy = ['reportlab', 'requests', 'smtplib', 'sqlite_utils', 'tabulate', 'jsonschema', 'pypdf', 'rich']; "
+        "print([m for m in heavy if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_list_in_a_pipe_imports_no_heavy_modules(db):
-    code = ("import sys; from casectl.cli.app import main; sys.argv = ['casectl', 'list', '--status', 'open'];\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = ['reportlab', 'requests', 'smtplib', 'sqlite_utils', 'tabulate', 'jsonschema']\n"
-            "print([m for m in heavy if m in sys.modules], file=sys.stderr)")
+    code = (
+        "import sys; from casectl.cli.app import main; sys.argv = ['casectl', 'list', '--status', 'open'];\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ['reportlab', 'requests', 'smtplib', 'sqlite_utils', 'tabulate', 'jsonschema']\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stderr.strip().splitlines()[-1] == "[]", p.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+from datetime import UTC
 
 import pytest
 
@@ -16,9 +17,9 @@ T0 = "2030-01-01T09:00:00Z"
 
 
 def at(hours: float) -> dict[str, str]:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    t = datetime(2030, 1, 1, 9, tzinfo=timezone.utc) + timedelta(hours=hours)
+    t = datetime(2030, 1, 1, 9, tzinfo=UTC) + timedelta(hours=hours)
     return {"CASECTL_NOW": t.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
@@ -112,8 +113,9 @@ def test_two_digests_started_at_once_send_one(cli, cases, db):
     with SmtpServer(delay=2.0) as server:
         env = {**os.environ, **server.env(), **at(2)}
         cmd = [casectl_bin(), "digest", "--to", "boss@example.com"]
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+        procs = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        ]
         outs = [p.communicate(timeout=60) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], outs
         assert len(server.messages) == 1
@@ -123,12 +125,15 @@ def test_two_digests_started_at_once_send_one(cli, cases, db):
     assert "digest.claim" not in settings(db)
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--since", "yesterday-ish", "--to", "a@example.com"], 2, "--since: 'yesterday-ish' is not a date"),
-    (["--dry-run", "--format", "xml"], 2, "unknown format 'xml'"),
-    ([], 2, "no recipients"),
-    (["--to", "a@example.com"], 2, "no SMTP server configured"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--since", "yesterday-ish", "--to", "a@example.com"], 2, "--since: 'yesterday-ish' is not a date"),
+        (["--dry-run", "--format", "xml"], 2, "unknown format 'xml'"),
+        ([], 2, "no recipients"),
+        (["--to", "a@example.com"], 2, "no SMTP server configured"),
+    ],
+)
 def test_bad_input_is_refused_and_moves_nothing(cli, cases, db, args, code, message):
     result = cli("digest", *args, expect=code)
     assert message in result.stderr

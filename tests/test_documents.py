@@ -8,9 +8,8 @@ import os
 import sqlite3
 
 import pytest
+
 from conftest import snapshot
-
-
 
 
 def count(db_path, table: str) -> int:
@@ -23,8 +22,19 @@ def count(db_path, table: str) -> int:
 
 @pytest.fixture
 def case(cli, db):
-    return cli("create", "-w", "kyb", "--subject-email", "d@example.com", "--block", "document:passport",
-               "--block", "document:bank_statement", "--block", "registry_data:registry_extract").stdout.strip()
+    return cli(
+        "create",
+        "-w",
+        "kyb",
+        "--subject-email",
+        "d@example.com",
+        "--block",
+        "document:passport",
+        "--block",
+        "document:bank_statement",
+        "--block",
+        "registry_data:registry_extract",
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -73,8 +83,12 @@ def test_same_bytes_are_stored_once(cli, case, pdf, tmp_path, db):
 
 
 def test_media_type_guessed_from_the_name(cli, case, tmp_path):
-    for name, media in (("a.png", "image/png"), ("b.jpg", "image/jpeg"), ("c.bin", "application/octet-stream"),
-                        ("noext", "application/octet-stream")):
+    for name, media in (
+        ("a.png", "image/png"),
+        ("b.jpg", "image/jpeg"),
+        ("c.bin", "application/octet-stream"),
+        ("noext", "application/octet-stream"),
+    ):
         p = tmp_path / name
         p.write_bytes(b"x" + name.encode())
         assert cli.json("attach", case, "passport", str(p), "--json")["media_type"] == media

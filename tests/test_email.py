@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import outbox
 
+from conftest import outbox
 from outside_servers import SmtpServer, free_port, parts
 
 T0 = "2030-01-01T09:00:00Z"
@@ -17,14 +17,20 @@ def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
 
 
-
-
 def add_workflow(cli, tmp_path, effects_on_action, workflow_effects=()):
     wf = {
-        "name": "mailer", "initial": "open",
+        "name": "mailer",
+        "initial": "open",
         "statuses": [{"name": "open"}, {"name": "done", "final": True}],
-        "actions": [{"name": "finish", "from": ["open"], "to": "done", "decision": "approved",
-                     "effects": list(effects_on_action)}],
+        "actions": [
+            {
+                "name": "finish",
+                "from": ["open"],
+                "to": "done",
+                "decision": "approved",
+                "effects": list(effects_on_action),
+            }
+        ],
         "effects": list(workflow_effects),
     }
     path = tmp_path / "mailer.json"
@@ -33,13 +39,22 @@ def add_workflow(cli, tmp_path, effects_on_action, workflow_effects=()):
 
 
 def test_email_effect_has_text_and_html_parts(cli, db, smtp, tmp_path):
-    add_workflow(cli, tmp_path, [{
-        "type": "email", "to": ["{subject.email}", "ops@example.com"],
-        "subject": "Case {case.id} is {case.status}",
-        "body": "Hello {subject.name}, your case {case.id} was {case.decision}.",
-        "html": "<p>Hello <b>{subject.name}</b>, case {case.id}: {case.decision}</p>",
-    }])
-    case = cli("create", "-w", "mailer", "--subject-name", "Ada <script>", "--subject-email", "ada@example.com").stdout.strip()
+    add_workflow(
+        cli,
+        tmp_path,
+        [
+            {
+                "type": "email",
+                "to": ["{subject.email}", "ops@example.com"],
+                "subject": "Case {case.id} is {case.status}",
+                "body": "Hello {subject.name}, your case {case.id} was {case.decision}.",
+                "html": "<p>Hello <b>{subject.name}</b>, case {case.id}: {case.decision}</p>",
+            }
+        ],
+    )
+    case = cli(
+        "create", "-w", "mailer", "--subject-name", "Ada <script>", "--subject-email", "ada@example.com"
+    ).stdout.strip()
     cli("act", case, "finish")
     assert "delivered 1" in cli("outbox", "deliver").stdout
     [(rcpts, msg)] = smtp.messages
@@ -56,8 +71,20 @@ def test_email_effect_has_text_and_html_parts(cli, db, smtp, tmp_path):
 
 
 def test_workflow_email_on_created_gets_an_html_part_from_the_text(cli, db, smtp, tmp_path):
-    add_workflow(cli, tmp_path, [], [{"type": "email", "to": ["intake@example.com"], "on": ["case.created"],
-                                      "subject": "New case {case.id}", "body": "Amount: {data.amount} & more"}])
+    add_workflow(
+        cli,
+        tmp_path,
+        [],
+        [
+            {
+                "type": "email",
+                "to": ["intake@example.com"],
+                "on": ["case.created"],
+                "subject": "New case {case.id}",
+                "body": "Amount: {data.amount} & more",
+            }
+        ],
+    )
     case = cli("create", "-w", "mailer", "--data", '{"amount": 5}').stdout.strip()
     cli("act", case, "finish")  # a status change: this effect listens to case.created only
     cli("outbox", "deliver")
@@ -69,8 +96,17 @@ def test_workflow_email_on_created_gets_an_html_part_from_the_text(cli, db, smtp
 
 
 def test_reupload_email_from_the_blocks_work_goes_through_the_outbox(cli, db, smtp):
-    case = cli("create", "-w", "kyb", "--subject-name", "Bo", "--subject-email", "bo@example.com",
-               "--block", "document:passport").stdout.strip()
+    case = cli(
+        "create",
+        "-w",
+        "kyb",
+        "--subject-name",
+        "Bo",
+        "--subject-email",
+        "bo@example.com",
+        "--block",
+        "document:passport",
+    ).stdout.strip()
     cli("event", case, "collection_completed")
     cli("block", case, "passport", "reupload", "--reason", "blurry scan")
     cli("act", case, "request_reuploads", env={"CASECTL_NO_DELIVER": ""})  # delivered right after the command
@@ -104,8 +140,9 @@ def test_smtp_login_password_only_from_the_environment(cli, db, tmp_path, monkey
 def test_config_file_instead_of_environment(cli, db, tmp_path, monkeypatch):
     with SmtpServer() as server:
         config = tmp_path / "config.toml"
-        config.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nfrom = "desk@example.org"\n'
-                          'tls = "none"\n')
+        config.write_text(
+            f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nfrom = "desk@example.org"\ntls = "none"\n'
+        )
         monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing-here"))
         monkeypatch.setenv("CASECTL_CONFIG", str(config))
         add_workflow(cli, tmp_path, [{"type": "email", "to": ["a@example.com"]}])

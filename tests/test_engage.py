@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import outbox, snapshot
 from outside_servers import SmtpServer, parts
 
@@ -12,10 +13,9 @@ from outside_servers import SmtpServer, parts
 @pytest.fixture
 def case(cli, db, monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", "2030-01-01T09:00:00Z")
-    return cli("create", "--workflow", "simple", "--ref", "Q-1", "--subject-name", "Ada",
-               "--subject-email", "ada@example.com").stdout.strip()
-
-
+    return cli(
+        "create", "--workflow", "simple", "--ref", "Q-1", "--subject-name", "Ada", "--subject-email", "ada@example.com"
+    ).stdout.strip()
 
 
 def test_contact_queues_an_email_and_records_it(cli, case, db):
@@ -41,11 +41,30 @@ def test_contact_from_stdin_and_bad_input(cli, case, db):
 
 
 def test_appointments(cli, case, db):
-    a = cli.json("appointment", case, "add", "2030-01-03T10:00", "Identity check call", "--with", "Mei",
-                 "--minutes", "45", "--notify", "--json")
-    assert a == {"id": "M-1", "case": case, "starts_at": "2030-01-03T10:00:00Z", "minutes": 45,
-                 "title": "Identity check call", "with": "Mei", "created_by": "tester", "cancelled_at": None,
-                 "subject_name": "Ada"}
+    a = cli.json(
+        "appointment",
+        case,
+        "add",
+        "2030-01-03T10:00",
+        "Identity check call",
+        "--with",
+        "Mei",
+        "--minutes",
+        "45",
+        "--notify",
+        "--json",
+    )
+    assert a == {
+        "id": "M-1",
+        "case": case,
+        "starts_at": "2030-01-03T10:00:00Z",
+        "minutes": 45,
+        "title": "Identity check call",
+        "with": "Mei",
+        "created_by": "tester",
+        "cancelled_at": None,
+        "subject_name": "Ada",
+    }
     cli("appointment", case, "add", "2030-02-01", "Follow-up")
     assert [r["id"] for r in cli.json("appointments", "--upcoming", "7d", "--json")] == ["M-1"]
     assert [r["id"] for r in cli.json("appointments", case, "--json")] == ["M-1", "M-2"]

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from casectl.services.exporter import CSV_COLUMNS, csv_escape, csv_unescape
 from hypothesis import given
 from hypothesis import strategies as st
-
-from casectl.services.exporter import CSV_COLUMNS, csv_escape, csv_unescape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,16 +24,55 @@ def case_schema() -> dict:
 
 
 def seed(cli) -> None:
-    cli("create", "--workflow", "kyb", "--ref", "K-1", "--subject-name", "=cmd|' /C calc'!A0",
-        "--subject-email", "ada@example.com", "--country", "GB", "--subject-dob", "1990-01-02", "--priority", "high",
-        "--tag", "vip", "--tag", "batch", "--data", json.dumps({"company": {"reg_no": "123", "staff": 42},
-                                                                 "memo": "line1\nline2, \"quoted\"", "n": 1.5}),
-        "--registry-data", '{"status": "active"}', "--assignee", "sam", "--team", "ops")
-    cli("create", "--workflow", "simple", "--ref", "S-1", "--subject-name", "Zoë 'Quote' Ünal",
-        "--subject-email", "zoe@example.com", "--entity-type", "company", "--status", "pending",
-        "--data", '{"formula": "+SUM(A1)", "neg": "-5"}')
-    cli("create", "--workflow", "simple", "--ref", "S-2", "--subject-email", "ada@example.com",
-        "--subject-ref", "CRM-9")
+    cli(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "K-1",
+        "--subject-name",
+        "=cmd|' /C calc'!A0",
+        "--subject-email",
+        "ada@example.com",
+        "--country",
+        "GB",
+        "--subject-dob",
+        "1990-01-02",
+        "--priority",
+        "high",
+        "--tag",
+        "vip",
+        "--tag",
+        "batch",
+        "--data",
+        json.dumps({"company": {"reg_no": "123", "staff": 42}, "memo": 'line1\nline2, "quoted"', "n": 1.5}),
+        "--registry-data",
+        '{"status": "active"}',
+        "--assignee",
+        "sam",
+        "--team",
+        "ops",
+    )
+    cli(
+        "create",
+        "--workflow",
+        "simple",
+        "--ref",
+        "S-1",
+        "--subject-name",
+        "Zoë 'Quote' Ünal",
+        "--subject-email",
+        "zoe@example.com",
+        "--entity-type",
+        "company",
+        "--status",
+        "pending",
+        "--data",
+        '{"formula": "+SUM(A1)", "neg": "-5"}',
+    )
+    cli(
+        "create", "--workflow", "simple", "--ref", "S-2", "--subject-email", "ada@example.com", "--subject-ref", "CRM-9"
+    )
     cli("create", "--workflow", "screening", "--ref", "@home", "--subject-name", "'=already escaped")
 
 

@@ -10,23 +10,92 @@ import json
 import sqlite3
 
 import pytest
+from casectl.cli.app import COMMANDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casectl.cli.app import COMMANDS
-
 DOCUMENTED = {0, 2, 3, 4, 5, 6}
 NASTY = [
-    "'; DROP TABLE cases; --", "Robert'); DELETE FROM events;--", "$(rm -rf ~)", "`reboot`", "; ls", "| cat /etc/passwd",
-    "=cmd|' /C calc'!A0", "+SUM(A1)", "-2+3", "@SUM(1)", "../../../etc/passwd", "..\\..\\boot.ini", "\x00", "\n",
-    "C-0", "C--1", "C-99999999999999999999999", "S-1", "-1", "0", "1e309", "NaN", "{}", "[]", "null", "\"",
-    "%s%s%n", "{0.__class__}", "{case.__init__}", "\u202e\u0644\u0627", "李小龍", "Zoë", "x" * 5000,
+    "'; DROP TABLE cases; --",
+    "Robert'); DELETE FROM events;--",
+    "$(rm -rf ~)",
+    "`reboot`",
+    "; ls",
+    "| cat /etc/passwd",
+    "=cmd|' /C calc'!A0",
+    "+SUM(A1)",
+    "-2+3",
+    "@SUM(1)",
+    "../../../etc/passwd",
+    "..\\..\\boot.ini",
+    "\x00",
+    "\n",
+    "C-0",
+    "C--1",
+    "C-99999999999999999999999",
+    "S-1",
+    "-1",
+    "0",
+    "1e309",
+    "NaN",
+    "{}",
+    "[]",
+    "null",
+    '"',
+    "%s%s%n",
+    "{0.__class__}",
+    "{case.__init__}",
+    "\u202e\u0644\u0627",
+    "李小龍",
+    "Zoë",
+    "x" * 5000,
 ]
-WORDS = ["C-1", "C-2", "kyb", "simple", "screening", "approve", "reject", "request_reuploads", "collection_completed",
-         "open", "pending", "manual_review", "--json", "--dry-run", "--reason", "--status", "--workflow", "--where",
-         "--sort", "--limit", "--format", "--fields", "--expect-status", "--expect-version", "--tag", "--country",
-         "--subject-email", "--subject-dob", "--data", "--created-since", "--due-within", "--view", "--priority",
-         "--decision", "--ref", "-", "csv", "ndjson", "id", "-created", "a=b", "subject.name=x", "24h", "2026-13-45"]
+WORDS = [
+    "C-1",
+    "C-2",
+    "kyb",
+    "simple",
+    "screening",
+    "approve",
+    "reject",
+    "request_reuploads",
+    "collection_completed",
+    "open",
+    "pending",
+    "manual_review",
+    "--json",
+    "--dry-run",
+    "--reason",
+    "--status",
+    "--workflow",
+    "--where",
+    "--sort",
+    "--limit",
+    "--format",
+    "--fields",
+    "--expect-status",
+    "--expect-version",
+    "--tag",
+    "--country",
+    "--subject-email",
+    "--subject-dob",
+    "--data",
+    "--created-since",
+    "--due-within",
+    "--view",
+    "--priority",
+    "--decision",
+    "--ref",
+    "-",
+    "csv",
+    "ndjson",
+    "id",
+    "-created",
+    "a=b",
+    "subject.name=x",
+    "24h",
+    "2026-13-45",
+]
 # Commands that write files named on the command line are fuzzed elsewhere, with safe paths.
 SKIP = {"report", "export", "doc", "db", "attach", "import"}
 
@@ -47,9 +116,11 @@ def seeded(cli, db):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(command=st.sampled_from(sorted(set(COMMANDS) - SKIP)),
-       args=st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(NASTY), st.text(max_size=30)), max_size=6),
-       stdin=st.one_of(st.none(), st.sampled_from(NASTY), st.text(max_size=50)))
+@given(
+    command=st.sampled_from(sorted(set(COMMANDS) - SKIP)),
+    args=st.lists(st.one_of(st.sampled_from(WORDS), st.sampled_from(NASTY), st.text(max_size=30)), max_size=6),
+    stdin=st.one_of(st.none(), st.sampled_from(NASTY), st.text(max_size=50)),
+)
 def test_random_arguments_never_crash_and_failures_change_nothing(cli, seeded, command, args, stdin):
     before = fingerprint(seeded)
     result = cli(command, *args, input=stdin, expect=None)
@@ -61,7 +132,10 @@ def test_random_arguments_never_crash_and_failures_change_nothing(cli, seeded, c
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**53, max_value=2**53) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.text(max_size=20)
     | st.sampled_from(NASTY),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
@@ -115,8 +189,9 @@ def test_csv_output_defuses_formulas(cli, db):
 
 def test_very_long_values(cli, db):
     big = "x" * 1_000_000
-    cid = cli("create", "--workflow", "simple", "--subject-name", "y" * 100_000,
-              "--data", json.dumps({"blob": big})).stdout.strip()
+    cid = cli(
+        "create", "--workflow", "simple", "--subject-name", "y" * 100_000, "--data", json.dumps({"blob": big})
+    ).stdout.strip()
     doc = cli.json("show", cid, "--json")
     assert doc["data"]["blob"] == big and len(doc["subject"]["name"]) == 100_000
     r = cli("create", "--workflow", "simple", "--tag", "a,b", expect=6)

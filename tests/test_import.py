@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from casectl.store.events import event_hash, iter_chain_breaks
 
 HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,company.reg_no,company.name\n"
@@ -25,8 +24,10 @@ HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,compa
 def counts(db_path: Path) -> dict[str, int]:
     conn = sqlite3.connect(db_path)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("cases", "subjects", "events", "case_tags", "workflows", "activities")}
+        return {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("cases", "subjects", "events", "case_tags", "workflows", "activities")
+        }
     finally:
         conn.close()
 
@@ -41,10 +42,12 @@ def write(path: Path, text: str | bytes) -> Path:
 
 @pytest.fixture
 def good_csv(tmp_path) -> Path:
-    return write(tmp_path / "good.csv", HEADER +
-                 "R-1,Ada Lovelace,ada@example.com,1815-12-10,gb,high,\"vip,batch\",123,Analytical Ltd\n"
-                 "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
-                 "R-3,Ada L.,ADA@example.com,,GB,low,batch,456,\n")
+    return write(
+        tmp_path / "good.csv",
+        HEADER + 'R-1,Ada Lovelace,ada@example.com,1815-12-10,gb,high,"vip,batch",123,Analytical Ltd\n'
+        "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
+        "R-3,Ada L.,ADA@example.com,,GB,low,batch,456,\n",
+    )
 
 
 # --- the good path -------------------------------------------------------------
@@ -66,9 +69,27 @@ def test_import_creates_the_cases_create_would(cli, db, good_csv, tmp_path):
     assert three["subject"]["id"] == one["subject"]["id"]
     assert three["subject"]["name"] == "Ada Lovelace"  # known values are never overwritten
     # The same row through `create` gives the same case, field for field.
-    cli("create", "--workflow", "kyb", "--ref", "C-R-1", "--subject-email", "ada@example.com", "--country", "GB",
-        "--subject-name", "Ada Lovelace", "--priority", "high", "--tag", "vip", "--tag", "batch",
-        "--data", json.dumps({"company": {"name": "Analytical Ltd", "reg_no": "123"}}))
+    cli(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "C-R-1",
+        "--subject-email",
+        "ada@example.com",
+        "--country",
+        "GB",
+        "--subject-name",
+        "Ada Lovelace",
+        "--priority",
+        "high",
+        "--tag",
+        "vip",
+        "--tag",
+        "batch",
+        "--data",
+        json.dumps({"company": {"name": "Analytical Ltd", "reg_no": "123"}}),
+    )
     created = cli.json("show", "C-R-1", "--json")
     skip = {"id", "ref", "origin", "history", "events_total", "created_at", "updated_at", "due_at", "sla"}
     assert {k: v for k, v in created.items() if k not in skip} == {k: v for k, v in one.items() if k not in skip}
@@ -107,8 +128,10 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
     cli("import", g, "--workflow", "kyb", "--map", map_file)
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
-    rows = conn.execute("SELECT e.*, c.ref AS case_ref FROM events e JOIN cases c ON c.id = e.case_id "
-                        "WHERE e.kind = 'created' ORDER BY e.id").fetchall()
+    rows = conn.execute(
+        "SELECT e.*, c.ref AS case_ref FROM events e JOIN cases c ON c.id = e.case_id "
+        "WHERE e.kind = 'created' ORDER BY e.id"
+    ).fetchall()
     conn.close()
     assert [r["case_ref"] for r in rows] == [r.strip() for r in refs] + ["700", "701"]
     for r in rows:
@@ -116,8 +139,9 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
         assert r["data"] == json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
         assert data["ref"] == r["case_ref"]  # a ref converted to a number by the mapping is stored as text
         assert data["file"] in (str(f), str(g))
-        assert r["hash"] == event_hash("", r["case_id"], r["at"], r["actor"], "created", None, None,
-                                       r["to_status"], None, r["data"])
+        assert r["hash"] == event_hash(
+            "", r["case_id"], r["at"], r["actor"], "created", None, None, r["to_status"], None, r["data"]
+        )
 
 
 def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):
@@ -136,31 +160,53 @@ def _creation_footprint(db_path: Path, ref: str) -> dict:
     try:
         case = dict(conn.execute("SELECT * FROM cases WHERE ref = ?", (ref,)).fetchone())
         cid = case["id"]
-        acts = [(r["type"], r["label"], r["state"], r["team"], r["requirement"], r["created_at"])
-                for r in conn.execute("SELECT * FROM activities WHERE case_id = ? ORDER BY id", (cid,))]
+        acts = [
+            (r["type"], r["label"], r["state"], r["team"], r["requirement"], r["created_at"])
+            for r in conn.execute("SELECT * FROM activities WHERE case_id = ? ORDER BY id", (cid,))
+        ]
         kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE case_id = ? ORDER BY id", (cid,))]
         outbox = []
         for r in conn.execute("SELECT * FROM outbox WHERE case_id = ? ORDER BY id", (cid,)):
             payload = json.loads(r["payload"])
-            outbox.append((r["kind"], r["target"], r["status"], payload.get("type"),
-                           payload["body"]["data"]["case"]["due_at"]))
+            outbox.append(
+                (r["kind"], r["target"], r["status"], payload.get("type"), payload["body"]["data"]["case"]["due_at"])
+            )
         fts = conn.execute("SELECT ref FROM case_search WHERE rowid = ?", (cid,)).fetchall()
     finally:
         conn.close()
-    keep = ("workflow", "workflow_version", "status", "final", "due_at", "sla_paused_at", "sla_remaining",
-            "version", "created_at", "updated_at", "decided_at")
-    return {"case": {k: case[k] for k in keep}, "activities": acts, "events": kinds, "outbox": outbox,
-            "search": [r[0] == ref for r in fts]}
+    keep = (
+        "workflow",
+        "workflow_version",
+        "status",
+        "final",
+        "due_at",
+        "sla_paused_at",
+        "sla_remaining",
+        "version",
+        "created_at",
+        "updated_at",
+        "decided_at",
+    )
+    return {
+        "case": {k: case[k] for k in keep},
+        "activities": acts,
+        "events": kinds,
+        "outbox": outbox,
+        "search": [r[0] == ref for r in fts],
+    }
 
 
-@pytest.mark.parametrize("workflow,status", [
-    ("kyb", None),              # born waiting: the SLA clock starts paused
-    ("simple", None),           # a running clock: due_at set
-    ("simple", "pending"),      # a waiting status given in the file
-    ("screening", None),        # required activities, 120 h SLA
-    ("simple", "approved"),     # a final status: no clock at all
-    ("kyc", None),              # no SLA
-])
+@pytest.mark.parametrize(
+    "workflow,status",
+    [
+        ("kyb", None),  # born waiting: the SLA clock starts paused
+        ("simple", None),  # a running clock: due_at set
+        ("simple", "pending"),  # a waiting status given in the file
+        ("screening", None),  # required activities, 120 h SLA
+        ("simple", "approved"),  # a final status: no clock at all
+        ("kyc", None),  # no SLA
+    ],
+)
 def test_imported_case_gets_what_create_gives_it(cli, db, db_path, tmp_path, monkeypatch, workflow, status):
     """The batched creation hooks leave exactly what `create` (hooks.after_create) leaves:
     the SLA clock, required activities, the case.created webhooks, the search entry."""
@@ -203,10 +249,12 @@ def test_same_file_twice_imports_nothing_the_second_time(cli, db, db_path, good_
 
 def test_update_changes_existing_cases_with_one_event_each(cli, db, db_path, good_csv, tmp_path):
     cli("import", good_csv, "--workflow", "kyb")
-    changed = write(tmp_path / "changed.csv", HEADER +
-                    "R-1,Ada Lovelace,ada@example.com,1815-12-10,GB,urgent,vip,123,Analytical Ltd\n"
-                    "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
-                    "R-4,New One,new@example.com,,FR,,,,\n")
+    changed = write(
+        tmp_path / "changed.csv",
+        HEADER + "R-1,Ada Lovelace,ada@example.com,1815-12-10,GB,urgent,vip,123,Analytical Ltd\n"
+        "R-2,Grace Hopper,grace@example.com,1906-12-09,US,,,,\n"
+        "R-4,New One,new@example.com,,FR,,,,\n",
+    )
     r = cli("import", changed, "--workflow", "kyb", "--update", "--json")
     s = json.loads(r.stdout)
     assert (s["created"], s["updated"], s["unchanged"]) == (1, 1, 1)
@@ -242,9 +290,7 @@ def test_status_column_and_workflow_column(cli, db, tmp_path):
 
 def test_utf8_bom_crlf_quoted_newlines_and_a_1mb_field(cli, db, tmp_path):
     big = "x" * (1024 * 1024)
-    text = ('ref,subject_name,notes\r\n'
-            'B-1,"Müller, Anna","line one\r\nline two"\r\n'
-            f'B-2,Zoë,{big}\r\n')
+    text = f'ref,subject_name,notes\r\nB-1,"Müller, Anna","line one\r\nline two"\r\nB-2,Zoë,{big}\r\n'
     f = write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + text.encode("utf-8"))
     cli("import", f, "--workflow", "simple")
     one = cli.json("show", "B-1", "--json")
@@ -279,21 +325,29 @@ def test_dry_run_writes_nothing(cli, db, db_path, good_csv):
 
 
 def test_mapping_renames_and_converts(cli, db, tmp_path):
-    mapping = write(tmp_path / "map.json", json.dumps({
-        "workflow": "kyb",
-        "columns": {
-            "Customer ID": "ref",
-            "Company": "subject_name",
-            "Mail": {"to": "subject_email", "convert": "lower"},
-            "Founded": {"to": "company.founded", "convert": "date", "format": "%d/%m/%Y"},
-            "Staff": {"to": "company.staff", "convert": "int"},
-            "Urgency": {"to": "priority", "values": {"H": "high", "L": "low"}},
-            "Internal": None,
-        },
-        "defaults": {"entity_type": "company", "team": "onboarding"},
-    }))
-    f = write(tmp_path / "m.csv", "Customer ID,Company,Mail,Founded,Staff,Urgency,Internal,Extra\n"
-                                  "M-1,Acme Ltd,INFO@ACME.EXAMPLE,31/01/1999,42,H,secret,kept\n")
+    mapping = write(
+        tmp_path / "map.json",
+        json.dumps(
+            {
+                "workflow": "kyb",
+                "columns": {
+                    "Customer ID": "ref",
+                    "Company": "subject_name",
+                    "Mail": {"to": "subject_email", "convert": "lower"},
+                    "Founded": {"to": "company.founded", "convert": "date", "format": "%d/%m/%Y"},
+                    "Staff": {"to": "company.staff", "convert": "int"},
+                    "Urgency": {"to": "priority", "values": {"H": "high", "L": "low"}},
+                    "Internal": None,
+                },
+                "defaults": {"entity_type": "company", "team": "onboarding"},
+            }
+        ),
+    )
+    f = write(
+        tmp_path / "m.csv",
+        "Customer ID,Company,Mail,Founded,Staff,Urgency,Internal,Extra\n"
+        "M-1,Acme Ltd,INFO@ACME.EXAMPLE,31/01/1999,42,H,secret,kept\n",
+    )
     cli("import", f, "--map", mapping)
     doc = cli.json("show", "M-1", "--json")
     assert doc["subject"]["email"] == "info@acme.example" and doc["subject"]["entity_type"] == "company"
@@ -372,11 +426,14 @@ def test_errors_are_listed_up_to_50_then_counted(cli, db, db_path, tmp_path):
 
 
 def test_skip_invalid_imports_the_good_rows_and_writes_rejects(cli, db, db_path, tmp_path):
-    f = write(tmp_path / "mixed.csv", "ref,subject_email,country\n"
-                                      "OK-1,a@example.com,GB\n"
-                                      "BAD-1,nope,GB\n"
-                                      "OK-2,b@example.com,FR\n"
-                                      "BAD-2,c@example.com,XX\n")
+    f = write(
+        tmp_path / "mixed.csv",
+        "ref,subject_email,country\n"
+        "OK-1,a@example.com,GB\n"
+        "BAD-1,nope,GB\n"
+        "OK-2,b@example.com,FR\n"
+        "BAD-2,c@example.com,XX\n",
+    )
     rejects = tmp_path / "rejects.csv"
     r = cli("import", f, "--workflow", "simple", "--skip-invalid", "--rejects", rejects)
     assert r.stdout == ""
@@ -424,8 +481,9 @@ def test_header_with_duplicate_and_blank_columns(cli, db, tmp_path):
 def test_empty_file(cli, db, tmp_path):
     f = write(tmp_path / "empty.csv", "")
     r = cli("import", f, "--workflow", "simple", expect=6)
-    assert r.stderr.strip() == (f"casectl: error: {f}: is empty; expected a header line naming the columns "
-                                "(at least ref)")
+    assert r.stderr.strip() == (
+        f"casectl: error: {f}: is empty; expected a header line naming the columns (at least ref)"
+    )
 
 
 def test_header_only_is_nothing_to_import(cli, db, db_path, tmp_path):
@@ -483,9 +541,14 @@ def test_progress_bar_only_on_a_terminal(run, db, tmp_path, good_csv):
     assert r.returncode == 0 and "\r" not in r.stderr and "importing [" not in r.stderr
     f = _big_csv(tmp_path / "p.csv", 3000)
     from tests.conftest import casectl_bin
+
     master, slave = pty.openpty()
-    proc = subprocess.Popen([casectl_bin(), "import", str(f), "--workflow", "simple"], stdout=subprocess.PIPE,
-                            stderr=slave, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [casectl_bin(), "import", str(f), "--workflow", "simple"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=os.environ.copy(),
+    )
     os.close(slave)
     seen = b""
     while True:
@@ -508,8 +571,13 @@ def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, t
     before = counts(db_path)
     f = _big_csv(tmp_path / "big.csv", 60_000)
     from tests.conftest import casectl_bin
-    proc = subprocess.Popen([casectl_bin(), "import", str(f), "--workflow", "simple"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=os.environ.copy())
+
+    proc = subprocess.Popen(
+        [casectl_bin(), "import", str(f), "--workflow", "simple"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
     wal = Path(str(db_path) + "-wal")
     deadline = time.monotonic() + 60
     # Wait until the import has written a good part of its transaction, then kill it.
@@ -526,11 +594,17 @@ def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, t
     # Re-running completes it (and its peak memory stays far below the 150 MB budget).
     # Measured through a small wrapper process: a child forked straight from this
     # (large) test process would count the parent's pages in its peak RSS.
-    wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
-               "stderr=subprocess.PIPE); sys.stderr.buffer.write(p.stderr); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)")
-    proc = subprocess.run([sys.executable, "-c", wrapper, casectl_bin(), "import", str(f), "--workflow", "simple"],
-                          capture_output=True, env=os.environ.copy(), timeout=300)
+    wrapper = (
+        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.PIPE); sys.stderr.buffer.write(p.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(p.returncode)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, casectl_bin(), "import", str(f), "--workflow", "simple"],
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     err = proc.stderr
     assert proc.returncode == 0, err
     assert b"created 60000" in err

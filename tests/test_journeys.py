@@ -43,12 +43,33 @@ def test_kyb_journey(cli, db, tmp_path):
     articles.write_bytes(b"%PDF-1.7 articles of association\n" * 50)
 
     # Collection: the company, its documents and two UBOs (each a child case on the kyc workflow).
-    case = cli("create", "-w", "kyb", "--ref", "ACME-1", "--subject-name", "Acme Ltd", "--subject-email",
-               "ops@acme.example", "--entity-type", "company", "--country", "GB",
-               "--block", "document:passport", "--block", "document:articles",
-               "--block", f"kyc:ubo_jane=@{ubo1}", "--block", f"kyc:ubo_raj=@{ubo2}",
-               "--block", 'registry_data:companies_house={"number": "01234567", "status": "active"}',
-               "--actor", "ann").stdout.strip()
+    case = cli(
+        "create",
+        "-w",
+        "kyb",
+        "--ref",
+        "ACME-1",
+        "--subject-name",
+        "Acme Ltd",
+        "--subject-email",
+        "ops@acme.example",
+        "--entity-type",
+        "company",
+        "--country",
+        "GB",
+        "--block",
+        "document:passport",
+        "--block",
+        "document:articles",
+        "--block",
+        f"kyc:ubo_jane=@{ubo1}",
+        "--block",
+        f"kyc:ubo_raj=@{ubo2}",
+        "--block",
+        'registry_data:companies_house={"number": "01234567", "status": "active"}',
+        "--actor",
+        "ann",
+    ).stdout.strip()
     cli("attach", case, "passport", str(passport), "--actor", "ann")
     cli("attach", case, "articles", str(articles), "--actor", "ann")
     b = blocks(cli, case)
@@ -62,7 +83,9 @@ def test_kyb_journey(cli, db, tmp_path):
     show = cli.json("show", case, "--json")
     assert [c["id"] for c in show["children"]] == [jane, raj]
     assert [(m["target"], m["payload"]["template"]) for m in outbox(db)] == [
-        ("jane@example.com", "kyc_flow"), ("raj@example.com", "kyc_flow")]
+        ("jane@example.com", "kyc_flow"),
+        ("raj@example.com", "kyc_flow"),
+    ]
 
     # Collection completed while the UBOs' KYC is pending.
     cli("event", case, "collection_completed")
@@ -82,7 +105,11 @@ def test_kyb_journey(cli, db, tmp_path):
     assert status(cli, case) == "manual_review"
     last = cli.json("history", case, "--json")["events"][-1]
     assert (last["kind"], last["action"], last["from"], last["to"]) == (
-        "system", "kyc_completed", "pending_id_verification", "manual_review")
+        "system",
+        "kyc_completed",
+        "pending_id_verification",
+        "manual_review",
+    )
 
     # Review: UBOs and articles approved, the passport rejected.
     cli("block", case, "ubo_jane", "approve", "--actor", "bob")
@@ -123,11 +150,23 @@ def test_kyb_journey(cli, db, tmp_path):
     out = cli.json("approve", case, "--actor", "bob", "--reason", "all verified", "--json")
     assert out["to"] == "approved" and out["case"]["decision"] == "approved"
     assert {n: x["status"] for n, x in blocks(cli, case).items() if x["actions"]} == {
-        "passport": "approved", "articles": "approved", "ubo_jane": "approved", "ubo_raj": "approved"}
+        "passport": "approved",
+        "articles": "approved",
+        "ubo_jane": "approved",
+        "ubo_raj": "approved",
+    }
 
     kinds = [e["kind"] for e in cli.json("history", case, "--json")["events"]]
-    for kind in ("created", "block.add", "document.attached", "block.kyc_concluded", "block.approve",
-                 "block.reupload", "message.queued", "block.received"):
+    for kind in (
+        "created",
+        "block.add",
+        "document.attached",
+        "block.kyc_concluded",
+        "block.approve",
+        "block.reupload",
+        "message.queued",
+        "block.received",
+    ):
         assert kind in kinds, kind
     actions = [e["action"] for e in cli.json("history", case, "--json")["events"] if e["action"]]
     assert actions == ["collection_completed", "kyc_completed", "request_reuploads", "reupload_received", "approve"]
@@ -136,8 +175,7 @@ def test_kyb_journey(cli, db, tmp_path):
 def test_kyb_kyc_reupload_starts_a_new_flow(cli, db, tmp_path):
     ubo = tmp_path / "ubo.json"
     ubo.write_text(json.dumps({"name": "Jo Park", "email": "jo@example.com"}))
-    case = cli("create", "-w", "kyb", "--subject-email", "co@example.com",
-               "--block", f"kyc:ubo=@{ubo}").stdout.strip()
+    case = cli("create", "-w", "kyb", "--subject-email", "co@example.com", "--block", f"kyc:ubo=@{ubo}").stdout.strip()
     cli("event", case, "collection_completed")
     first = blocks(cli, case)["ubo"]["child"]
     cli("event", first, "verification_passed")
@@ -165,8 +203,9 @@ def test_kyb_kyc_reupload_starts_a_new_flow(cli, db, tmp_path):
 
 
 def test_screening_journey(cli, db):
-    case = cli("create", "-w", "screening", "--subject-name", "Sam Poe", "--subject-email", "sam@example.com",
-               "--actor", "ann").stdout.strip()
+    case = cli(
+        "create", "-w", "screening", "--subject-name", "Sam Poe", "--subject-email", "sam@example.com", "--actor", "ann"
+    ).stdout.strip()
     ids = {a["type"]: a["id"] for a in cli.json("activities", case, "--json")["activities"]}
     assert list(ids) == ["basic_details", "dbs_enhanced", "document_upload"]
     cli("event", case, "initiated")
@@ -196,8 +235,9 @@ def test_screening_journey(cli, db):
     assert out["state"] == "complete" and out["events"] == ["activities_completed"]
     assert status(cli, case) == "pending_case_decision"
     r = cli("act", case, "complete", "--actor", "kim", expect=4)
-    assert "activities without a decision: A-1 (basic_details), A-3 (document_upload), A-4 (reference_check)" \
-        in r.stderr
+    assert (
+        "activities without a decision: A-1 (basic_details), A-3 (document_upload), A-4 (reference_check)" in r.stderr
+    )
     for t in ("basic_details", "document_upload", "reference_check"):
         cli("activity", case, t, "decide", "reviewed", "--actor", "kim")
     r = cli("act", case, "complete", "--decision", "approved", "--actor", "kim", expect=6)
@@ -207,10 +247,15 @@ def test_screening_journey(cli, db):
 
     page = json.loads(cli("activities", "--all", "--json").stdout)
     assert {(a["type"], a["state"], a["decision"]) for a in page} == {
-        ("basic_details", "complete", "reviewed"), ("dbs_enhanced", "complete", "reviewed"),
-        ("document_upload", "complete", "reviewed"), ("reference_check", "complete", "reviewed")}
+        ("basic_details", "complete", "reviewed"),
+        ("dbs_enhanced", "complete", "reviewed"),
+        ("document_upload", "complete", "reviewed"),
+        ("reference_check", "complete", "reviewed"),
+    }
     assert next(a for a in page if a["type"] == "dbs_enhanced")["result"] == {
-        "certificate": "001234567", "outcome": "clear"}
+        "certificate": "001234567",
+        "outcome": "clear",
+    }
     history = cli("history", case).stdout
     assert "activities_completed: in_progress -> pending_case_decision (automatic)" in history
     assert "kim  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)" in history
@@ -220,8 +265,17 @@ def test_screening_journey(cli, db):
 def _kyb_with_ubo(cli, tmp_path, name="ubo"):
     ubo = tmp_path / f"{name}.json"
     ubo.write_text(json.dumps({"name": "Lee Chan", "email": "lee@example.com"}))
-    case = cli("create", "-w", "kyb", "--subject-email", "firm@example.com", "--block", "document:passport",
-               "--block", f"kyc:{name}=@{ubo}").stdout.strip()
+    case = cli(
+        "create",
+        "-w",
+        "kyb",
+        "--subject-email",
+        "firm@example.com",
+        "--block",
+        "document:passport",
+        "--block",
+        f"kyc:{name}=@{ubo}",
+    ).stdout.strip()
     cli("event", case, "collection_completed")
     return case, blocks(cli, case)[name]["child"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-
 from casectl.store import connect
 from casectl.store.migrations import MIGRATIONS
 

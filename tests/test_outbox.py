@@ -23,8 +23,6 @@ def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
 
 
-
-
 def test_each_command_delivers_what_it_queued(cli, db):
     with Receiver() as rx:
         cli("hooks", "add", rx.url)
@@ -70,9 +68,11 @@ def test_nothing_due_costs_no_heavy_import(db, tmp_path):
     # The same probe sees requests loaded once a message is due, so the check above means something.
     conn = sqlite3.connect(db)
     with conn:
-        conn.execute("INSERT INTO outbox (kind, target, payload, status, attempts, next_attempt_at, created_at, "
-                     "updated_at) VALUES ('webhook', ?, '{}', 'pending', 0, ?, ?, ?)",
-                     (f"http://127.0.0.1:{free_port()}/x", T0, T0, T0))
+        conn.execute(
+            "INSERT INTO outbox (kind, target, payload, status, attempts, next_attempt_at, created_at, "
+            "updated_at) VALUES ('webhook', ?, '{}', 'pending', 0, ?, ?, ?)",
+            (f"http://127.0.0.1:{free_port()}/x", T0, T0, T0),
+        )
     conn.close()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "['casectl.services.notify', 'requests']"
@@ -83,8 +83,12 @@ def test_killed_deliver_loses_nothing(cli, db):
         cli("hooks", "add", rx.url)
         cli("create", "-w", "simple")
         env = {**os.environ, "CASECTL_NOW": T0}
-        proc = subprocess.Popen([casectl_bin(), "outbox", "deliver", "--timeout", "60"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [casectl_bin(), "outbox", "deliver", "--timeout", "60"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             assert wait_for(lambda: len(rx.requests) == 1, timeout=20)
             proc.send_signal(signal.SIGKILL)
@@ -111,8 +115,12 @@ def test_concurrent_deliverers_never_send_one_message_twice(cli, db):
         for _ in range(8):
             cli("create", "-w", "simple")
         env = {**os.environ, "CASECTL_NOW": T0}
-        procs = [subprocess.Popen([casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        procs = [
+            subprocess.Popen(
+                [casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
         outs = [p.communicate(timeout=60) for p in procs]
         assert all(p.returncode == 0 for p in procs), outs
         ids = [r.headers["webhook-id"] for r in rx.requests]
@@ -135,17 +143,20 @@ def test_list_filters_and_formats(cli, db):
     assert csv[0].startswith("id,case,event,kind") and len(csv) == 3
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["outbox", "retry"], 2, "give one outbox id (O-3) or --all-failed"),
-    (["outbox", "retry", "O-1", "--all-failed"], 2, "give one outbox id"),
-    (["outbox", "retry", "O-99"], 3, "no outbox message 'O-99'"),
-    (["outbox", "retry", "O-2"], 2, "O-2 is pending, not failed"),
-    (["outbox", "list", "--status", "lost"], 2, "unknown outbox status 'lost'"),
-    (["outbox", "list", "--format", "xml"], 2, "unknown format 'xml'"),
-    (["outbox", "list", "--case", "C-77"], 3, "no case 'C-77'"),
-    (["outbox", "deliver", "--timeout", "0"], 2, "--timeout must be greater than 0"),
-    (["outbox", "deliver", "--max-attempts", "0"], 2, "--max-attempts must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["outbox", "retry"], 2, "give one outbox id (O-3) or --all-failed"),
+        (["outbox", "retry", "O-1", "--all-failed"], 2, "give one outbox id"),
+        (["outbox", "retry", "O-99"], 3, "no outbox message 'O-99'"),
+        (["outbox", "retry", "O-2"], 2, "O-2 is pending, not failed"),
+        (["outbox", "list", "--status", "lost"], 2, "unknown outbox status 'lost'"),
+        (["outbox", "list", "--format", "xml"], 2, "unknown format 'xml'"),
+        (["outbox", "list", "--case", "C-77"], 3, "no case 'C-77'"),
+        (["outbox", "deliver", "--timeout", "0"], 2, "--timeout must be greater than 0"),
+        (["outbox", "deliver", "--max-attempts", "0"], 2, "--max-attempts must be at least 1"),
+    ],
+)
 def test_bad_input_is_refused_and_changes_nothing(cli, db, args, code, message):
     cli("hooks", "add", f"http://127.0.0.1:{free_port()}/x")
     cli("create", "-w", "simple")

@@ -12,9 +12,21 @@ SECRET_NAME, SECRET_EMAIL, SECRET_DOB = "Ingrid Bergström", "ingrid@example.com
 
 @pytest.fixture
 def case(cli, db, tmp_path):
-    cid = cli("create", "--workflow", "simple", "--ref", "P-1", "--subject-name", SECRET_NAME,
-              "--subject-email", SECRET_EMAIL, "--subject-dob", SECRET_DOB,
-              "--data", json.dumps({"contact_email": SECRET_EMAIL, "amount": 120})).stdout.strip()
+    cid = cli(
+        "create",
+        "--workflow",
+        "simple",
+        "--ref",
+        "P-1",
+        "--subject-name",
+        SECRET_NAME,
+        "--subject-email",
+        SECRET_EMAIL,
+        "--subject-dob",
+        SECRET_DOB,
+        "--data",
+        json.dumps({"contact_email": SECRET_EMAIL, "amount": 120}),
+    ).stdout.strip()
     cli("note", cid, "public remark")
     cli("note", cid, "the private suspicion", "--private")
     doc = tmp_path / "passport.txt"

@@ -6,10 +6,12 @@ case's JSON data, which no index covers (documented in the README).
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC
 
+import pytest
 from casectl.filters import CaseFilter, WhereClause
-from casectl.store import cases as case_store, connect
+from casectl.store import cases as case_store
+from casectl.store import connect
 
 NOW = "2026-01-01T00:00:00Z"
 FILTERS = {
@@ -61,8 +63,9 @@ def test_no_filter_scans_cases(conn, name):
 
 
 def test_deep_keyset_pages_seek(conn):
-    sql, params = case_store.select_sql(CaseFilter(), sort="created_at", descending=True, limit=50,
-                                        after=("2026-01-01T00:00:00Z", 10))
+    sql, params = case_store.select_sql(
+        CaseFilter(), sort="created_at", descending=True, limit=50, after=("2026-01-01T00:00:00Z", 10)
+    )
     assert any("idx_cases_created_at" in s for s in plan(conn, sql, params))
     sql, params = case_store.select_sql(CaseFilter(statuses=("open",)), limit=50, after=(None, 10))
     steps = plan(conn, sql, params)
@@ -77,30 +80,38 @@ def test_walk_forms_only_for_dense_filters_and_never_sort(conn):
     due = case_store.select_sql(CaseFilter(overdue_at=NOW), limit=50, walk=frozenset({"due"}))
     steps = plan(conn, *due)
     assert any("idx_cases_final " in s + " " for s in steps), steps
-    country = case_store.select_sql(CaseFilter(country="HK", statuses=("open",)), limit=50,
-                                    walk=frozenset({"country"}))
+    country = case_store.select_sql(CaseFilter(country="HK", statuses=("open",)), limit=50, walk=frozenset({"country"}))
     for steps in (plan(conn, *due), plan(conn, *country)):
         assert not any("TEMP B-TREE" in s for s in steps), steps
 
 
 def test_walk_forms_select_the_same_cases(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from casectl import rules
     from casectl.services import workflows as workflow_service
 
     c = connect(tmp_path / "w.db", create=True)
-    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
     workflow_service.ensure_recorded(c, rules.BUILTIN["simple"], now=at, actor="t")
-    c.executemany("INSERT INTO subjects (id, name, country, data, created_at, updated_at) "
-                  "VALUES (?, 'x', ?, '{}', 'x', 'x')", [(i, "HK" if i % 3 else "GB") for i in range(1, 301)])
+    c.executemany(
+        "INSERT INTO subjects (id, name, country, data, created_at, updated_at) VALUES (?, 'x', ?, '{}', 'x', 'x')",
+        [(i, "HK" if i % 3 else "GB") for i in range(1, 301)],
+    )
     c.executemany(
         "INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, created_at, "
         "updated_at, due_at) VALUES (?, ?, 'simple', 1, 'open', ?, ?, 'x', 'x', ?)",
-        [(i, f"R{i}", int(i % 7 == 0), i % 300 + 1, f"2025-{1 + i % 12:02d}-01" if i % 5 else "2027-01-01")
-         for i in range(1, 3001)])
-    for f in (CaseFilter(overdue_at=NOW), CaseFilter(due_before=NOW), CaseFilter(country="HK"),
-              CaseFilter(country="HK", overdue_at=NOW)):
+        [
+            (i, f"R{i}", int(i % 7 == 0), i % 300 + 1, f"2025-{1 + i % 12:02d}-01" if i % 5 else "2027-01-01")
+            for i in range(1, 3001)
+        ],
+    )
+    for f in (
+        CaseFilter(overdue_at=NOW),
+        CaseFilter(due_before=NOW),
+        CaseFilter(country="HK"),
+        CaseFilter(country="HK", overdue_at=NOW),
+    ):
         walk = case_store.walk_forms(c, f, limit=50)
         assert walk, f  # dense here: the walk is chosen
         for after in (None, (None, 1500)):

@@ -76,8 +76,12 @@ def test_take_respects_filters_and_views(cli, db):
 
 def test_two_agents_taking_at_once_never_get_the_same_case(run, cli, db):
     make(cli, 6)
-    procs = [subprocess.Popen([casectl_bin(), "take", "--actor", f"agent{i}"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            [casectl_bin(), "take", "--actor", f"agent{i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(8)
+    ]
     outs = [(p.communicate(timeout=60), p.returncode) for p in procs]
     assert all(rc == 0 for _, rc in outs)
     taken = [o[0][0].strip() for o in outs if o[0][0].strip()]
@@ -109,7 +113,10 @@ def test_notes_public_private_in_show_and_history(cli, db):
     cli("note", "C-1", input="from stdin\n")
     doc = cli.json("show", "C-1", "--json")
     assert [(n["text"], n["private"]) for n in doc["notes"]] == [
-        ("called the customer", False), ("suspect forged passport", True), ("from stdin", False)]
+        ("called the customer", False),
+        ("suspect forged passport", True),
+        ("from stdin", False),
+    ]
     text = cli("show", "C-1").stdout
     assert "N-2" in text and "(private): suspect forged passport" in text
     hist = cli.json("history", "C-1", "--json")

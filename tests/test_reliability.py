@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import outbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,9 +31,23 @@ def integrity_ok(db: Path) -> bool:
 
 def test_eight_processes_on_the_same_cases(tmp_path):
     """scripts/stress.py with a small setting: the issue's invariants must all hold."""
-    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "stress.py"), "--procs", "8", "--cases", "200",
-                        "--seconds", "4", "--db", str(tmp_path / "stress.db")],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "stress.py"),
+            "--procs",
+            "8",
+            "--cases",
+            "200",
+            "--seconds",
+            "4",
+            "--db",
+            str(tmp_path / "stress.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads(p.stdout)
     assert report["bad_exit_codes"] == {}, report
     assert report["raw_locked_errors"] == [] and report["tracebacks"] == []
@@ -72,8 +87,9 @@ def test_kill_9_during_writes_never_corrupts_and_a_rerun_finishes(cli, db, tmp_p
     rng = random.Random(7)
     n = 40
     for _ in range(20):
-        proc = subprocess.Popen([sys.executable, str(script), str(db), str(n)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(db), str(n)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -107,7 +123,9 @@ def test_editing_history_is_refused_and_detected(cli, db):
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM events WHERE id = 2")
     conn.close()
-    sqlite_shell(db, "DROP TRIGGER events_no_update; UPDATE events SET reason = 'forged', actor = 'mallory' WHERE id = 2;")
+    sqlite_shell(
+        db, "DROP TRIGGER events_no_update; UPDATE events SET reason = 'forged', actor = 'mallory' WHERE id = 2;"
+    )
     r = cli("db", "check", expect=1)
     assert f"history of {cid} breaks at E-2: its content does not match its hash" in r.stdout
     assert "history is not protected: trigger events_no_update is missing" in r.stdout
@@ -138,8 +156,16 @@ def test_db_check_replays_history_through_the_rules(cli, db):
 
     conn = connect(db)
     with write(conn):
-        events.append(conn, 1, at="2026-01-01T00:00:00Z", actor="mallory", kind="action", action="approve",
-                      from_status="collection_flow", to_status="approved")
+        events.append(
+            conn,
+            1,
+            at="2026-01-01T00:00:00Z",
+            actor="mallory",
+            kind="action",
+            action="approve",
+            from_status="collection_flow",
+            to_status="approved",
+        )
         conn.execute("UPDATE cases SET status = 'approved' WHERE id = 1")
     problems = cli.json("db", "check", "--json", expect=1)["problems"]
     assert "C-1 at E-2: approve cannot move collection_flow -> approved in kyb v1" in problems
@@ -148,8 +174,9 @@ def test_db_check_replays_history_through_the_rules(cli, db):
 def test_backup_while_writers_run_then_restore(cli, db, tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    writer = subprocess.Popen([sys.executable, str(script), str(db), "300"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, str(script), str(db), "300"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     backups = []
     try:
         for i in range(3):
@@ -191,11 +218,35 @@ def test_backup_refuses_existing_file_and_bad_targets(cli, db, tmp_path):
 
 @pytest.fixture
 def subject_with_cases(cli, db):
-    cli("create", "--workflow", "kyb", "--ref", "P1", "--subject-name", "Petra Novák", "--subject-email",
-        "petra@example.com", "--subject-dob", "1980-05-06", "--country", "CZ", "--data", '{"passport": "X123"}')
+    cli(
+        "create",
+        "--workflow",
+        "kyb",
+        "--ref",
+        "P1",
+        "--subject-name",
+        "Petra Novák",
+        "--subject-email",
+        "petra@example.com",
+        "--subject-dob",
+        "1980-05-06",
+        "--country",
+        "CZ",
+        "--data",
+        '{"passport": "X123"}',
+    )
     cli("create", "--workflow", "simple", "--ref", "P2", "--subject-email", "petra@example.com")
-    cli("create", "--workflow", "simple", "--ref", "OTHER", "--subject-name", "Other Person",
-        "--subject-email", "other@example.com")
+    cli(
+        "create",
+        "--workflow",
+        "simple",
+        "--ref",
+        "OTHER",
+        "--subject-name",
+        "Other Person",
+        "--subject-email",
+        "other@example.com",
+    )
     cli("event", "P1", "collection_completed")
     return db
 
@@ -208,7 +259,7 @@ def test_redact_erases_personal_data_and_keeps_the_skeleton(cli, subject_with_ca
     assert p1["subject"]["name"] is None and p1["subject"]["email"] is None and p1["subject"]["dob"] is None
     assert p1["data"] == {} and p1["status"] == "manual_review"
     after = cli.json("history", "P1", "--json")["events"]
-    assert after[:len(before)] == before and after[-1]["kind"] == "redacted"
+    assert after[: len(before)] == before and after[-1]["kind"] == "redacted"
     dump = "\n".join(sqlite3.connect(db).iterdump())
     for secret in ("Petra", "petra@example.com", "1980-05-06", "X123"):
         assert secret not in dump, secret
@@ -249,8 +300,9 @@ def test_purge_closed_cases(cli, db, monkeypatch):
 def _kill_at_random(args: list[str], rng: random.Random, env: dict | None = None) -> None:
     from conftest import casectl_bin
 
-    proc = subprocess.Popen([casectl_bin(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [casectl_bin(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
+    )
     time.sleep(rng.uniform(0.05, 0.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -258,8 +310,10 @@ def _kill_at_random(args: list[str], rng: random.Random, env: dict | None = None
 
 def test_kill_9_during_imports_leaves_all_or_nothing(cli, db, tmp_path):
     batch = tmp_path / "batch.csv"
-    batch.write_text("ref,subject_name,subject_email,country\n" + "".join(
-        f"B-{i},Person {i},p{i}@example.com,GB\n" for i in range(4000)))
+    batch.write_text(
+        "ref,subject_name,subject_email,country\n"
+        + "".join(f"B-{i},Person {i},p{i}@example.com,GB\n" for i in range(4000))
+    )
     rng = random.Random(11)
     for _ in range(20):
         _kill_at_random(["import", str(batch), "--workflow", "simple"], rng)

@@ -11,11 +11,10 @@ import unicodedata
 from io import BytesIO
 
 import pytest
-from pypdf import PdfReader
-
-from casectl.store import connect, write
 from casectl.store import cases as case_store
+from casectl.store import connect, write
 from casectl.store import events as event_store
+from pypdf import PdfReader
 
 NOW = "2030-01-15T12:00:00Z"
 NAMES = {"zh": "王小明", "ar": "محمد عبد الله", "ru": "Дмитрий Иванов", "fr": "Zoë Ærøskøbing-Lefèvre"}
@@ -58,14 +57,19 @@ def pinned(monkeypatch):
 @pytest.fixture
 def cases(cli, db, pinned):
     """A mix of workflows, statuses and scripts; enough cases for several pages."""
-    plan = [("kyb", "manual_review"), ("kyb", "pending_process"), ("simple", "open"), ("simple", "approved"),
-            ("screening", "in_progress"), ("kyb", "rejected")]
+    plan = [
+        ("kyb", "manual_review"),
+        ("kyb", "pending_process"),
+        ("simple", "open"),
+        ("simple", "approved"),
+        ("screening", "in_progress"),
+        ("kyb", "rejected"),
+    ]
     specials = list(NAMES.values())
     for i in range(130):
         wf, status = plan[i % len(plan)]
         name = specials[i] if i < len(specials) else f"Person {i:03d}"
-        args = ["create", "-w", wf, "--status", status, "--subject-name", name,
-                "--subject-email", f"p{i}@example.com"]
+        args = ["create", "-w", wf, "--status", status, "--subject-name", name, "--subject-email", f"p{i}@example.com"]
         if i % 3 == 0:
             args += ["--assignee", "alice"]
         cli(*args)
@@ -168,26 +172,56 @@ def test_overview_is_reproducible(cli, cases, tmp_path):
 
 
 def test_dossier(cli, db, pinned, tmp_path):
-    cli("create", "-w", "kyb", "--status", "manual_review", "--subject-name", NAMES["ar"],
-        "--subject-email", "m@example.ae", "--subject-dob", "1980-04-02", "--assignee", "alice")
+    cli(
+        "create",
+        "-w",
+        "kyb",
+        "--status",
+        "manual_review",
+        "--subject-name",
+        NAMES["ar"],
+        "--subject-email",
+        "m@example.ae",
+        "--subject-dob",
+        "1980-04-02",
+        "--assignee",
+        "alice",
+    )
     cli("create", "-w", "kyb", "--subject-name", NAMES["zh"], "--subject-email", "w@example.cn")
     conn = connect(db)
     at = NOW
     # Blocks, notes, activities and attachments are written by other commands; put rows in as they would.
     with write(conn):
-        conn.execute("INSERT INTO blocks (case_id, name, kind, status, data, created_at, updated_at) VALUES "
-                     "(1, 'passport', 'document', 'reupload_needed', '{\"number\": \"X123\"}', ?, ?)", (at, at))
-        conn.execute("INSERT INTO documents (sha256, size, media_type, content, created_at) VALUES (?, 5, "
-                     "'application/pdf', ?, ?)", ("ab" * 32, b"hello", at))
-        conn.execute("INSERT INTO attachments (case_id, block_id, sha256, filename, media_type, size, created_at, "
-                     "created_by) VALUES (1, 1, ?, 'passport.pdf', 'application/pdf', 5, ?, 'alice')", ("ab" * 32, at))
-        conn.execute("INSERT INTO activities (case_id, type, label, state, result, decision, decided_by, decided_at, "
-                     "created_at, updated_at) VALUES (1, 'dbs_check', 'DBS check', 'complete', '{\"outcome\": "
-                     "\"clear\"}', 'reviewed', 'bob', ?, ?, ?)", (at, at, at))
-        conn.execute("INSERT INTO notes (case_id, at, actor, text, private) VALUES (1, ?, 'alice', "
-                     "'Called the customer.', 0)", (at,))
-        conn.execute("INSERT INTO notes (case_id, at, actor, text, private) VALUES (1, ?, 'alice', "
-                     "'Suspect a forged passport.', 1)", (at,))
+        conn.execute(
+            "INSERT INTO blocks (case_id, name, kind, status, data, created_at, updated_at) VALUES "
+            "(1, 'passport', 'document', 'reupload_needed', '{\"number\": \"X123\"}', ?, ?)",
+            (at, at),
+        )
+        conn.execute(
+            "INSERT INTO documents (sha256, size, media_type, content, created_at) VALUES (?, 5, "
+            "'application/pdf', ?, ?)",
+            ("ab" * 32, b"hello", at),
+        )
+        conn.execute(
+            "INSERT INTO attachments (case_id, block_id, sha256, filename, media_type, size, created_at, "
+            "created_by) VALUES (1, 1, ?, 'passport.pdf', 'application/pdf', 5, ?, 'alice')",
+            ("ab" * 32, at),
+        )
+        conn.execute(
+            "INSERT INTO activities (case_id, type, label, state, result, decision, decided_by, decided_at, "
+            "created_at, updated_at) VALUES (1, 'dbs_check', 'DBS check', 'complete', '{\"outcome\": "
+            "\"clear\"}', 'reviewed', 'bob', ?, ?, ?)",
+            (at, at, at),
+        )
+        conn.execute(
+            "INSERT INTO notes (case_id, at, actor, text, private) VALUES (1, ?, 'alice', 'Called the customer.', 0)",
+            (at,),
+        )
+        conn.execute(
+            "INSERT INTO notes (case_id, at, actor, text, private) VALUES (1, ?, 'alice', "
+            "'Suspect a forged passport.', 1)",
+            (at,),
+        )
         conn.execute("UPDATE cases SET parent_id = 1 WHERE id = 2")
         event_store.append(conn, 1, at=at, actor="alice", kind="note", data={"summary": "note added"})
     cli("act", "C-1", "request_reuploads", "--reason", "photo unreadable")
@@ -215,8 +249,19 @@ def test_dossier(cli, db, pinned, tmp_path):
 
 
 def test_redact_masks_names_emails_and_birth_dates(cli, db, pinned, tmp_path):
-    cli("create", "-w", "kyb", "--subject-name", "Ada Lovelace", "--subject-email", "ada@example.com",
-        "--subject-dob", "1815-12-10", "--data", '{"director_name": "Charles Babbage", "city": "London"}')
+    cli(
+        "create",
+        "-w",
+        "kyb",
+        "--subject-name",
+        "Ada Lovelace",
+        "--subject-email",
+        "ada@example.com",
+        "--subject-dob",
+        "1815-12-10",
+        "--data",
+        '{"director_name": "Charles Babbage", "city": "London"}',
+    )
     texts = {}
     for args in (("C-1",), ()):
         out = tmp_path / "r.pdf"
@@ -231,8 +276,9 @@ def test_redact_masks_names_emails_and_birth_dates(cli, db, pinned, tmp_path):
 def test_output_to_stdout(run, db, pinned):
     cli_run = run("create", "-w", "simple", "--subject-name", NAMES["zh"])
     assert cli_run.returncode == 0
-    res = subprocess.run([sys.executable, "-m", "casectl", "report", "-o", "-"], capture_output=True,
-                         env={**__import__("os").environ})
+    res = subprocess.run(
+        [sys.executable, "-m", "casectl", "report", "-o", "-"], capture_output=True, env={**__import__("os").environ}
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(b"%PDF-") and res.stdout.rstrip().endswith(b"%%EOF")
     _, text = pdf_text(res.stdout)
@@ -252,16 +298,19 @@ def test_existing_file_is_replaced_and_kept_on_failure(cli, db, pinned, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".o.pdf")) == []
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["report"], 2, "--output"),
-    (["report", "C-1", "--status", "open", "-o", "x.pdf"], 2, "drop the filters (--status)"),
-    (["report", "--include-private", "-o", "x.pdf"], 2, "give a case id"),
-    (["report", "--sort", "colour", "-o", "x.pdf"], 2, "unknown sort field 'colour'"),
-    (["report", "--created-since", "yesterday-ish", "-o", "x.pdf"], 2, "--created-since"),
-    (["report", "C-42", "-o", "x.pdf"], 3, "C-42"),
-    (["report", "--view", "nope", "-o", "x.pdf"], 3, "no view 'nope'"),
-    (["report", "-o", "no/such/dir/x.pdf"], 6, "no directory"),
-])
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["report"], 2, "--output"),
+        (["report", "C-1", "--status", "open", "-o", "x.pdf"], 2, "drop the filters (--status)"),
+        (["report", "--include-private", "-o", "x.pdf"], 2, "give a case id"),
+        (["report", "--sort", "colour", "-o", "x.pdf"], 2, "unknown sort field 'colour'"),
+        (["report", "--created-since", "yesterday-ish", "-o", "x.pdf"], 2, "--created-since"),
+        (["report", "C-42", "-o", "x.pdf"], 3, "C-42"),
+        (["report", "--view", "nope", "-o", "x.pdf"], 3, "no view 'nope'"),
+        (["report", "-o", "no/such/dir/x.pdf"], 6, "no directory"),
+    ],
+)
 def test_bad_input(cli, db, tmp_path, monkeypatch, args, code, message):
     monkeypatch.chdir(tmp_path)
     cli("create", "-w", "simple", "--subject-name", "One")
@@ -274,7 +323,9 @@ def test_bad_input(cli, db, tmp_path, monkeypatch, args, code, message):
 
 
 def test_report_module_loads_no_reportlab_until_it_runs():
-    code = ("import sys, casectl.cli.app, casectl.cli.report, casectl.services.reports; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('reportlab', 'pypdf', 'bidi')))")
+    code = (
+        "import sys, casectl.cli.app, casectl.cli.report, casectl.services.reports; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('reportlab', 'pypdf', 'bidi')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

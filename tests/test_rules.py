@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from casectl import rules
 from casectl.rules import BUILTIN, SYSTEM, BlockState, CaseState, check, lint
 from casectl.rules.builtin import KYB, SCREENING, SIMPLE
@@ -70,9 +69,11 @@ def test_kyc_completed_needs_every_kyc_done():
 
 
 def test_screening_complete_names_missing_activities():
-    acts = (rules.ActivityState("A-1", "basic_details", "complete", "reviewed"),
-            rules.ActivityState("A-2", "dbs_enhanced", "in_progress"),
-            rules.ActivityState("A-3", "document_upload", "complete"))
+    acts = (
+        rules.ActivityState("A-1", "basic_details", "complete", "reviewed"),
+        rules.ActivityState("A-2", "dbs_enhanced", "in_progress"),
+        rules.ActivityState("A-3", "document_upload", "complete"),
+    )
     v = check(SCREENING, CaseState("pending_case_decision", activities=acts), "complete")
     assert not v.allowed
     assert "A-2 (dbs_enhanced: in_progress)" in v.reason and "A-3 (document_upload)" in v.reason
@@ -107,7 +108,8 @@ def test_builtins_round_trip_and_lint_clean(name):
 
 def test_lint_finds_problems():
     doc = {
-        "name": "bad", "initial": "nowhere",
+        "name": "bad",
+        "initial": "nowhere",
         "statuses": [{"name": "a"}, {"name": "b", "final": True}, {"name": "island"}],
         "actions": [{"name": "go", "from": ["b"], "to": "ghost"}],
     }
@@ -119,9 +121,12 @@ def test_lint_finds_problems():
 
 
 def test_lint_unreachable():
-    doc = {"name": "x", "initial": "a",
-           "statuses": [{"name": "a"}, {"name": "b", "final": True}, {"name": "island"}],
-           "actions": [{"name": "go", "from": ["a"], "to": "b"}]}
+    doc = {
+        "name": "x",
+        "initial": "a",
+        "statuses": [{"name": "a"}, {"name": "b", "final": True}, {"name": "island"}],
+        "actions": [{"name": "go", "from": ["a"], "to": "b"}],
+    }
     assert ("$.statuses[2]", "status 'island' is unreachable from 'a'") in lint(rules.workflow_from_dict(doc))
 
 
@@ -134,8 +139,11 @@ def test_block_rules():
 
 
 def test_kyb_approve_needs_every_document_and_kyc_block_approved():
-    blocks = (BlockState("passport", "document", "approved"), BlockState("ubo1", "kyc", None, child_final=True),
-              BlockState("notes", "user_data", None))
+    blocks = (
+        BlockState("passport", "document", "approved"),
+        BlockState("ubo1", "kyc", None, child_final=True),
+        BlockState("notes", "user_data", None),
+    )
     v = check(KYB, CaseState("manual_review", blocks=blocks), "approve")
     assert not v.allowed and "ubo1 (awaiting review)" in v.reason and "passport" not in v.reason
     approved = blocks[:1] + (BlockState("ubo1", "kyc", "approved", child_final=True),) + blocks[2:]

@@ -10,11 +10,22 @@ def ids(r):
 
 
 def test_search_by_each_field_with_prefix_and_accents(cli, db):
-    cli("create", "--workflow", "simple", "--subject-name", "Zoë Müller", "--subject-email", "zoe@acme.example",
-        "--subject-dob", "1990-05-12", "--ref", "ACME-77")
+    cli(
+        "create",
+        "--workflow",
+        "simple",
+        "--subject-name",
+        "Zoë Müller",
+        "--subject-email",
+        "zoe@acme.example",
+        "--subject-dob",
+        "1990-05-12",
+        "--ref",
+        "ACME-77",
+    )
     cli("create", "--workflow", "kyb", "--subject-name", "Bob Smith", "--subject-email", "bob@other.example")
     assert ids(cli("search", "zoe", "--ids")) == ["C-1"]
-    assert ids(cli("search", "MULL", "--ids")) == ["C-1"]          # prefix, case and accent folded
+    assert ids(cli("search", "MULL", "--ids")) == ["C-1"]  # prefix, case and accent folded
     assert ids(cli("search", "müller zoë", "--ids")) == ["C-1"]
     assert ids(cli("search", "zoe@acme", "--ids")) == ["C-1"]
     assert ids(cli("search", "1990-05", "--ids")) == ["C-1"]
@@ -61,24 +72,38 @@ def test_email_like_words_narrow_then_check_the_whole_phrase(cli, db):
     full phrase (same tokenizer): results equal the plain FTS query's, order included."""
     from casectl.filters import CaseFilter
     from casectl.services import search as search_service
-    from casectl.store import connect, search as search_store
+    from casectl.store import connect
+    from casectl.store import search as search_store
 
-    for name, email in (("Ann Lee", "ann.lee@acme.example"), ("Lee Ann", "lee.ann@acme.example"),
-                        ("Ann Other", "ann@lee.example"), ("Zoë Müller", "zoë.müller@acme.example")):
+    for name, email in (
+        ("Ann Lee", "ann.lee@acme.example"),
+        ("Lee Ann", "lee.ann@acme.example"),
+        ("Ann Other", "ann@lee.example"),
+        ("Zoë Müller", "zoë.müller@acme.example"),
+    ):
         cli("create", "--workflow", "simple", "--subject-name", name, "--subject-email", email)
     before = snapshot(db)
-    assert ids(cli("search", "ann.lee@ac", "--ids")) == ["C-1"]        # consecutive tokens only
-    assert ids(cli("search", "lee@acme", "--ids")) == ["C-1"]          # not lee.ann@acme, not ann@lee
+    assert ids(cli("search", "ann.lee@ac", "--ids")) == ["C-1"]  # consecutive tokens only
+    assert ids(cli("search", "lee@acme", "--ids")) == ["C-1"]  # not lee.ann@acme, not ann@lee
     assert ids(cli("search", "ann@lee.ex", "--ids")) == ["C-3"]
-    assert ids(cli("search", "zoe.mull", "--ids")) == ["C-4"]          # accents folded on both sides
-    assert ids(cli("search", "ann@acme", "--ids")) == ["C-2"]         # lee.ANN@ACME
+    assert ids(cli("search", "zoe.mull", "--ids")) == ["C-4"]  # accents folded on both sides
+    assert ids(cli("search", "ann@acme", "--ids")) == ["C-2"]  # lee.ANN@ACME
     assert ids(cli("search", "acme@ann", "--ids")) == []
     assert ids(cli("search", "ann.lee@acme", "--workflow", "kyb", "--ids")) == []
     # The check runs in memory, never in the user's file. (Compared by content: closing the
     # last connection may checkpoint the WAL into the file, which changes its bytes, not its data.)
     assert snapshot(db) == before
     conn = connect(db)
-    for text in ("ann.lee@ac", "lee@acme", "ann@lee.ex", "zoe.mull", "ann@acme", "acme@ann", "acme.example", "ann lee@acme"):
+    for text in (
+        "ann.lee@ac",
+        "lee@acme",
+        "ann@lee.ex",
+        "zoe.mull",
+        "ann@acme",
+        "acme@ann",
+        "acme.example",
+        "ann lee@acme",
+    ):
         narrow = search_service.narrow_query(text)
         assert narrow is not None
         match = search_service.match_query(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from casectl.services import sla
 
@@ -61,13 +61,16 @@ def test_overdue_due_within_and_breach_in_show(cli, db, monkeypatch):
 
 
 def test_business_hours_and_holidays():
-    rules = {"hours": 16, "business_hours": {"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5],
-                                             "timezone": "Europe/London"}, "holidays": ["2026-03-04"]}
-    start = datetime(2026, 3, 2, 16, 0, tzinfo=timezone.utc)  # Monday 16:00 London (GMT)
+    rules = {
+        "hours": 16,
+        "business_hours": {"start": "09:00", "end": "17:00", "days": [1, 2, 3, 4, 5], "timezone": "Europe/London"},
+        "holidays": ["2026-03-04"],
+    }
+    start = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)  # Monday 16:00 London (GMT)
     due = sla.add(rules, start, 16 * 3600)
     # Mon 1h + Tue 8h + (Wed holiday) + Thu 7h -> Thursday 16:00
-    assert due == datetime(2026, 3, 5, 16, 0, tzinfo=timezone.utc)
+    assert due == datetime(2026, 3, 5, 16, 0, tzinfo=UTC)
     assert sla.between(rules, start, due) == 16 * 3600
-    friday = datetime(2026, 3, 6, 16, 30, tzinfo=timezone.utc)
-    assert sla.add(rules, friday, 3600) == datetime(2026, 3, 9, 9, 30, tzinfo=timezone.utc)  # over the weekend
-    assert sla.add({"hours": 1}, friday, 3600) == datetime(2026, 3, 6, 17, 30, tzinfo=timezone.utc)
+    friday = datetime(2026, 3, 6, 16, 30, tzinfo=UTC)
+    assert sla.add(rules, friday, 3600) == datetime(2026, 3, 9, 9, 30, tzinfo=UTC)  # over the weekend
+    assert sla.add({"hours": 1}, friday, 3600) == datetime(2026, 3, 6, 17, 30, tzinfo=UTC)

@@ -13,8 +13,17 @@ def test_stats_figures_agree_with_list(cli, db, monkeypatch):
     cli("approve", "C-2")  # decided after 24h, within 48h
     monkeypatch.setenv("CASECTL_NOW", "2026-02-04T00:00:00Z")
     cli("approve", "C-3")  # 72h: breached
-    doc = cli.json("stats", "--since", "2026-01-20", "--until", "2026-02-10", "--compare", "previous", "--json",
-                   env={"CASECTL_NOW": "2026-02-10T00:00:00Z"})
+    doc = cli.json(
+        "stats",
+        "--since",
+        "2026-01-20",
+        "--until",
+        "2026-02-10",
+        "--compare",
+        "previous",
+        "--json",
+        env={"CASECTL_NOW": "2026-02-10T00:00:00Z"},
+    )
     assert doc["open"] == len(cli("list", "--open", "--ids").stdout.split()) == 2
     assert doc["closed_total"] == 2
     p = doc["period"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from datetime import UTC
 
 import pytest
 
@@ -16,9 +17,9 @@ T0 = "2030-01-01T09:00:00Z"
 
 def at(minutes: float) -> dict[str, str]:
     """An env pinning the clock `minutes` after T0."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    t = datetime(2030, 1, 1, 9, tzinfo=timezone.utc) + timedelta(minutes=minutes)
+    t = datetime(2030, 1, 1, 9, tzinfo=UTC) + timedelta(minutes=minutes)
     return {"CASECTL_NOW": t.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
@@ -40,9 +41,21 @@ def test_subscription_is_signed_and_verified_by_the_standardwebhooks_library(cli
     secret = new_secret()
     monkeypatch.setenv("RECEIVER_SECRET", secret)
     with Receiver(secret=secret) as rx:
-        assert cli("hooks", "add", rx.url, "--event", "case.decided", "--secret-env", "RECEIVER_SECRET").stdout.strip() == "H-1"
-        case = cli("create", "-w", "simple", "--subject-name", "Ada", "--subject-email", "ada@example.com",
-                   "--data", '{"amount": 12}').stdout.strip()
+        assert (
+            cli("hooks", "add", rx.url, "--event", "case.decided", "--secret-env", "RECEIVER_SECRET").stdout.strip()
+            == "H-1"
+        )
+        case = cli(
+            "create",
+            "-w",
+            "simple",
+            "--subject-name",
+            "Ada",
+            "--subject-email",
+            "ada@example.com",
+            "--data",
+            '{"amount": 12}',
+        ).stdout.strip()
         cli("reject", case, "--reason", "documents forged")
         out = cli("outbox", "deliver")
         assert "delivered 1, will retry 0, failed 0" in out.stdout
@@ -172,24 +185,35 @@ def test_subscriptions_filter_by_event_and_workflow(cli, db):
         cli("approve", a)
         cli("reject", b, "--reason", "no")
         cli("outbox", "deliver")
-        assert [(r.json()["type"], r.json()["case_id"], r.path) for r in rx.requests] == \
-            [("case.action.approve", a, "/hook")]
+        assert [(r.json()["type"], r.json()["case_id"], r.path) for r in rx.requests] == [
+            ("case.action.approve", a, "/hook")
+        ]
 
 
 def test_declared_webhook_and_crm_effects(cli, db, tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_TOKEN", "tok-SECRET-123")
     with Receiver() as rx:
         wf = {
-            "name": "onboard", "initial": "open",
+            "name": "onboard",
+            "initial": "open",
             "statuses": [{"name": "open"}, {"name": "done", "final": True}],
-            "actions": [{
-                "name": "finish", "from": ["open"], "to": "done", "decision": "approved",
-                "effects": [
-                    {"type": "crm", "method": "PUT", "url": rx.url + "/accounts/{data.account}?case={case.id}",
-                     "headers": {"Authorization": "Bearer {env.CRM_TOKEN}", "X-Case": "{case.id}"},
-                     "body": {"status": "{case.status}", "name": "{subject.name}", "note": "{nope}"}},
-                ],
-            }],
+            "actions": [
+                {
+                    "name": "finish",
+                    "from": ["open"],
+                    "to": "done",
+                    "decision": "approved",
+                    "effects": [
+                        {
+                            "type": "crm",
+                            "method": "PUT",
+                            "url": rx.url + "/accounts/{data.account}?case={case.id}",
+                            "headers": {"Authorization": "Bearer {env.CRM_TOKEN}", "X-Case": "{case.id}"},
+                            "body": {"status": "{case.status}", "name": "{subject.name}", "note": "{nope}"},
+                        },
+                    ],
+                }
+            ],
             "effects": [{"type": "webhook", "url": rx.url + "/wf", "on": ["done"]}],
         }
         path = tmp_path / "onboard.json"
@@ -208,16 +232,22 @@ def test_declared_webhook_and_crm_effects(cli, db, tmp_path, monkeypatch):
     assert b"tok-SECRET-123" not in db.read_bytes()
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["ftp://example.com/x"], 6, "is not an http:// or https:// address"),
-    (["http://example.com", "--event", "case.exploded"], 6, "unknown event 'case.exploded'"),
-    (["http://example.com", "--event", "case.action.fly"], 6, "no action 'fly' in any workflow"),
-    (["http://example.com", "--event", "case.action.request_reuploads", "--workflow", "simple"], 6,
-     "no action 'request_reuploads' in workflow simple"),
-    (["http://example.com", "--workflow", "nosuch"], 3, "unknown workflow 'nosuch'"),
-    (["http://example.com", "--secret-env", "whsec_c2VjcmV0"], 6, "NAME of an environment variable"),
-    (["http://example.com", "--secret-env", "bad name"], 6, "NAME of an environment variable"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["ftp://example.com/x"], 6, "is not an http:// or https:// address"),
+        (["http://example.com", "--event", "case.exploded"], 6, "unknown event 'case.exploded'"),
+        (["http://example.com", "--event", "case.action.fly"], 6, "no action 'fly' in any workflow"),
+        (
+            ["http://example.com", "--event", "case.action.request_reuploads", "--workflow", "simple"],
+            6,
+            "no action 'request_reuploads' in workflow simple",
+        ),
+        (["http://example.com", "--workflow", "nosuch"], 3, "unknown workflow 'nosuch'"),
+        (["http://example.com", "--secret-env", "whsec_c2VjcmV0"], 6, "NAME of an environment variable"),
+        (["http://example.com", "--secret-env", "bad name"], 6, "NAME of an environment variable"),
+    ],
+)
 def test_hooks_add_refuses_bad_input_and_writes_nothing(cli, db, args, code, message):
     result = cli("hooks", "add", *args, expect=code)
     assert message in result.stderr

@@ -31,8 +31,11 @@ def write(tmp_path, doc, name="wf.json"):
 def test_show_kyb_reads_like_the_seed(cli):
     out = cli("workflows", "show", "kyb").stdout
     seed_part = out.split("System events:")[0]
-    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in seed_part.splitlines()
-            if line.startswith("| ") and "Case status" not in line}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3].strip()
+        for line in seed_part.splitlines()
+        if line.startswith("| ") and "Case status" not in line
+    }
     assert rows == {
         "Collection flow": "None",
         "Pending process": "Reject, Ask for all re-uploads",
@@ -61,14 +64,18 @@ def test_validate_good_file(cli, tmp_path):
 def test_validate_reports_schema_errors_with_json_paths(cli, tmp_path):
     bad = {**COMPLAINTS, "statuses": [{"name": "Open Now"}, {"label": "x"}], "extra": 1}
     r = cli("workflows", "validate", write(tmp_path, bad), expect=6)
-    assert "$.statuses[0].name" in r.stderr and "$.statuses[1]" in r.stderr and "'name' is a required property" in r.stderr
+    assert (
+        "$.statuses[0].name" in r.stderr and "$.statuses[1]" in r.stderr and "'name' is a required property" in r.stderr
+    )
     assert "Additional properties are not allowed ('extra'" in r.stderr
 
 
 def test_validate_lints(cli, tmp_path):
-    bad = {**COMPLAINTS,
-           "statuses": COMPLAINTS["statuses"] + [{"name": "limbo"}],
-           "actions": COMPLAINTS["actions"] + [{"name": "reopen", "from": ["resolved"], "to": "nowhere"}]}
+    bad = {
+        **COMPLAINTS,
+        "statuses": COMPLAINTS["statuses"] + [{"name": "limbo"}],
+        "actions": COMPLAINTS["actions"] + [{"name": "reopen", "from": ["resolved"], "to": "nowhere"}],
+    }
     r = cli("workflows", "validate", write(tmp_path, bad), expect=6)
     assert "final status 'resolved' has an outgoing action 'reopen'" in r.stderr
     assert "leads into unknown status 'nowhere'" in r.stderr
@@ -95,8 +102,11 @@ def test_custom_workflow_with_custom_status_and_versions(cli, db, tmp_path):
     cli("act", c1, "escalate")
     assert cli.json("show", c1, "--json")["status"] == "escalated"
     # Version 2 adds a status and an action; C-1 keeps version 1's rules.
-    v2 = {**COMPLAINTS, "statuses": COMPLAINTS["statuses"] + [{"name": "withdrawn", "final": True}],
-          "actions": COMPLAINTS["actions"] + [{"name": "withdraw", "from": ["open", "escalated"], "to": "withdrawn"}]}
+    v2 = {
+        **COMPLAINTS,
+        "statuses": COMPLAINTS["statuses"] + [{"name": "withdrawn", "final": True}],
+        "actions": COMPLAINTS["actions"] + [{"name": "withdraw", "from": ["open", "escalated"], "to": "withdrawn"}],
+    }
     assert "added complaints v2" in cli("workflows", "add", write(tmp_path, v2)).stdout
     c2 = cli("create", "--workflow", "complaints").stdout.strip()
     assert cli.json("show", c2, "--json")["workflow_version"] == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -16,10 +16,39 @@ from .options import Format, Json, Reason
 app = typer.Typer()
 
 CASE_COLUMNS = ["id", "type", "label", "state", "assignee", "team", "decision", "result"]
-ALL_COLUMNS = ["id", "case", "case_status", "subject_name", "type", "state", "assignee", "team", "decision",
-               "result", "updated_at"]
-FIELDS = ["id", "case", "case_status", "workflow", "subject_name", "type", "label", "state", "assignee", "team",
-          "result", "decision", "decided_by", "decided_at", "requirement", "created_at", "created_by", "updated_at"]
+ALL_COLUMNS = [
+    "id",
+    "case",
+    "case_status",
+    "subject_name",
+    "type",
+    "state",
+    "assignee",
+    "team",
+    "decision",
+    "result",
+    "updated_at",
+]
+FIELDS = [
+    "id",
+    "case",
+    "case_status",
+    "workflow",
+    "subject_name",
+    "type",
+    "label",
+    "state",
+    "assignee",
+    "team",
+    "result",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "requirement",
+    "created_at",
+    "created_by",
+    "updated_at",
+]
 ACTIVITY_USAGE = (
     "usage: casectl activity ID add TYPE [--assignee USER | --team TEAM] [--label TEXT]\n"
     "       casectl activity ID ACT state STATE [--reason TEXT]\n"
@@ -37,17 +66,19 @@ def _usage(problem: str) -> UsageError:
 
 @app.command("activities")
 def activities(
-    case: Annotated[Optional[str], typer.Argument(metavar="[ID_OR_REF]", help="One case's activities.")] = None,
-    all_cases: Annotated[bool, typer.Option("--all", help="Activities across all cases (the activity results page).")] = False,
-    state: Annotated[Optional[list[str]], typer.Option("--state", "-s", help="Activity state (repeatable).")] = None,
-    type_: Annotated[Optional[list[str]], typer.Option("--type", help="Activity type (repeatable).")] = None,
-    team: Annotated[Optional[list[str]], typer.Option("--team", help="Team (repeatable).")] = None,
-    assignee: Annotated[Optional[list[str]], typer.Option("--assignee", help="Assignee (repeatable).")] = None,
-    decision: Annotated[Optional[list[str]], typer.Option("--decision", help="Decision (repeatable).")] = None,
-    workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", help="Cases of this workflow.")] = None,
+    case: Annotated[str | None, typer.Argument(metavar="[ID_OR_REF]", help="One case's activities.")] = None,
+    all_cases: Annotated[
+        bool, typer.Option("--all", help="Activities across all cases (the activity results page).")
+    ] = False,
+    state: Annotated[list[str] | None, typer.Option("--state", "-s", help="Activity state (repeatable).")] = None,
+    type_: Annotated[list[str] | None, typer.Option("--type", help="Activity type (repeatable).")] = None,
+    team: Annotated[list[str] | None, typer.Option("--team", help="Team (repeatable).")] = None,
+    assignee: Annotated[list[str] | None, typer.Option("--assignee", help="Assignee (repeatable).")] = None,
+    decision: Annotated[list[str] | None, typer.Option("--decision", help="Decision (repeatable).")] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Cases of this workflow.")] = None,
     undecided: Annotated[bool, typer.Option("--undecided", help="Only activities without a decision.")] = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N activities.")] = None,
-    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N activities.")] = None,
+    fields: Annotated[str | None, typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -61,8 +92,9 @@ def activities(
     if case is not None and all_cases:
         raise UsageError("give a case ID or --all, not both")
     if case is not None and filtered:
-        raise UsageError("--state, --type, --team, --assignee, --decision, --workflow, --undecided and --limit "
-                         "go with --all")
+        raise UsageError(
+            "--state, --type, --team, --assignee, --decision, --workflow, --undecided and --limit go with --all"
+        )
     conn = context.open_db()
     if case is not None:
         c, rows = content.list_activities(conn, case)
@@ -75,21 +107,32 @@ def activities(
         return
     fmt = output.choose_format(fmt, as_json)
     columns = output.pick_fields(fields, FIELDS, FIELDS if fmt in ("json", "ndjson") else ALL_COLUMNS)
-    rows = content.select_activities(conn, states=state or [], types=type_ or [], teams=team or [],
-                                     assignees=assignee or [], decisions=decision or [], workflow=workflow,
-                                     undecided=undecided, limit=limit)
+    rows = content.select_activities(
+        conn,
+        states=state or [],
+        types=type_ or [],
+        teams=team or [],
+        assignees=assignee or [],
+        decisions=decision or [],
+        workflow=workflow,
+        undecided=undecided,
+        limit=limit,
+    )
     output.emit_rows(rows, columns, fmt, empty="no activities match")
 
 
 @app.command("activity")
 def activity(
-    words: Annotated[Optional[list[str]], typer.Argument(metavar="ID ACT VERB [ARGS]...",
-                                                         help="ID add TYPE | ID ACT state STATE | "
-                                                              "ID ACT result KEY=VALUE... | ID ACT decide VALUE | "
-                                                              "ID ACT assign")] = None,
-    assignee: Annotated[Optional[str], typer.Option("--assignee", help="Agent to hand the activity to.")] = None,
-    team: Annotated[Optional[str], typer.Option("--team", help="Team to hand the activity to.")] = None,
-    label: Annotated[Optional[str], typer.Option("--label", help="A readable name for a new activity.")] = None,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="ID ACT VERB [ARGS]...",
+            help="ID add TYPE | ID ACT state STATE | ID ACT result KEY=VALUE... | ID ACT decide VALUE | ID ACT assign",
+        ),
+    ] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee", help="Agent to hand the activity to.")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Team to hand the activity to.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="A readable name for a new activity.")] = None,
     reason: Reason = None,
     as_json: Json = False,
 ) -> None:
@@ -116,8 +159,12 @@ def activity(
         if assignee and team:
             raise _usage("give --assignee or --team, not both")
         a = content.add_activity(conn, case, verb, label=label, assignee=assignee, team=team, actor=actor, now=now)
-        _print(a, as_json, f"{a['case']}: {a['id']} {a['type']} added ({a['state']})"
-               + (f" for {assignee}" if assignee else f" for team {team}" if team else ""))
+        _print(
+            a,
+            as_json,
+            f"{a['case']}: {a['id']} {a['type']} added ({a['state']})"
+            + (f" for {assignee}" if assignee else f" for team {team}" if team else ""),
+        )
         return
     if verb not in VERBS[1:]:
         raise _usage(f"unknown activity verb '{verb}'")
@@ -147,7 +194,8 @@ def activity(
             raise _usage("activity ID ACT assign needs --assignee USER or --team TEAM")
         a = content.assign_activity(conn, case, second, assignee=assignee, team=team, actor=actor, now=now)
         msg = f"{a['case']}: {a['id']} {a['type']} handed to " + ", ".join(
-            x for x in (a["assignee"] and f"{a['assignee']}", a["team"] and f"team {a['team']}") if x)
+            x for x in (a["assignee"] and f"{a['assignee']}", a["team"] and f"team {a['team']}") if x
+        )
     for name in a.get("events") or []:
         msg += f"\n{a['case']}: {name}: the case is now {a['case_status']}"
     _print(a, as_json, msg)

@@ -12,7 +12,6 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 import click
 import typer
@@ -36,7 +35,9 @@ COMMANDS: dict[str, Entry] = {
     "create": Entry("casectl.cli.cases", "Create a case and print its id."),
     "show": Entry("casectl.cli.cases", "Show a case, what may happen to it now, and its recent history."),
     "list": Entry("casectl.cli.listing", "List cases matching filters."),
-    "search": Entry("casectl.cli.queue", "Search cases by id, reference, subject name, email or date of birth, best match first."),
+    "search": Entry(
+        "casectl.cli.queue", "Search cases by id, reference, subject name, email or date of birth, best match first."
+    ),
     "act": Entry("casectl.cli.cases", "Perform an agent action on a case."),
     "approve": Entry("casectl.cli.cases", "Approve a case (shortcut for `act ID approve`)."),
     "reject": Entry("casectl.cli.cases", "Reject a case with a reason (shortcut for `act ID reject`)."),
@@ -48,28 +49,50 @@ COMMANDS: dict[str, Entry] = {
     "attach": Entry("casectl.cli.blocks", "Attach a document file to a block (stored once per content, by sha256)."),
     "doc": Entry("casectl.cli.blocks", "Write a block's document back to a file, or list its attachments."),
     "activities": Entry("casectl.cli.activities", "List a case's activities, or activities across cases with --all."),
-    "activity": Entry("casectl.cli.activities", "Add an activity or change its state, result or decision; `assign` hands it to someone else."),
+    "activity": Entry(
+        "casectl.cli.activities",
+        "Add an activity or change its state, result or decision; `assign` hands it to someone else.",
+    ),
     "assign": Entry("casectl.cli.queue", "Assign a case (or ids from stdin) to an agent, a team, or both."),
     "unassign": Entry("casectl.cli.queue", "Remove a case's assignee (and with --team its team)."),
     "take": Entry("casectl.cli.queue", "Claim the oldest unassigned case you can act on now and print its id."),
     "tag": Entry("casectl.cli.queue", "Add (+T) or remove (-T) tags on a case (or ids from stdin)."),
     "note": Entry("casectl.cli.queue", "Add a public or private note to a case's history."),
-    "contact": Entry("casectl.cli.engage", "Email the case's subject; the message is queued in the outbox and recorded in the history."),
+    "contact": Entry(
+        "casectl.cli.engage",
+        "Email the case's subject; the message is queued in the outbox and recorded in the history.",
+    ),
     "appointment": Entry("casectl.cli.engage", "Log an appointment on a case, or cancel one."),
     "appointments": Entry("casectl.cli.engage", "List appointments, of one case or of all, soonest first."),
     "views": Entry("casectl.cli.queue", "Save, list and remove named filters (views).", group=True, attr="views_app"),
-    "stats": Entry("casectl.cli.queue", "Open and closed counts, opened vs closed, time to decision, SLA breaches, workload."),
-    "import": Entry("casectl.cli.transfer", "Import cases from a CSV file: all rows or none, and never the same ref twice."),
-    "export": Entry("casectl.cli.transfer", "Export cases as CSV, JSON or NDJSON, or one case as a data package (the CSV imports back)."),
+    "stats": Entry(
+        "casectl.cli.queue", "Open and closed counts, opened vs closed, time to decision, SLA breaches, workload."
+    ),
+    "import": Entry(
+        "casectl.cli.transfer", "Import cases from a CSV file: all rows or none, and never the same ref twice."
+    ),
+    "export": Entry(
+        "casectl.cli.transfer",
+        "Export cases as CSV, JSON or NDJSON, or one case as a data package (the CSV imports back).",
+    ),
     "report": Entry("casectl.cli.report", "Write a PDF overview of cases, or the dossier of one case."),
     "hooks": Entry("casectl.cli.outbox", "Subscribe webhooks to case events.", group=True, attr="hooks_app"),
-    "outbox": Entry("casectl.cli.outbox", "List, deliver and retry queued webhooks, emails and CRM calls.", group=True, attr="outbox_app"),
-    "errors": Entry("casectl.cli.outbox", "Cases whose deliveries failed, with the last error (also those still being retried)."),
+    "outbox": Entry(
+        "casectl.cli.outbox",
+        "List, deliver and retry queued webhooks, emails and CRM calls.",
+        group=True,
+        attr="outbox_app",
+    ),
+    "errors": Entry(
+        "casectl.cli.outbox", "Cases whose deliveries failed, with the last error (also those still being retried)."
+    ),
     "digest": Entry("casectl.cli.outbox", "Send the notification digest (for cron)."),
     "subjects": Entry("casectl.cli.subjects", "List subjects and show one with all its cases.", group=True),
     "workflows": Entry("casectl.cli.workflows", "List, show, validate, add and draw workflows.", group=True),
     "redact": Entry("casectl.cli.privacy", "Erase a subject's personal data, keeping the history skeleton."),
-    "purge": Entry("casectl.cli.privacy", "Delete cases closed before a date, with their history and documents (retention)."),
+    "purge": Entry(
+        "casectl.cli.privacy", "Delete cases closed before a date, with their history and documents (retention)."
+    ),
     "db": Entry("casectl.cli.db", "Check, back up and restore the database.", group=True, attr="db_app"),
 }
 
@@ -86,13 +109,28 @@ def _remember(key: str):
 def _common_options() -> list[click.Option]:
     """--db, --actor and --no-deliver, accepted after any command as well as before it."""
     return [
-        click.Option(["--db"], metavar="PATH", expose_value=False, callback=_remember("casectl.db"),
-                     help="Database file [env: CASECTL_DB]."),
-        click.Option(["--actor"], metavar="NAME", expose_value=False, callback=_remember("casectl.actor"),
-                     help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
-        click.Option(["--no-deliver"], is_flag=True, default=None, expose_value=False,
-                     callback=_remember("casectl.no_deliver"),
-                     help="Leave queued messages for `casectl outbox deliver` [env: CASECTL_NO_DELIVER=1]."),
+        click.Option(
+            ["--db"],
+            metavar="PATH",
+            expose_value=False,
+            callback=_remember("casectl.db"),
+            help="Database file [env: CASECTL_DB].",
+        ),
+        click.Option(
+            ["--actor"],
+            metavar="NAME",
+            expose_value=False,
+            callback=_remember("casectl.actor"),
+            help="Who is acting, recorded on every event [env: CASECTL_ACTOR].",
+        ),
+        click.Option(
+            ["--no-deliver"],
+            is_flag=True,
+            default=None,
+            expose_value=False,
+            callback=_remember("casectl.no_deliver"),
+            help="Leave queued messages for `casectl outbox deliver` [env: CASECTL_NO_DELIVER=1].",
+        ),
     ]
 
 
@@ -181,7 +219,7 @@ app = typer.Typer(
     cls=LazyGroup,
     name="casectl",
     help="Case management from the command line: one SQLite file, scriptable, safe.\n\n"
-         "Example: casectl create --workflow kyb --subject-email ada@example.com",
+    "Example: casectl create --workflow kyb --subject-email ada@example.com",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -199,15 +237,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Optional[str] = typer.Option(None, "--db", metavar="PATH",
-                                     help="Database file [env: CASECTL_DB; default: per-user data dir]."),
-    actor: Optional[str] = typer.Option(None, "--actor", metavar="NAME",
-                                        help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."),
-    no_deliver: bool = typer.Option(False, "--no-deliver",
-                                    help="Leave queued webhooks and emails for `casectl outbox deliver` "
-                                         "[env: CASECTL_NO_DELIVER=1]."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    db: str | None = typer.Option(
+        None, "--db", metavar="PATH", help="Database file [env: CASECTL_DB; default: per-user data dir]."
+    ),
+    actor: str | None = typer.Option(
+        None, "--actor", metavar="NAME", help="Who is acting, recorded on every event [env: CASECTL_ACTOR]."
+    ),
+    no_deliver: bool = typer.Option(
+        False,
+        "--no-deliver",
+        help="Leave queued webhooks and emails for `casectl outbox deliver` [env: CASECTL_NO_DELIVER=1].",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     if no_deliver or os.environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"):
         ctx.meta["casectl.no_deliver"] = True

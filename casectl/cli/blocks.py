@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -67,11 +67,18 @@ def _print_block(b: dict, as_json: bool, message: str) -> None:
 
 @app.command("block")
 def block(
-    words: Annotated[Optional[list[str]], typer.Argument(metavar="ID BLOCK VERB [ARGS]...",
-                                                         help="ID add KIND NAME | ID BLOCK set KEY=VALUE... | "
-                                                              "ID BLOCK approve | ID BLOCK reupload | "
-                                                              "ID BLOCK received FILE")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", metavar="JSON|@FILE|-", help="Data of a new block (add).")] = None,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="ID BLOCK VERB [ARGS]...",
+            help="ID add KIND NAME | ID BLOCK set KEY=VALUE... | "
+            "ID BLOCK approve | ID BLOCK reupload | "
+            "ID BLOCK received FILE",
+        ),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", metavar="JSON|@FILE|-", help="Data of a new block (add).")
+    ] = None,
     reason: Reason = None,
     as_json: Json = False,
 ) -> None:
@@ -126,8 +133,12 @@ def block(
             if not reason:
                 raise _usage("block ID BLOCK reupload needs --reason TEXT (it is sent to the subject)")
             b = content.reupload_block(conn, case, second, reason=reason, actor=actor, now=now)
-            _print_block(b, as_json, f"{case}: {second} marked reupload_needed; "
-                                     f"`casectl act {case} request_reuploads` asks for every marked block")
+            _print_block(
+                b,
+                as_json,
+                f"{case}: {second} marked reupload_needed; "
+                f"`casectl act {case} request_reuploads` asks for every marked block",
+            )
         return
     # received FILE
     if len(rest) != 1:
@@ -136,8 +147,10 @@ def block(
     if as_json:
         output.emit_json(result)
         return
-    click.echo(f"{result['case']}: {second} received {result['filename']} (sha256 {result['sha256'][:12]}); "
-               f"back for review; case is {result['case_status']}")
+    click.echo(
+        f"{result['case']}: {second} received {result['filename']} (sha256 {result['sha256'][:12]}); "
+        f"back for review; case is {result['case_status']}"
+    )
 
 
 @app.command("attach")
@@ -156,17 +169,25 @@ def attach(
     if as_json:
         output.emit_json(result)
         return
-    click.echo(f"{result['case']}: {block_name}: attached {result['filename']} ({result['media_type']}, "
-               f"{result['size']} bytes, sha256 {result['sha256']})")
+    click.echo(
+        f"{result['case']}: {block_name}: attached {result['filename']} ({result['media_type']}, "
+        f"{result['size']} bytes, sha256 {result['sha256']})"
+    )
 
 
 @app.command("doc")
 def doc(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
     block_name: Annotated[str, typer.Argument(metavar="BLOCK")],
-    out: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH|-",
-                                               help="Write the current document here (- for stdout; a directory "
-                                                    "gets the original file name).")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH|-",
+            help="Write the current document here (- for stdout; a directory gets the original file name).",
+        ),
+    ] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -178,10 +199,19 @@ def doc(
     if out is None:
         fmt = output.choose_format(fmt, as_json)
         c, rows = content.attachments(conn, case, block_name)
-        rows = [{"attachment": r["id"], **{k: r[k] for k in ("filename", "media_type", "size", "sha256",
-                                                               "created_at", "created_by")}} for r in rows]
-        output.emit_rows(rows, ["attachment", "filename", "media_type", "size", "sha256", "created_at", "created_by"],
-                         fmt, empty=f"block {block_name} has no document")
+        rows = [
+            {
+                "attachment": r["id"],
+                **{k: r[k] for k in ("filename", "media_type", "size", "sha256", "created_at", "created_by")},
+            }
+            for r in rows
+        ]
+        output.emit_rows(
+            rows,
+            ["attachment", "filename", "media_type", "size", "sha256", "created_at", "created_by"],
+            fmt,
+            empty=f"block {block_name} has no document",
+        )
         return
     att, data = content.document(conn, case, block_name)
     if out == "-":
@@ -196,8 +226,13 @@ def doc(
         target.write_bytes(data)
     except OSError as e:
         raise InvalidInput(f"--output {out}: cannot write it ({e.strerror or e})") from None
-    info = {"path": str(target), "filename": att["filename"], "media_type": att["media_type"], "size": att["size"],
-            "sha256": att["sha256"]}
+    info = {
+        "path": str(target),
+        "filename": att["filename"],
+        "media_type": att["media_type"],
+        "size": att["size"],
+        "sha256": att["sha256"],
+    }
     if as_json:
         output.emit_json(info)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -37,22 +37,41 @@ def read_json_arg(value: str | None, what: str) -> dict[str, Any]:
 
 @app.command("create")
 def create(
-    workflow: Annotated[str, typer.Option("--workflow", "-w", help="Workflow name (kyb, simple, screening or custom).")],
-    ref: Annotated[Optional[str], typer.Option("--ref", help="External reference (unique).")] = None,
-    subject_name: Annotated[Optional[str], typer.Option("--subject-name", help="Subject's name.")] = None,
-    subject_email: Annotated[Optional[str], typer.Option("--subject-email", help="Subject's email; an existing subject is reused.")] = None,
-    subject_dob: Annotated[Optional[str], typer.Option("--subject-dob", metavar="YYYY-MM-DD", help="Subject's date of birth.")] = None,
-    subject_ref: Annotated[Optional[str], typer.Option("--subject-ref", help="Subject's own reference; an existing subject is reused.")] = None,
-    country: Annotated[Optional[str], typer.Option("--country", metavar="CC", help="Subject's ISO 3166 country code.")] = None,
-    entity_type: Annotated[Optional[str], typer.Option("--entity-type", help="person or company.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", metavar="JSON|@FILE|-", help="User-provided data (a JSON object).")] = None,
-    registry_data: Annotated[Optional[str], typer.Option("--registry-data", metavar="JSON|@FILE|-", help="Registry-provided data (a JSON object).")] = None,
-    assignee: Annotated[Optional[str], typer.Option("--assignee", help="Assign to this agent.")] = None,
-    team: Annotated[Optional[str], typer.Option("--team", help="Assign to this team.")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="Tag (repeatable).")] = None,
+    workflow: Annotated[
+        str, typer.Option("--workflow", "-w", help="Workflow name (kyb, simple, screening or custom).")
+    ],
+    ref: Annotated[str | None, typer.Option("--ref", help="External reference (unique).")] = None,
+    subject_name: Annotated[str | None, typer.Option("--subject-name", help="Subject's name.")] = None,
+    subject_email: Annotated[
+        str | None, typer.Option("--subject-email", help="Subject's email; an existing subject is reused.")
+    ] = None,
+    subject_dob: Annotated[
+        str | None, typer.Option("--subject-dob", metavar="YYYY-MM-DD", help="Subject's date of birth.")
+    ] = None,
+    subject_ref: Annotated[
+        str | None, typer.Option("--subject-ref", help="Subject's own reference; an existing subject is reused.")
+    ] = None,
+    country: Annotated[
+        str | None, typer.Option("--country", metavar="CC", help="Subject's ISO 3166 country code.")
+    ] = None,
+    entity_type: Annotated[str | None, typer.Option("--entity-type", help="person or company.")] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", metavar="JSON|@FILE|-", help="User-provided data (a JSON object).")
+    ] = None,
+    registry_data: Annotated[
+        str | None,
+        typer.Option("--registry-data", metavar="JSON|@FILE|-", help="Registry-provided data (a JSON object)."),
+    ] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee", help="Assign to this agent.")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Assign to this team.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable).")] = None,
     priority: Annotated[str, typer.Option("--priority", help="low, normal, high or urgent.")] = "normal",
-    status: Annotated[Optional[str], typer.Option("--status", help="Start in this status (default: the workflow's initial one).")] = None,
-    block: Annotated[Optional[list[str]], typer.Option("--block", metavar="KIND:NAME[=@FILE]", help="Add a block (repeatable).")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Start in this status (default: the workflow's initial one).")
+    ] = None,
+    block: Annotated[
+        list[str] | None, typer.Option("--block", metavar="KIND:NAME[=@FILE]", help="Add a block (repeatable).")
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Create a case and print its id.
@@ -64,11 +83,21 @@ def create(
     if entity_type is not None and entity_type not in ("person", "company"):
         raise InvalidInput(f"--entity-type: '{entity_type}' is not person or company")
     nc = case_service.NewCase(
-        workflow=workflow, ref=ref, subject_name=subject_name, subject_email=subject_email,
-        subject_dob=subject_dob, subject_ref=subject_ref, country=country.upper() if country else None,
-        entity_type=entity_type, data=read_json_arg(data, "--data"),
-        registry_data=read_json_arg(registry_data, "--registry-data"), assignee=assignee, team=team,
-        tags=list(tag or []), priority=priority, status=status,
+        workflow=workflow,
+        ref=ref,
+        subject_name=subject_name,
+        subject_email=subject_email,
+        subject_dob=subject_dob,
+        subject_ref=subject_ref,
+        country=country.upper() if country else None,
+        entity_type=entity_type,
+        data=read_json_arg(data, "--data"),
+        registry_data=read_json_arg(registry_data, "--registry-data"),
+        assignee=assignee,
+        team=team,
+        tags=list(tag or []),
+        priority=priority,
+        status=status,
         blocks=[parse_block_spec(b) for b in block or []],
     )
     conn = context.open_db()
@@ -123,8 +152,15 @@ def show(
     lines.append(f"  workflow:   {c['workflow']} v{c['workflow_version']}")
     if c.get("subject_id") is not None:
         who = c.get("subject_name") or c.get("subject_email") or ""
-        extra = ", ".join(x for x in (c.get("subject_email") if who != c.get("subject_email") else None,
-                                      c.get("subject_dob"), c.get("subject_country")) if x)
+        extra = ", ".join(
+            x
+            for x in (
+                c.get("subject_email") if who != c.get("subject_email") else None,
+                c.get("subject_dob"),
+                c.get("subject_country"),
+            )
+            if x
+        )
         lines.append(f"  subject:    {ids.fmt('subject', c['subject_id'])} {who}" + (f" ({extra})" if extra else ""))
     for label, key in (("assignee", "assignee"), ("team", "team"), ("priority", "priority")):
         if c.get(key):
@@ -135,8 +171,11 @@ def show(
     if c.get("due_at"):
         lines.append(f"  due:        {output.local_time(c['due_at'])}")
     if c.get("decision"):
-        lines.append(f"  decision:   {c['decision']}" + (f" — {c['decision_reason']}" if c.get("decision_reason") else "")
-                     + f" ({output.local_time(c['decided_at'])})")
+        lines.append(
+            f"  decision:   {c['decision']}"
+            + (f" — {c['decision_reason']}" if c.get("decision_reason") else "")
+            + f" ({output.local_time(c['decided_at'])})"
+        )
     if c.get("parent_id"):
         lines.append(f"  parent:     {ids.fmt('case', c['parent_id'])}")
     if c["data"]:
@@ -189,7 +228,9 @@ def act(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF|-", help="Case id or reference; - reads ids from stdin.")],
     action: Annotated[str, typer.Argument(help="Action name, e.g. approve, reject, request_reuploads.")],
     reason: Reason = None,
-    decision: Annotated[Optional[str], typer.Option("--decision", help="Decision value, for actions that take one.")] = None,
+    decision: Annotated[
+        str | None, typer.Option("--decision", help="Decision value, for actions that take one.")
+    ] = None,
     expect_status: ExpectStatus = None,
     expect_version: ExpectVersion = None,
     dry_run: DryRun = False,
@@ -205,13 +246,29 @@ def act(
 
         if expect_version is not None:
             raise UsageError("--expect-version names one case; it cannot be used with `act -`")
-        act_many(action, trigger=rules.AGENT, reason=reason, decision=decision, expect_status=expect_status,
-                 dry_run=dry_run, as_json=as_json)
+        act_many(
+            action,
+            trigger=rules.AGENT,
+            reason=reason,
+            decision=decision,
+            expect_status=expect_status,
+            dry_run=dry_run,
+            as_json=as_json,
+        )
         return
     conn = context.open_db()
-    outcome = case_service.act(conn, case, action, actor=context.actor(), now=context.now(), reason=reason,
-                               decision=decision, expect_status=expect_status, expect_version=expect_version,
-                               dry_run=dry_run)
+    outcome = case_service.act(
+        conn,
+        case,
+        action,
+        actor=context.actor(),
+        now=context.now(),
+        reason=reason,
+        decision=decision,
+        expect_status=expect_status,
+        expect_version=expect_version,
+        dry_run=dry_run,
+    )
     _report_outcome(outcome, as_json)
 
 
@@ -261,8 +318,17 @@ def event(
     Example: casectl event C-12 collection_completed
     """
     conn = context.open_db()
-    outcome = case_service.act(conn, case, name, actor=context.actor(), now=context.now(), trigger=rules.SYSTEM,
-                               reason=reason, expect_status=expect_status, dry_run=dry_run)
+    outcome = case_service.act(
+        conn,
+        case,
+        name,
+        actor=context.actor(),
+        now=context.now(),
+        trigger=rules.SYSTEM,
+        reason=reason,
+        expect_status=expect_status,
+        dry_run=dry_run,
+    )
     _report_outcome(outcome, as_json)
 
 
@@ -281,9 +347,17 @@ def set_status(
     Example: casectl status C-12 pending --reason "waiting for bank statement"
     """
     conn = context.open_db()
-    outcome = case_service.set_status(conn, case, new_status, actor=context.actor(), now=context.now(),
-                                      reason=reason, expect_status=expect_status, expect_version=expect_version,
-                                      dry_run=dry_run)
+    outcome = case_service.set_status(
+        conn,
+        case,
+        new_status,
+        actor=context.actor(),
+        now=context.now(),
+        reason=reason,
+        expect_status=expect_status,
+        expect_version=expect_version,
+        dry_run=dry_run,
+    )
     _report_outcome(outcome, as_json)
 
 

@@ -28,7 +28,9 @@ def init(as_json: Json = False) -> None:
     if as_json:
         output.emit_json({"db": str(path), "created": not existed, "schema_version": version})
     else:
-        click.echo(f"{'database ready' if existed else 'created'}: {path} (schema {version})", err=not existed and False)
+        click.echo(
+            f"{'database ready' if existed else 'created'}: {path} (schema {version})", err=not existed and False
+        )
 
 
 @db_app.command("check")
@@ -67,8 +69,10 @@ def backup(
     if as_json:
         output.emit_json(result)
     else:
-        click.echo(f"backed up to {result['backup']} ({result['size']} bytes; verified: "
-                   f"{result['cases']} cases, {result['events']} events)")
+        click.echo(
+            f"backed up to {result['backup']} ({result['size']} bytes; verified: "
+            f"{result['cases']} cases, {result['events']} events)"
+        )
 
 
 @db_app.command("restore")

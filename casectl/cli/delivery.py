@@ -41,8 +41,9 @@ def after_command(ctx: click.Context) -> None:
     from ..services import outbox as outbox_service
 
     try:
-        report = outbox_service.deliver(conn, timeout=min(outbox_service.default_timeout(), TIMEOUT),
-                                        budget=BUDGET, kinds=kinds)
+        report = outbox_service.deliver(
+            conn, timeout=min(outbox_service.default_timeout(), TIMEOUT), budget=BUDGET, kinds=kinds
+        )
     except CasectlError as e:  # e.g. the database stayed locked: the messages wait for the next run
         click.echo(f"casectl: note: queued messages not delivered now ({e.message})", err=True)
         return

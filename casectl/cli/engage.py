@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -22,8 +22,10 @@ APPOINTMENT_COLUMNS = ["id", "case", "starts_at", "minutes", "title", "with", "s
 @app.command("contact")
 def contact(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
-    message: Annotated[Optional[str], typer.Option("--message", "-m", metavar="TEXT|-", help="The message (- reads stdin).")] = None,
-    subject: Annotated[Optional[str], typer.Option("--subject-line", help="The email's subject line.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", metavar="TEXT|-", help="The message (- reads stdin).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject-line", help="The email's subject line.")] = None,
     as_json: Json = False,
 ) -> None:
     """Email the case's subject; the message is queued in the outbox and recorded in the history.
@@ -34,8 +36,7 @@ def contact(
         if message is None and sys.stdin.isatty():
             raise UsageError("give the message with --message TEXT or on stdin")
         message = sys.stdin.read()
-    result = engage.contact(context.open_db(), case, message, subject=subject, actor=context.actor(),
-                            now=context.now())
+    result = engage.contact(context.open_db(), case, message, subject=subject, actor=context.actor(), now=context.now())
     if as_json:
         output.emit_json(result)
     else:
@@ -46,11 +47,11 @@ def contact(
 def appointment(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
     verb: Annotated[str, typer.Argument(metavar="add|cancel")],
-    args: Annotated[Optional[list[str]], typer.Argument(metavar="WHEN TITLE | APPOINTMENT")] = None,
+    args: Annotated[list[str] | None, typer.Argument(metavar="WHEN TITLE | APPOINTMENT")] = None,
     minutes: Annotated[int, typer.Option("--minutes", help="How long (add).")] = 30,
-    with_whom: Annotated[Optional[str], typer.Option("--with", help="Who the appointment is with (add).")] = None,
+    with_whom: Annotated[str | None, typer.Option("--with", help="Who the appointment is with (add).")] = None,
     notify: Annotated[bool, typer.Option("--notify", help="Email the subject about it (add).")] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (cancel).")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (cancel).")] = None,
     as_json: Json = False,
 ) -> None:
     """Log an appointment on a case, or cancel one.
@@ -62,9 +63,17 @@ def appointment(
     if verb == "add":
         if len(args) != 2:
             raise UsageError("usage: casectl appointment ID add WHEN TITLE [--minutes N] [--with WHO] [--notify]")
-        row = engage.add_appointment(conn, case, starts_at=parse_time(args[0], "WHEN"), minutes=minutes,
-                                     title=args[1], with_whom=with_whom, notify=notify, actor=context.actor(),
-                                     now=context.now())
+        row = engage.add_appointment(
+            conn,
+            case,
+            starts_at=parse_time(args[0], "WHEN"),
+            minutes=minutes,
+            title=args[1],
+            with_whom=with_whom,
+            notify=notify,
+            actor=context.actor(),
+            now=context.now(),
+        )
         what = "logged"
     elif verb == "cancel":
         if len(args) != 1:
@@ -81,8 +90,13 @@ def appointment(
 
 @app.command("appointments")
 def appointments(
-    case: Annotated[Optional[str], typer.Argument(metavar="[ID_OR_REF]", help="One case's; none for every case's.")] = None,
-    upcoming: Annotated[Optional[str], typer.Option("--upcoming", metavar="DURATION", help="Only those starting within DURATION from now (7d).")] = None,
+    case: Annotated[
+        str | None, typer.Argument(metavar="[ID_OR_REF]", help="One case's; none for every case's.")
+    ] = None,
+    upcoming: Annotated[
+        str | None,
+        typer.Option("--upcoming", metavar="DURATION", help="Only those starting within DURATION from now (7d)."),
+    ] = None,
     include_cancelled: Annotated[bool, typer.Option("--include-cancelled", help="Show cancelled ones too.")] = False,
     fmt: Format = None,
     as_json: Json = False,
@@ -93,6 +107,11 @@ def appointments(
     """
     fmt = output.choose_format(fmt, as_json)
     within = parse_duration(upcoming, "--upcoming") if upcoming else None
-    rows = engage.appointments(context.open_db(), id_or_ref=case, upcoming_within=within, now=context.now(),
-                               include_cancelled=include_cancelled)
+    rows = engage.appointments(
+        context.open_db(),
+        id_or_ref=case,
+        upcoming_within=within,
+        now=context.now(),
+        include_cancelled=include_cancelled,
+    )
     output.emit_rows(rows, APPOINTMENT_COLUMNS, fmt, empty="no appointments")

@@ -6,7 +6,7 @@ Its own module so that the most called command imports only what it needs
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -21,11 +21,18 @@ FILTERED = {"list"}
 
 @app.command("list")
 def list_cases(
-    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
-    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
+    sort: Annotated[
+        str | None, typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
+    fields: Annotated[str | None, typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
     only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
-    after: Annotated[Optional[str], typer.Option("--after", metavar="CURSOR", help="Start after this cursor (printed on stderr when a --limit page is full).")] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after", metavar="CURSOR", help="Start after this cursor (printed on stderr when a --limit page is full)."
+        ),
+    ] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -36,8 +43,13 @@ def list_cases(
     from ..filters import decode_cursor, encode_cursor, parse_sort
 
     fmt = output.choose_format(fmt, as_json)
-    columns = ["id"] if only_ids else output.pick_fields(
-        fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE)
+    columns = (
+        ["id"]
+        if only_ids
+        else output.pick_fields(
+            fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE
+        )
+    )
     column, descending = parse_sort(sort)
     cursor = decode_cursor(after, column, descending) if after else None
     conn = context.open_db()
@@ -58,5 +70,6 @@ def list_cases(
         n = output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
     if limit and n == limit and last:
         # A full page: tell the caller where the next one starts (stderr keeps stdout clean for pipes).
-        click.echo(f"next page: --after {encode_cursor(column, descending, last[0].get(column), last[0]['id'])}",
-                   err=True)
+        click.echo(
+            f"next page: --after {encode_cursor(column, descending, last[0].get(column), last[0]['id'])}", err=True
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -17,17 +17,31 @@ app = typer.Typer()
 outbox_app = typer.Typer(help="List, deliver and retry queued webhooks, emails and CRM calls.", no_args_is_help=True)
 hooks_app = typer.Typer(help="Subscribe webhooks to case events.", no_args_is_help=True)
 
-OUTBOX_COLUMNS = ("id", "case", "event", "kind", "what", "target", "status", "attempts", "next_attempt_at",
-                  "last_error", "created_at", "delivered_at")
+OUTBOX_COLUMNS = (
+    "id",
+    "case",
+    "event",
+    "kind",
+    "what",
+    "target",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
 OUTBOX_TABLE = ("id", "case", "kind", "what", "target", "status", "attempts", "last_error")
 
 
 @outbox_app.command("list")
 def list_outbox(
     failed: Annotated[bool, typer.Option("--failed", help="Only messages that gave up (status failed).")] = False,
-    status: Annotated[Optional[list[str]], typer.Option("--status", "-s", help="pending, sending, delivered or failed (repeatable).")] = None,
-    case: Annotated[Optional[str], typer.Option("--case", metavar="ID", help="Only this case's messages.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N messages.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="pending, sending, delivered or failed (repeatable).")
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case", metavar="ID", help="Only this case's messages.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N messages.")] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -47,9 +61,19 @@ def list_outbox(
 
 @outbox_app.command("deliver")
 def deliver(
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Send at most N messages.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Per message [env: CASECTL_DELIVERY_TIMEOUT; default 10].")] = None,
-    max_attempts: Annotated[Optional[int], typer.Option("--max-attempts", metavar="N", help="Give up (status failed) after N attempts [env: CASECTL_DELIVERY_MAX_ATTEMPTS; default 8].")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Send at most N messages.")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", metavar="SECONDS", help="Per message [env: CASECTL_DELIVERY_TIMEOUT; default 10]."),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            "--max-attempts",
+            metavar="N",
+            help="Give up (status failed) after N attempts [env: CASECTL_DELIVERY_MAX_ATTEMPTS; default 8].",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Send the messages that are due, retrying failures later with exponential backoff.
@@ -65,16 +89,23 @@ def deliver(
         return
     for r in report.results:
         if r.outcome != "delivered":
-            click.echo(f"{ids.fmt('outbox', r.id)} ({r.case}, {r.kind} {r.target}): {r.error}; "
-                       + (f"retry at {r.next_attempt_at}" if r.outcome == "retry" else
-                          "gave up (status failed)" if r.outcome == "failed" else "taken over by another deliverer"),
-                       err=True)
+            click.echo(
+                f"{ids.fmt('outbox', r.id)} ({r.case}, {r.kind} {r.target}): {r.error}; "
+                + (
+                    f"retry at {r.next_attempt_at}"
+                    if r.outcome == "retry"
+                    else "gave up (status failed)"
+                    if r.outcome == "failed"
+                    else "taken over by another deliverer"
+                ),
+                err=True,
+            )
     click.echo(f"delivered {summary['delivered']}, will retry {summary['retry']}, failed {summary['failed']}")
 
 
 @outbox_app.command("retry")
 def retry(
-    message: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="A failed message's id (O-3).")] = None,
+    message: Annotated[str | None, typer.Argument(metavar="[ID]", help="A failed message's id (O-3).")] = None,
     all_failed: Annotated[bool, typer.Option("--all-failed", help="Every failed message.")] = False,
     as_json: Json = False,
 ) -> None:
@@ -99,18 +130,30 @@ def errors(fmt: Format = None, as_json: Json = False) -> None:
     fmt = output.choose_format(fmt, as_json)
     conn = context.open_db()
     rows = outbox_service.errors(conn)
-    columns = ("case", "status", "workflow", "subject", "failed", "retrying", "target", "last_error",
-               "last_attempt_at")
-    output.emit_rows(rows, columns if fmt != "table" else ("case", "status", "failed", "retrying", "target",
-                                                           "last_error"), fmt, empty="no cases with errors")
+    columns = ("case", "status", "workflow", "subject", "failed", "retrying", "target", "last_error", "last_attempt_at")
+    output.emit_rows(
+        rows,
+        columns if fmt != "table" else ("case", "status", "failed", "retrying", "target", "last_error"),
+        fmt,
+        empty="no cases with errors",
+    )
 
 
 @app.command("digest")
 def digest(
-    since: Annotated[str, typer.Option("--since", metavar="last|DATE", help="From the last digest sent (default), or from a date/time.")] = "last",
-    to: Annotated[Optional[list[str]], typer.Option("--to", metavar="ADDR", help="Recipient (repeatable) [env: CASECTL_DIGEST_TO].")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the digest; send nothing, move no watermark.")] = False,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="text|html|json", help="What to print (default: text).")] = None,
+    since: Annotated[
+        str,
+        typer.Option("--since", metavar="last|DATE", help="From the last digest sent (default), or from a date/time."),
+    ] = "last",
+    to: Annotated[
+        list[str] | None, typer.Option("--to", metavar="ADDR", help="Recipient (repeatable) [env: CASECTL_DIGEST_TO].")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the digest; send nothing, move no watermark.")
+    ] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", metavar="text|html|json", help="What to print (default: text).")
+    ] = None,
     redact: Annotated[bool, typer.Option("--redact", help="Mask subjects' names, emails and dates of birth.")] = False,
     as_json: Json = False,
 ) -> None:
@@ -124,8 +167,9 @@ def digest(
     if fmt not in digest_service.FORMATS:
         raise UsageError(f"unknown format '{fmt}'; available: {', '.join(digest_service.FORMATS)}")
     conn = context.open_db()
-    outcome = digest_service.run(conn, since=since, to=list(to or []), dry_run=dry_run, now=context.now(),
-                                 redact=redact)
+    outcome = digest_service.run(
+        conn, since=since, to=list(to or []), dry_run=dry_run, now=context.now(), redact=redact
+    )
     if outcome.skipped:
         click.echo(f"casectl: {outcome.skipped}", err=True)
         if fmt == "json":
@@ -147,9 +191,19 @@ def digest(
 @hooks_app.command("add")
 def add_hook(
     url: Annotated[str, typer.Argument(help="Where to POST (http:// or https://).")],
-    event: Annotated[Optional[list[str]], typer.Option("--event", "-e", help="case.created, case.status_changed, case.decided or case.action.NAME (repeatable; default: all).")] = None,
-    workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", help="Only cases of this workflow.")] = None,
-    secret_env: Annotated[Optional[str], typer.Option("--secret-env", metavar="VAR", help="Environment variable holding the whsec_... signing secret.")] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            "-e",
+            help="case.created, case.status_changed, case.decided or case.action.NAME (repeatable; default: all).",
+        ),
+    ] = None,
+    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only cases of this workflow.")] = None,
+    secret_env: Annotated[
+        str | None,
+        typer.Option("--secret-env", metavar="VAR", help="Environment variable holding the whsec_... signing secret."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Subscribe a URL to case events; deliveries are signed per Standard Webhooks.
@@ -157,8 +211,15 @@ def add_hook(
     Example: casectl hooks add https://crm.example.com/hooks --event case.decided --secret-env CRM_WEBHOOK_SECRET
     """
     conn = context.open_db()
-    hook = outbox_service.add_hook(conn, url=url, events=list(event or []), workflow=workflow, secret_env=secret_env,
-                                   actor=context.actor(), now=context.now())
+    hook = outbox_service.add_hook(
+        conn,
+        url=url,
+        events=list(event or []),
+        workflow=workflow,
+        secret_env=secret_env,
+        actor=context.actor(),
+        now=context.now(),
+    )
     if as_json:
         output.emit_json(hook)
     else:
@@ -173,8 +234,12 @@ def list_hooks(fmt: Format = None, as_json: Json = False) -> None:
     """
     fmt = output.choose_format(fmt, as_json)
     conn = context.open_db()
-    output.emit_rows(outbox_service.list_hooks(conn), ("id", "url", "events", "workflow", "secret_env", "created_at"),
-                     fmt, empty="no hooks")
+    output.emit_rows(
+        outbox_service.list_hooks(conn),
+        ("id", "url", "events", "workflow", "secret_env", "created_at"),
+        fmt,
+        empty="no hooks",
+    )
 
 
 @hooks_app.command("rm")

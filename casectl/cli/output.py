@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -61,7 +62,7 @@ def local_time(value: str | None) -> str:
     if not value or not is_tty():
         return value or ""
     try:
-        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return value
     return t.astimezone().strftime("%Y-%m-%d %H:%M")
@@ -79,8 +80,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str, *,
-              headers: dict[str, str] | None = None, empty: str = "no results") -> int:
+def emit_rows(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: str,
+    *,
+    headers: dict[str, str] | None = None,
+    empty: str = "no results",
+) -> int:
     """Write rows in `fmt`; returns how many. Streams except for terminal tables."""
     out = sys.stdout
     n = 0
@@ -122,10 +129,36 @@ def csv_safe(value: str) -> str:
 # --- cases --------------------------------------------------------------------
 
 CASE_FIELDS = (
-    "id", "ref", "workflow", "workflow_version", "status", "final", "subject_id", "subject_ref", "subject_name",
-    "subject_email", "subject_dob", "country", "entity_type", "assignee", "team", "priority", "tags", "data",
-    "registry_data", "parent", "origin", "created_at", "updated_at", "due_at", "decided_at", "decision",
-    "decision_reason", "created_by", "last_editor", "version",
+    "id",
+    "ref",
+    "workflow",
+    "workflow_version",
+    "status",
+    "final",
+    "subject_id",
+    "subject_ref",
+    "subject_name",
+    "subject_email",
+    "subject_dob",
+    "country",
+    "entity_type",
+    "assignee",
+    "team",
+    "priority",
+    "tags",
+    "data",
+    "registry_data",
+    "parent",
+    "origin",
+    "created_at",
+    "updated_at",
+    "due_at",
+    "decided_at",
+    "decision",
+    "decision_reason",
+    "created_by",
+    "last_editor",
+    "version",
 )
 CASE_TABLE = ("id", "ref", "workflow", "status", "subject_name", "assignee", "priority", "created_at")
 CASE_HEADERS = {"subject_name": "subject", "created_at": "created"}
@@ -172,12 +205,25 @@ def case_document(case: dict[str, Any]) -> dict[str, Any]:
     row = case_row(case)
     subject = None
     if case.get("subject_id") is not None:
-        subject = {"id": row.pop("subject_id"), "ref": row.pop("subject_ref"), "name": row.pop("subject_name"),
-                   "email": row.pop("subject_email"), "dob": row.pop("subject_dob"),
-                   "country": row.pop("country"), "entity_type": row.pop("entity_type")}
+        subject = {
+            "id": row.pop("subject_id"),
+            "ref": row.pop("subject_ref"),
+            "name": row.pop("subject_name"),
+            "email": row.pop("subject_email"),
+            "dob": row.pop("subject_dob"),
+            "country": row.pop("country"),
+            "entity_type": row.pop("entity_type"),
+        }
     else:
-        for k in ("subject_id", "subject_ref", "subject_name", "subject_email", "subject_dob", "country",
-                  "entity_type"):
+        for k in (
+            "subject_id",
+            "subject_ref",
+            "subject_name",
+            "subject_email",
+            "subject_dob",
+            "country",
+            "entity_type",
+        ):
             row.pop(k)
     return {**row, "subject": subject}
 

@@ -17,7 +17,9 @@ app = typer.Typer()
 
 @app.command("redact")
 def redact(
-    target: Annotated[str, typer.Argument(metavar="ID", help="Subject id (S-3), email, or a case id/ref (its subject).")],
+    target: Annotated[
+        str, typer.Argument(metavar="ID", help="Subject id (S-3), email, or a case id/ref (its subject).")
+    ],
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> None:
@@ -30,13 +32,17 @@ def redact(
         output.emit_json(result)
         return
     verb = "would erase" if dry_run else "erased"
-    click.echo(f"{verb} the personal data of {result['subject']} in {len(result['cases'])} case(s): "
-               f"{', '.join(result['cases']) or '-'}")
+    click.echo(
+        f"{verb} the personal data of {result['subject']} in {len(result['cases'])} case(s): "
+        f"{', '.join(result['cases']) or '-'}"
+    )
 
 
 @app.command("purge")
 def purge(
-    closed_before: Annotated[str, typer.Option("--closed-before", metavar="DATE", help="Delete cases closed before this date.")],
+    closed_before: Annotated[
+        str, typer.Option("--closed-before", metavar="DATE", help="Delete cases closed before this date.")
+    ],
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> None:

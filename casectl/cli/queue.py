@@ -7,7 +7,8 @@ stdin (one per line) and apply them all in one transaction.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import click
 import typer
@@ -33,8 +34,15 @@ def stdin_ids() -> list[str]:
     return bulk.read_ids(sys.stdin)
 
 
-def apply(case: str, fn: Callable[[Any, dict[str, Any]], dict[str, Any]], *, dry_run: bool, what: str,
-          as_json: bool, render: Callable[[dict[str, Any], bool], str]) -> None:
+def apply(
+    case: str,
+    fn: Callable[[Any, dict[str, Any]], dict[str, Any]],
+    *,
+    dry_run: bool,
+    what: str,
+    as_json: bool,
+    render: Callable[[dict[str, Any], bool], str],
+) -> None:
     """Run fn on one case, or on every id from stdin in one transaction; print the results."""
     conn = context.open_db()
     if case == "-":
@@ -52,8 +60,9 @@ def apply(case: str, fn: Callable[[Any, dict[str, Any]], dict[str, Any]], *, dry
         click.echo(render(r, dry_run))
 
 
-def emit_bulk(result: bulk.BulkResult, render: Callable[[Any], str], as_json: bool,
-              json_of: Callable[[Any], Any]) -> None:
+def emit_bulk(
+    result: bulk.BulkResult, render: Callable[[Any], str], as_json: bool, json_of: Callable[[Any], Any]
+) -> None:
     """Print a batch's results; a dry run also lists the refusals and exits with their code."""
     if as_json:
         doc: dict[str, Any] = {"dry_run": result.dry_run, "results": [json_of(r) for r in result.done]}
@@ -67,8 +76,9 @@ def emit_bulk(result: bulk.BulkResult, render: Callable[[Any], str], as_json: bo
             click.echo(f"{ref}: refused: {e.message}", err=True)
     if result.refused:
         first = result.refused[0][1]
-        click.echo(f"casectl: dry run: {len(result.refused)} case(s) would be refused; the batch would not apply",
-                   err=True)
+        click.echo(
+            f"casectl: dry run: {len(result.refused)} case(s) would be refused; the batch would not apply", err=True
+        )
         raise typer.Exit(int(first.code))
 
 
@@ -86,7 +96,7 @@ def _changes_line(r: dict[str, Any], dry_run: bool) -> str:
 def search(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="Words to find (prefixes match; accents are ignored).")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N cases.")] = 50,
-    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
+    fields: Annotated[str | None, typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
     only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
     fmt: Format = None,
     as_json: Json = False,
@@ -98,8 +108,13 @@ def search(
     from ..services import search as search_service
 
     fmt = output.choose_format(fmt, as_json)
-    columns = ["id"] if only_ids else output.pick_fields(
-        fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE)
+    columns = (
+        ["id"]
+        if only_ids
+        else output.pick_fields(
+            fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE
+        )
+    )
     conn = context.open_db()
     f = filtering.resolve(conn, actor=context.actor(), now=context.now())
     rows = (output.case_row(c) for c in search_service.search(conn, text, f, limit=limit))
@@ -116,8 +131,8 @@ def search(
 @app.command("assign")
 def assign(
     case: CaseArg,
-    user: Annotated[Optional[str], typer.Argument(metavar="USER", help="The agent to assign.")] = None,
-    team: Annotated[Optional[str], typer.Option("--team", help="The team to assign.")] = None,
+    user: Annotated[str | None, typer.Argument(metavar="USER", help="The agent to assign.")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="The team to assign.")] = None,
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> None:
@@ -127,9 +142,16 @@ def assign(
     """
     if user is None and team is None:
         raise UsageError("give USER, --team TEAM or both (e.g. `casectl assign C-12 bob`)")
-    apply(case, lambda conn, c: queue_service.assign_in(conn, c, assignee=user, team=team,
-                                                  actor=context.actor(), now=context.now()),
-          dry_run=dry_run, what="assignment", as_json=as_json, render=_changes_line)
+    apply(
+        case,
+        lambda conn, c: queue_service.assign_in(
+            conn, c, assignee=user, team=team, actor=context.actor(), now=context.now()
+        ),
+        dry_run=dry_run,
+        what="assignment",
+        as_json=as_json,
+        render=_changes_line,
+    )
 
 
 @app.command("unassign")
@@ -143,9 +165,16 @@ def unassign(
 
     Example: casectl unassign C-12
     """
-    apply(case, lambda conn, c: queue_service.assign_in(conn, c, clear_assignee=True, clear_team=team,
-                                                  actor=context.actor(), now=context.now(), action="unassign"),
-          dry_run=dry_run, what="unassignment", as_json=as_json, render=_changes_line)
+    apply(
+        case,
+        lambda conn, c: queue_service.assign_in(
+            conn, c, clear_assignee=True, clear_team=team, actor=context.actor(), now=context.now(), action="unassign"
+        ),
+        dry_run=dry_run,
+        what="unassignment",
+        as_json=as_json,
+        render=_changes_line,
+    )
 
 
 @app.command("take")
@@ -159,8 +188,10 @@ def take(as_json: Json = False) -> None:
     case = queue_service.take(conn, f, actor=context.actor(), now=context.now())
     if case is None:
         # An empty queue is not an error (exit 0, nothing on stdout), like a list with no results.
-        click.echo("nothing to take: no unassigned case you can act on matches "
-                   "(see `casectl list --unassigned --open`)", err=True)
+        click.echo(
+            "nothing to take: no unassigned case you can act on matches (see `casectl list --unassigned --open`)",
+            err=True,
+        )
         if as_json:
             output.emit_json(None)
         return
@@ -190,16 +221,25 @@ def tag(
         what = " ".join([f"+{t}" for t in r["added"]] + [f"-{t}" for t in r["removed"]]) or "unchanged"
         return f"{r['id']}: {'would tag ' if dry and r['event'] else ''}{what} (tags: {', '.join(r['tags']) or 'none'})"
 
-    apply(case, lambda conn, c: queue_service.tag_in(conn, c, add, remove, actor=context.actor(),
-                                               now=context.now()),
-          dry_run=dry_run, what="tags", as_json=as_json, render=render)
+    apply(
+        case,
+        lambda conn, c: queue_service.tag_in(conn, c, add, remove, actor=context.actor(), now=context.now()),
+        dry_run=dry_run,
+        what="tags",
+        as_json=as_json,
+        render=render,
+    )
 
 
 @app.command("note")
 def note(
     case: CaseArg,
-    text: Annotated[Optional[str], typer.Argument(metavar="TEXT", help="The note; - or nothing reads it from stdin.")] = None,
-    private: Annotated[bool, typer.Option("--private", help="Only agents see it: left out of exports, reports and digests.")] = False,
+    text: Annotated[
+        str | None, typer.Argument(metavar="TEXT", help="The note; - or nothing reads it from stdin.")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="Only agents see it: left out of exports, reports and digests.")
+    ] = False,
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> None:
@@ -216,33 +256,62 @@ def note(
         kind = "private note" if r["private"] else "note"
         return f"{r['id']}: {'would add' if dry else 'added'} {kind} {r['note']}"
 
-    apply(case, lambda conn, c: queue_service.note_in(conn, c, text, private=private,
-                                                actor=context.actor(), now=context.now()),
-          dry_run=dry_run, what="note", as_json=as_json, render=render)
+    apply(
+        case,
+        lambda conn, c: queue_service.note_in(conn, c, text, private=private, actor=context.actor(), now=context.now()),
+        dry_run=dry_run,
+        what="note",
+        as_json=as_json,
+        render=render,
+    )
 
 
 # --- act - (called by `casectl act -`) --------------------------------------------
 
 
-def act_many(action: str, *, trigger: str, reason: str | None, decision: str | None, expect_status: str | None,
-             dry_run: bool, as_json: bool) -> None:
+def act_many(
+    action: str,
+    *,
+    trigger: str,
+    reason: str | None,
+    decision: str | None,
+    expect_status: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """`casectl act - ACTION`: every id on stdin, one transaction, all or nothing."""
     conn = context.open_db()
     refs = stdin_ids()
     if not refs:
         click.echo("casectl: no case ids on stdin; nothing to do", err=True)
         return
-    result = bulk.act(conn, refs, action, actor=context.actor(), now=context.now(), trigger=trigger,
-                      reason=reason, decision=decision, expect_status=expect_status, dry_run=dry_run)
+    result = bulk.act(
+        conn,
+        refs,
+        action,
+        actor=context.actor(),
+        now=context.now(),
+        trigger=trigger,
+        reason=reason,
+        decision=decision,
+        expect_status=expect_status,
+        dry_run=dry_run,
+    )
 
     def render(o) -> str:
         verb = "would move" if dry_run else "moved"
         return f"{ids.fmt('case', o.case['id'])}: {o.verdict.action}: {verb} {o.from_status} -> {o.verdict.target}"
 
     def json_of(o) -> dict[str, Any]:
-        return {"id": ids.fmt("case", o.case["id"]), "action": o.verdict.action, "from": o.from_status,
-                "to": o.verdict.target, "dry_run": dry_run, "event": ids.fmt("event", o.event_id),
-                "changes": o.changes}
+        return {
+            "id": ids.fmt("case", o.case["id"]),
+            "action": o.verdict.action,
+            "from": o.from_status,
+            "to": o.verdict.target,
+            "dry_run": dry_run,
+            "event": ids.fmt("event", o.event_id),
+            "changes": o.changes,
+        }
 
     emit_bulk(result, render, as_json, json_of)
 
@@ -252,10 +321,19 @@ def act_many(action: str, *, trigger: str, reason: str | None, decision: str | N
 
 @app.command("stats")
 def stats(
-    since: Annotated[Optional[str], typer.Option("--since", metavar="WHEN", help="Period start (default: 30 days before --until).")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", metavar="WHEN", help="Period end (default: now; a date includes its day).")] = None,
-    by: Annotated[Optional[str], typer.Option("--by", metavar="status|workflow|assignee|team", help="Break the counts down.")] = None,
-    compare: Annotated[Optional[str], typer.Option("--compare", metavar="previous", help="Compare with the previous period of the same length.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="WHEN", help="Period start (default: 30 days before --until).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="WHEN", help="Period end (default: now; a date includes its day).")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", metavar="status|workflow|assignee|team", help="Break the counts down.")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare", metavar="previous", help="Compare with the previous period of the same length."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Open and closed counts, opened vs closed, time to decision, SLA breaches, workload.
@@ -271,8 +349,14 @@ def stats(
     conn = context.open_db()
     f = filtering.resolve(conn, actor=context.actor(), now=now)
     doc = stats_service.stats(
-        conn, f, now=now, since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until", end_of_day=True) if until else None, by=by, compare=bool(compare))
+        conn,
+        f,
+        now=now,
+        since=parse_time(since, "--since") if since else None,
+        until=parse_time(until, "--until", end_of_day=True) if until else None,
+        by=by,
+        compare=bool(compare),
+    )
     if as_json:
         output.emit_json(doc)
         return
@@ -342,8 +426,9 @@ def views_list(fmt: Format = None, as_json: Json = False) -> None:
 
     fmt = output.choose_format(fmt, as_json)
     rows = view_service.list_views(context.open_db())
-    columns = ["name", "builtin", "description"] + (["filters", "created_at", "created_by"]
-                                                    if fmt in ("json", "ndjson") else [])
+    columns = ["name", "builtin", "description"] + (
+        ["filters", "created_at", "created_by"] if fmt in ("json", "ndjson") else []
+    )
     output.emit_rows(rows, columns, fmt, headers={"description": "filters"}, empty="no views")
 
 

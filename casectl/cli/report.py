@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import click
 import typer
@@ -30,16 +31,20 @@ def write_atomically(target: str, render: Callable[[Any], int]) -> int:
 
 @app.command("report")
 def report(
-    case: Annotated[Optional[str], typer.Argument(metavar="[ID_OR_REF]",
-                                                  help="A case for its dossier; none for the overview.")] = None,
-    out: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE|-",
-                                               help="PDF file to write (replaced atomically); - for stdout.")] = None,
-    include_private: Annotated[bool, typer.Option("--include-private",
-                                                  help="Dossier: include private notes.")] = False,
+    case: Annotated[
+        str | None, typer.Argument(metavar="[ID_OR_REF]", help="A case for its dossier; none for the overview.")
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--output", "-o", metavar="FILE|-", help="PDF file to write (replaced atomically); - for stdout."),
+    ] = None,
+    include_private: Annotated[bool, typer.Option("--include-private", help="Dossier: include private notes.")] = False,
     redact: Annotated[bool, typer.Option("--redact", help="Mask names, emails and dates of birth.")] = False,
-    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD",
-                                                help="Overview: order of the case table; -FIELD descending.")] = None,
-    title: Annotated[Optional[str], typer.Option("--title", help="Overview: the report's title.")] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option("--sort", metavar="FIELD", help="Overview: order of the case table; -FIELD descending."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Overview: the report's title.")] = None,
     as_json: Json = False,
 ) -> None:
     """Write a PDF overview of cases, or the dossier of one case.

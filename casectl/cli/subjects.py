@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -21,15 +21,26 @@ SUBJECT_COLUMNS = ["id", "ref", "name", "email", "dob", "country", "entity_type"
 
 
 def _row(s: dict) -> dict:
-    return {"id": ids.fmt("subject", s["id"]), "ref": s.get("ref"), "name": s.get("name"), "email": s.get("email"),
-            "dob": s.get("dob"), "country": s.get("country"), "entity_type": s.get("entity_type"),
-            "cases": s.get("case_count"), "created_at": s.get("created_at"), "data": s.get("data") or {}}
+    return {
+        "id": ids.fmt("subject", s["id"]),
+        "ref": s.get("ref"),
+        "name": s.get("name"),
+        "email": s.get("email"),
+        "dob": s.get("dob"),
+        "country": s.get("country"),
+        "entity_type": s.get("entity_type"),
+        "cases": s.get("case_count"),
+        "created_at": s.get("created_at"),
+        "data": s.get("data") or {},
+    }
 
 
 @app.command("list")
 def list_subjects(
-    query: Annotated[Optional[str], typer.Option("--query", "-q", help="Name or email contains; or the subject ref.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0)] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", "-q", help="Name or email contains; or the subject ref.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0)] = None,
     fmt: Format = None,
     as_json: Json = False,
 ) -> None:
@@ -69,5 +80,6 @@ def show(
             click.echo(f"  {key}: {row[key]}")
     click.echo(f"  cases ({len(cases)}):")
     for c in cases:
-        click.echo(f"    {c['id']}  {c['workflow']}  {c['status']}  {c['created_at']}" + (f"  {c['ref']}" if c['ref'] else ""))
-
+        click.echo(
+            f"    {c['id']}  {c['workflow']}  {c['status']}  {c['created_at']}" + (f"  {c['ref']}" if c["ref"] else "")
+        )

@@ -6,17 +6,17 @@ import csv
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
 
 from .. import ids
 from ..errors import UsageError
+from ..files import atomic_output
 from ..filters import CaseFilter
 from ..services import cases as case_service
 from ..services import exporter, importer
-from ..files import atomic_output
 from . import context, filtering, output
 from .options import Json
 
@@ -69,13 +69,35 @@ def _summary(r: importer.ImportResult) -> str:
 @app.command("import")
 def import_cases(
     file: Annotated[str, typer.Argument(metavar="FILE.csv", help="CSV file with a header line; - reads stdin.")],
-    workflow: Annotated[Optional[str], typer.Option("--workflow", "-w", help="Workflow of the new cases (unless a workflow column says).")] = None,
-    mapping: Annotated[Optional[str], typer.Option("--map", metavar="MAPPING.json", help="Rename and convert columns (schemas/import-mapping.schema.json).")] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Workflow of the new cases (unless a workflow column says).")
+    ] = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--map", metavar="MAPPING.json", help="Rename and convert columns (schemas/import-mapping.schema.json)."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Import the valid rows; write the invalid ones to --rejects.")] = False,
-    rejects: Annotated[Optional[str], typer.Option("--rejects", metavar="FILE.csv", help="With --skip-invalid: the invalid rows, with an error column.")] = None,
-    update: Annotated[bool, typer.Option("--update", help="Update cases whose ref exists (one event per changed case) instead of skipping them.")] = False,
-    encoding: Annotated[Optional[str], typer.Option("--encoding", metavar="ENC", help="The file's encoding (default utf-8, with or without BOM).")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid rows; write the invalid ones to --rejects.")
+    ] = False,
+    rejects: Annotated[
+        str | None,
+        typer.Option(
+            "--rejects", metavar="FILE.csv", help="With --skip-invalid: the invalid rows, with an error column."
+        ),
+    ] = None,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update", help="Update cases whose ref exists (one event per changed case) instead of skipping them."
+        ),
+    ] = False,
+    encoding: Annotated[
+        str | None,
+        typer.Option("--encoding", metavar="ENC", help="The file's encoding (default utf-8, with or without BOM)."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Import cases from a CSV file: all rows or none, and never the same ref twice.
@@ -88,15 +110,29 @@ def import_cases(
     progress = _Progress() if output.is_tty(sys.stderr) else None
     try:
         result = importer.import_csv(
-            conn, file, workflow=workflow, actor=context.actor(), now=context.now(), mapping=mapping,
-            dry_run=dry_run, skip_invalid=skip_invalid, update=update, encoding=encoding, rejects=rejects,
-            stdin=sys.stdin.buffer if file == "-" else None, progress=progress)
+            conn,
+            file,
+            workflow=workflow,
+            actor=context.actor(),
+            now=context.now(),
+            mapping=mapping,
+            dry_run=dry_run,
+            skip_invalid=skip_invalid,
+            update=update,
+            encoding=encoding,
+            rejects=rejects,
+            stdin=sys.stdin.buffer if file == "-" else None,
+            progress=progress,
+        )
     finally:
         if progress:
             progress.close()
     if result.ignored_columns:
-        click.echo(f"casectl: note: ignored columns the database sets itself or the mapping drops: "
-                   f"{', '.join(result.ignored_columns)}", err=True)
+        click.echo(
+            f"casectl: note: ignored columns the database sets itself or the mapping drops: "
+            f"{', '.join(result.ignored_columns)}",
+            err=True,
+        )
     if skip_invalid and result.invalid and not result.rejects:
         for line in result.errors:
             click.echo(f"  {line}", err=True)
@@ -110,14 +146,38 @@ EXPORT_FORMATS = ("csv", "json", "ndjson")
 
 @app.command("export")
 def export_cases(
-    case: Annotated[Optional[str], typer.Argument(metavar="[ID]", help="One case (id or ref); with --package, its data package.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="csv|json|ndjson", help="Output format (default csv; -o FILE.json/.ndjson picks it).")] = None,
-    out: Annotated[Optional[str], typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout.")] = None,
-    package: Annotated[Optional[str], typer.Option("--package", metavar="CASE.zip", help="Write case ID's data package (JSON, history, documents, manifest).")] = None,
-    fields: Annotated[Optional[str], typer.Option("--fields", metavar="A,B", help="Columns (default: the importable ones for csv, all for json).")] = None,
-    sort: Annotated[Optional[str], typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending (default id).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
-    redact: Annotated[bool, typer.Option("--redact", help="Mask names, emails and dates of birth (packages leave documents out).")] = False,
+    case: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="One case (id or ref); with --package, its data package.")
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="csv|json|ndjson",
+            help="Output format (default csv; -o FILE.json/.ndjson picks it).",
+        ),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (atomically) instead of stdout.")
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option(
+            "--package", metavar="CASE.zip", help="Write case ID's data package (JSON, history, documents, manifest)."
+        ),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option("--fields", metavar="A,B", help="Columns (default: the importable ones for csv, all for json)."),
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending (default id).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Mask names, emails and dates of birth (packages leave documents out).")
+    ] = False,
     include_private: Annotated[bool, typer.Option("--include-private", help="Put private notes in a package.")] = False,
     as_json: Json = False,
 ) -> None:
@@ -130,8 +190,9 @@ def export_cases(
     if package:
         if not case:
             raise UsageError("--package needs the case: casectl export C-12 --package case.zip")
-        _export_package(conn, case, package, actor=actor, now=now, as_json=as_json, redact=redact,
-                        include_private=include_private)
+        _export_package(
+            conn, case, package, actor=actor, now=now, as_json=as_json, redact=redact, include_private=include_private
+        )
         return
     if fmt is None:
         fmt = "json" if as_json else (Path(out).suffix.lstrip(".").lower() if out else "csv")
@@ -146,9 +207,11 @@ def export_cases(
     if fmt == "csv" and not fields:
         columns: list[str] = list(exporter.CSV_COLUMNS)
     else:
-        columns = output.pick_fields(fields, output.CASE_FIELDS + tuple(c for c in exporter.CSV_COLUMNS
-                                                                       if c not in output.CASE_FIELDS),
-                                     output.CASE_FIELDS)
+        columns = output.pick_fields(
+            fields,
+            output.CASE_FIELDS + tuple(c for c in exporter.CSV_COLUMNS if c not in output.CASE_FIELDS),
+            output.CASE_FIELDS,
+        )
     if include_private:
         raise UsageError("--include-private goes with --package (list exports carry no notes)")
     cases = exporter.cases(conn, f, sort=sort, limit=limit, redact=redact)
@@ -168,15 +231,15 @@ def _write(stream, cases, columns: list[str], fmt: str) -> int:
         for n, c in enumerate(cases, 1):
             record = exporter.csv_record(c)
             row = output.case_row(c)
-            writer.writerow([record[k] if k in record else exporter.csv_escape(output._cell(row.get(k)))
-                             for k in columns])
+            writer.writerow(
+                [record[k] if k in record else exporter.csv_escape(output._cell(row.get(k))) for k in columns]
+            )
         return n
     if fmt == "json":
         stream.write("[")
         for n, c in enumerate(cases, 1):
             row = _json_row(c)
-            stream.write(("\n  " if n == 1 else ",\n  ") + output.dumps({k: row.get(k) for k in columns},
-                                                                         indent=None))
+            stream.write(("\n  " if n == 1 else ",\n  ") + output.dumps({k: row.get(k) for k in columns}, indent=None))
         stream.write("\n]\n" if n else "]\n")
         return n
     for n, c in enumerate(cases, 1):
@@ -191,8 +254,9 @@ def _json_row(case: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: bool, redact: bool = False,
-                    include_private: bool = False) -> None:
+def _export_package(
+    conn, case: str, path: str, *, actor: str, now, as_json: bool, redact: bool = False, include_private: bool = False
+) -> None:
     from ..redaction import mask_data, mask_text, redact_case
     from ..services import queue as queue_service
     from ..timeutil import iso
@@ -205,8 +269,10 @@ def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: boo
     doc = output.case_document(c)
     _, events = case_service.history(conn, case)
     if redact:
-        events = [{**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
-                  for e in events]
+        events = [
+            {**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
+            for e in events
+        ]
     doc.update(
         allowed_actions=[{"action": x.action, "to": x.target} for x in v["allowed"]],
         refused_actions=[{"action": x.action, "reason": x.reason} for x in v["refused"]],
@@ -223,12 +289,20 @@ def _export_package(conn, case: str, path: str, *, actor: str, now, as_json: boo
             if key in doc:
                 doc[key] = mask_data(doc[key], names)
         doc["history"] = [output.event_row(e) for e in events[-10:]]
-    manifest = exporter.write_package(conn, path, case_id=c["id"], case_doc=doc,
-                                      events=[output.event_row(e) for e in events], created_at=iso(now),
-                                      documents=not redact)
+    manifest = exporter.write_package(
+        conn,
+        path,
+        case_id=c["id"],
+        case_doc=doc,
+        events=[output.event_row(e) for e in events],
+        created_at=iso(now),
+        documents=not redact,
+    )
     if as_json:
         output.emit_json({"package": path, **manifest})
     else:
         docs = sum(1 for f in manifest["files"] if f.get("kind") == "document")
-        click.echo(f"{path}: {ids.fmt('case', c['id'])}: case.json, history.json and {docs} "
-                   f"document{'s' if docs != 1 else ''}, listed with their sha256 in manifest.json")
+        click.echo(
+            f"{path}: {ids.fmt('case', c['id'])}: case.json, history.json and {docs} "
+            f"document{'s' if docs != 1 else ''}, listed with their sha256 in manifest.json"
+        )

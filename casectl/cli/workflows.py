@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -29,8 +29,15 @@ def list_workflows(as_json: Json = False) -> None:
     Example: casectl workflows list
     """
     rows = [
-        {"name": wf.name, "version": wf.version, "builtin": builtin, "title": wf.title,
-         "initial": wf.initial, "statuses": len(wf.statuses), "final": list(wf.final_statuses)}
+        {
+            "name": wf.name,
+            "version": wf.version,
+            "builtin": builtin,
+            "title": wf.title,
+            "initial": wf.initial,
+            "statuses": len(wf.statuses),
+            "final": list(wf.final_statuses),
+        }
         for wf, builtin in workflow_service.all_latest(_conn_if_any())
     ]
     if as_json:
@@ -42,7 +49,7 @@ def list_workflows(as_json: Json = False) -> None:
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Workflow name.")],
-    version: Annotated[Optional[int], typer.Option("--version", help="A specific version.")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
     as_json: Json = False,
 ) -> None:
     """Print a workflow's rules table: each status and the actions it allows.
@@ -57,21 +64,29 @@ def show(
     click.echo(f"{wf.name} v{wf.version} — {wf.title}" + (f": {wf.description}" if wf.description else ""))
     from tabulate import tabulate
 
-    body = [[r["label"] + (" (final)" if r["final"] else ""), r["description"],
-             ", ".join(r["action_labels"]) or "None"] for r in table]
-    click.echo(tabulate(body, headers=["Case status", "Description", "Available case actions"],
-                        tablefmt="github"))
-    system = [(a.name, ", ".join(a.sources), " | ".join(f"{r.to} if {r.when}" if r.when else r.to for r in a.routes))
-              for a in wf.actions if a.trigger == rules.SYSTEM]
+    body = [
+        [r["label"] + (" (final)" if r["final"] else ""), r["description"], ", ".join(r["action_labels"]) or "None"]
+        for r in table
+    ]
+    click.echo(tabulate(body, headers=["Case status", "Description", "Available case actions"], tablefmt="github"))
+    system = [
+        (a.name, ", ".join(a.sources), " | ".join(f"{r.to} if {r.when}" if r.when else r.to for r in a.routes))
+        for a in wf.actions
+        if a.trigger == rules.SYSTEM
+    ]
     if system:
         click.echo("\nSystem events:")
         click.echo(tabulate(system, headers=["Event", "From", "To"], tablefmt="github"))
     if wf.set_status.enabled:
-        click.echo(f"\nStatus may be set directly from {', '.join(wf.set_status.sources)} "
-                   f"to {', '.join(wf.set_status.targets)}.")
+        click.echo(
+            f"\nStatus may be set directly from {', '.join(wf.set_status.sources)} "
+            f"to {', '.join(wf.set_status.targets)}."
+        )
     if wf.requirements:
         click.echo("\nActivities created with each case: " + ", ".join(r.label or r.type for r in wf.requirements))
-    click.echo(f"Decisions: {', '.join(wf.decisions)}" + (f"; four-eyes on: {', '.join(wf.four_eyes)}" if wf.four_eyes else ""))
+    click.echo(
+        f"Decisions: {', '.join(wf.decisions)}" + (f"; four-eyes on: {', '.join(wf.four_eyes)}" if wf.four_eyes else "")
+    )
 
 
 @app.command("validate")
@@ -114,7 +129,7 @@ def add(
 def graph(
     name: Annotated[str, typer.Argument(help="Workflow name.")],
     fmt: Annotated[str, typer.Option("--format", "-f", metavar="mermaid|dot", help="Diagram language.")] = "mermaid",
-    version: Annotated[Optional[int], typer.Option("--version", help="A specific version.")] = None,
+    version: Annotated[int | None, typer.Option("--version", help="A specific version.")] = None,
 ) -> None:
     """Draw a workflow's lifecycle as Mermaid or Graphviz dot, to paste into docs.
 

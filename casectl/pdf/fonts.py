@@ -51,7 +51,7 @@ def _font_file(package: str, pattern: str) -> Path:
     return found[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def register() -> tuple[tuple[str, frozenset], ...]:
     """Register the fonts with reportlab once; returns (name, code points) in fallback order."""
     from reportlab.pdfbase import pdfmetrics
@@ -65,8 +65,8 @@ def register() -> tuple[tuple[str, frozenset], ...]:
     return tuple(out)
 
 
-_RTL = re.compile("[\u0590-\u08FF\uFB1D-\uFDFF\uFE70-\uFEFF]")
-_ARABIC = re.compile("[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF]")
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+_ARABIC = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff]")
 
 
 def has_rtl(text: str) -> bool:

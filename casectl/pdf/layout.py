@@ -4,7 +4,8 @@ styles, text in any script, compact tables and reproducible output."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -35,13 +36,27 @@ def styles() -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("body", fontName=fonts.SANS, fontSize=BODY, leading=BODY * 1.3, textColor=INK)
     return {
         "title": ParagraphStyle("title", parent=base, fontName=fonts.BOLD, fontSize=18, leading=22, spaceAfter=4),
-        "h2": ParagraphStyle("h2", parent=base, fontName=fonts.BOLD, fontSize=12, leading=15, spaceBefore=10,
-                             spaceAfter=4, textColor=ACCENT),
+        "h2": ParagraphStyle(
+            "h2",
+            parent=base,
+            fontName=fonts.BOLD,
+            fontSize=12,
+            leading=15,
+            spaceBefore=10,
+            spaceAfter=4,
+            textColor=ACCENT,
+        ),
         "body": base,
         "muted": ParagraphStyle("muted", parent=base, textColor=MUTED, fontSize=SMALL, leading=SMALL * 1.3),
         "cell": ParagraphStyle("cell", parent=base, fontSize=SMALL + 0.5, leading=(SMALL + 0.5) * 1.25),
-        "label": ParagraphStyle("label", parent=base, fontName=fonts.BOLD, fontSize=SMALL + 0.5,
-                                leading=(SMALL + 0.5) * 1.25, textColor=MUTED),
+        "label": ParagraphStyle(
+            "label",
+            parent=base,
+            fontName=fonts.BOLD,
+            fontSize=SMALL + 0.5,
+            leading=(SMALL + 0.5) * 1.25,
+            textColor=MUTED,
+        ),
     }
 
 
@@ -50,9 +65,12 @@ def markup(text: Any) -> str:
     if text is None:
         return ""
     return "<br/>".join(
-        "".join(f'<font name="{name}">{escape(piece)}</font>' if name != fonts.SANS else escape(piece)
-                for name, piece in fonts.runs(line))
-        for line in str(text).replace("\r\n", "\n").split("\n"))
+        "".join(
+            f'<font name="{name}">{escape(piece)}</font>' if name != fonts.SANS else escape(piece)
+            for name, piece in fonts.runs(line)
+        )
+        for line in str(text).replace("\r\n", "\n").split("\n")
+    )
 
 
 def para(text: Any, style: ParagraphStyle) -> Paragraph:
@@ -73,8 +91,12 @@ def data_text(value: Any) -> str:
                 walk(v[k], f"{prefix}.{k}" if prefix else str(k))
         elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             for x in v:  # e.g. the blocks an action moved: one line each
-                lines.append(f"{prefix}: " + ", ".join(
-                    f"{k}={x[k] if isinstance(x[k], str) else json.dumps(x[k], ensure_ascii=False)}" for k in x))
+                lines.append(
+                    f"{prefix}: "
+                    + ", ".join(
+                        f"{k}={x[k] if isinstance(x[k], str) else json.dumps(x[k], ensure_ascii=False)}" for k in x
+                    )
+                )
         else:
             shown = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
             lines.append(f"{prefix}: {shown}" if prefix else shown)
@@ -129,9 +151,17 @@ def cell(text: Any, width: float, size: float) -> tuple[Any, str | None]:
     return Line(runs, size), None
 
 
-def grid(header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[float], *, size: float = SMALL,
-         row_height: float | None = None, wrap: Sequence[bool] = (), repeat_header: bool = True,
-         align_right: Sequence[int] = ()) -> Table:
+def grid(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    widths: Sequence[float],
+    *,
+    size: float = SMALL,
+    row_height: float | None = None,
+    wrap: Sequence[bool] = (),
+    repeat_header: bool = True,
+    align_right: Sequence[int] = (),
+) -> Table:
     """A compact ruled table; cells are cut to fit, except the columns marked to wrap."""
     st = styles()["cell"]
     wrap = tuple(wrap) or (False,) * len(widths)
@@ -155,8 +185,7 @@ def grid(header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[
         out = []
         for c, value in enumerate(row):
             if wrap[c]:
-                out.append(Paragraph(markup(value), ParagraphStyle("w", parent=st, fontSize=size,
-                                                                   leading=size * 1.25)))
+                out.append(Paragraph(markup(value), ParagraphStyle("w", parent=st, fontSize=size, leading=size * 1.25)))
                 continue
             v, font = cell(value, widths[c] - 6, size)
             out.append(v)
@@ -166,8 +195,7 @@ def grid(header: Sequence[str], rows: Iterable[Sequence[Any]], widths: Sequence[
         if r % 2 == 0:
             cmds.append(("BACKGROUND", (0, r), (-1, r), ZEBRA))
     heights = None if row_height is None else [row_height] * len(data)
-    t = Table(data, colWidths=list(widths), rowHeights=heights, repeatRows=1 if repeat_header else 0,
-              hAlign="LEFT")
+    t = Table(data, colWidths=list(widths), rowHeights=heights, repeatRows=1 if repeat_header else 0, hAlign="LEFT")
     t.setStyle(TableStyle(cmds))
     return t
 
@@ -177,13 +205,17 @@ def key_values(pairs: Iterable[tuple[str, Any]], width: float, label_width: floa
     s = styles()
     rows = [[Paragraph(escape(k), s["label"]), para(v, s["cell"])] for k, v in pairs if v not in (None, "")]
     t = Table(rows or [["", ""]], colWidths=[label_width, width - label_width], hAlign="LEFT")
-    t.setStyle(TableStyle([
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("TOPPADDING", (0, 0), (-1, -1), 1),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-        ("LEFTPADDING", (0, 0), (-1, -1), 0),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-    ]))
+    t.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+            ]
+        )
+    )
     return t
 
 
@@ -213,16 +245,37 @@ class CountingCanvas(Canvas):
 class ReportDoc(BaseDocTemplate):
     """A4 portrait, a header rule, and a footer: what, when, page X of Y."""
 
-    def __init__(self, out, *, footer: str, generated_at: str, title: str, subject: str, keywords: str,
-                 creator: str, author: str):
-        super().__init__(out, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                         bottomMargin=MARGIN + 4 * mm, title=title, author=author, subject=subject,
-                         creator=creator, invariant=1, pageCompression=1)
+    def __init__(
+        self, out, *, footer: str, generated_at: str, title: str, subject: str, keywords: str, creator: str, author: str
+    ):
+        super().__init__(
+            out,
+            pagesize=PAGE,
+            leftMargin=MARGIN,
+            rightMargin=MARGIN,
+            topMargin=MARGIN,
+            bottomMargin=MARGIN + 4 * mm,
+            title=title,
+            author=author,
+            subject=subject,
+            creator=creator,
+            invariant=1,
+            pageCompression=1,
+        )
         self.footer = footer
         self.generated_at = generated_at
         self.keywords_text = keywords
-        frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height, id="body",
-                      leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+        frame = Frame(
+            self.leftMargin,
+            self.bottomMargin,
+            self.width,
+            self.height,
+            id="body",
+            leftPadding=0,
+            rightPadding=0,
+            topPadding=0,
+            bottomPadding=0,
+        )
         self.addPageTemplates([PageTemplate(id="page", frames=[frame], onPage=self._decorate)])
 
     def beforeDocument(self):

@@ -9,7 +9,8 @@ cost for one big table grows much faster than its row count).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.shapes import Drawing
@@ -53,8 +54,9 @@ class CaseRows(Flowable):
         # Platypus marks a flowable it had to carry to the next page and fails if that
         # happens twice; this one goes on page after page by design.
         self.__dict__.pop("_postponed", None)
-        table = grid(HEADERS, ([r[c] for c in COLUMNS] for r in page), self.widths, size=SIZE, row_height=ROW_H,
-                     align_right=(6,))
+        table = grid(
+            HEADERS, ([r[c] for c in COLUMNS] for r in page), self.widths, size=SIZE, row_height=ROW_H, align_right=(6,)
+        )
         return [table] if self._next is None else [table, self]
 
     def draw(self):
@@ -73,7 +75,9 @@ def _bar_chart(pairs: list[tuple[str, int]], width: float) -> Drawing:
     chart.width, chart.height = width - label_w - 30, n * bar
     values = [v for _, v in pairs] or [0]
     chart.data = [list(reversed(values))]
-    chart.categoryAxis.categoryNames = [fonts.fit(k or "(none)", label_w - 8, SMALL) for k, _ in reversed(pairs)] or [""]
+    chart.categoryAxis.categoryNames = [fonts.fit(k or "(none)", label_w - 8, SMALL) for k, _ in reversed(pairs)] or [
+        ""
+    ]
     chart.categoryAxis.labels.fontName = fonts.SANS
     chart.categoryAxis.labels.fontSize = SMALL
     chart.categoryAxis.labels.boxAnchor = "e"
@@ -102,12 +106,25 @@ def _totals(title: str, pairs: list[tuple[str, int]], total: int, width: float) 
     left = 70 * mm
     rows = [(k or "(none)", f"{v:,}", f"{(100 * v / total):.1f}%" if total else "") for k, v in pairs]
     rows.append(("total", f"{total:,}", "100%" if total else ""))
-    t = grid((title, "Cases", "Share"), rows, [left - 34 * mm, 18 * mm, 16 * mm], size=SMALL + 0.5,
-             align_right=(1, 2), repeat_header=False)
+    t = grid(
+        (title, "Cases", "Share"),
+        rows,
+        [left - 34 * mm, 18 * mm, 16 * mm],
+        size=SMALL + 0.5,
+        align_right=(1, 2),
+        repeat_header=False,
+    )
     chart = _bar_chart(pairs, width - left - 6 * mm)
     side = Table([[t, chart]], colWidths=[left, width - left], hAlign="LEFT")
-    side.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                              ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    side.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 0),
+            ]
+        )
+    )
     return [Paragraph(f"Cases by {title.lower()}", s["h2"]), side]
 
 
@@ -115,54 +132,104 @@ def build(data, out) -> int:
     """Write the overview of `data` (services.reports.Overview) to `out`; returns the page count."""
     s = styles()
     filters_text = "; ".join(data.filters) if data.filters else "none (all cases)"
-    keywords = json.dumps({"casectl": data.version, "report": "overview", "filters": data.filter_dict,
-                           "sort": data.sort, "redacted": data.redacted}, ensure_ascii=False, sort_keys=True)
-    doc = ReportDoc(out, footer=f"{data.title} · generated {data.generated_at} · filters: {filters_text}",
-                    generated_at=data.generated_at, title=data.title,
-                    subject=f"casectl case overview; filters: {filters_text}", keywords=keywords,
-                    creator=f"casectl {data.version}", author=data.actor or "casectl")
+    keywords = json.dumps(
+        {
+            "casectl": data.version,
+            "report": "overview",
+            "filters": data.filter_dict,
+            "sort": data.sort,
+            "redacted": data.redacted,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    doc = ReportDoc(
+        out,
+        footer=f"{data.title} · generated {data.generated_at} · filters: {filters_text}",
+        generated_at=data.generated_at,
+        title=data.title,
+        subject=f"casectl case overview; filters: {filters_text}",
+        keywords=keywords,
+        creator=f"casectl {data.version}",
+        author=data.actor or "casectl",
+    )
     w = doc.width
     story: list = [
         Paragraph(data.title, s["title"]),
-        key_values([
-            ("Generated", data.generated_at.replace("T", " ").replace("Z", " UTC")),
-            ("Filters", filters_text),
-            ("Sorted by", data.sort or "id"),
-            ("Cases", f"{data.total:,}"),
-            ("Redacted", "yes: names, emails and dates of birth are masked" if data.redacted else None),
-            ("Produced by", f"casectl {data.version} for {data.actor}" if data.actor else f"casectl {data.version}"),
-        ], w),
+        key_values(
+            [
+                ("Generated", data.generated_at.replace("T", " ").replace("Z", " UTC")),
+                ("Filters", filters_text),
+                ("Sorted by", data.sort or "id"),
+                ("Cases", f"{data.total:,}"),
+                ("Redacted", "yes: names, emails and dates of birth are masked" if data.redacted else None),
+                (
+                    "Produced by",
+                    f"casectl {data.version} for {data.actor}" if data.actor else f"casectl {data.version}",
+                ),
+            ],
+            w,
+        ),
     ]
     story += _totals("Status", data.by_status, data.total, w)
     story += _totals("Workflow", data.by_workflow, data.total, w)
 
     narrow = [w * x for x in (0.08, 0.29, 0.19, 0.12, 0.17, 0.15)]
     story.append(CondPageBreak(40 * mm))
-    story.append(Paragraph(f"SLA breaches: {data.breaches_total:,} open case"
-                           f"{'' if data.breaches_total == 1 else 's'} past due", s["h2"]))
+    story.append(
+        Paragraph(
+            f"SLA breaches: {data.breaches_total:,} open case{'' if data.breaches_total == 1 else 's'} past due",
+            s["h2"],
+        )
+    )
     if data.breaches:
-        story.append(grid(("Case", "Subject", "Status", "Assignee", "Due (UTC)", "Overdue by"),
-                          ([r["id"], r["subject"], r["status"], r["assignee"], r["due"], r["overdue_by"]]
-                           for r in data.breaches), narrow, size=SMALL, align_right=(5,)))
+        story.append(
+            grid(
+                ("Case", "Subject", "Status", "Assignee", "Due (UTC)", "Overdue by"),
+                ([r["id"], r["subject"], r["status"], r["assignee"], r["due"], r["overdue_by"]] for r in data.breaches),
+                narrow,
+                size=SMALL,
+                align_right=(5,),
+            )
+        )
         if data.breaches_total > len(data.breaches):
-            story.append(Paragraph(f"the {len(data.breaches)} most overdue of {data.breaches_total:,}; "
-                                   "`casectl list --overdue` lists them all", s["muted"]))
+            story.append(
+                Paragraph(
+                    f"the {len(data.breaches)} most overdue of {data.breaches_total:,}; "
+                    "`casectl list --overdue` lists them all",
+                    s["muted"],
+                )
+            )
     else:
         story.append(Paragraph("None: no open case is past its due time.", s["body"]))
     story.append(CondPageBreak(40 * mm))
-    story.append(Paragraph(f"Waiting longest: {min(len(data.waiting), data.waiting_total)} of "
-                           f"{data.waiting_total:,} open cases", s["h2"]))
+    story.append(
+        Paragraph(
+            f"Waiting longest: {min(len(data.waiting), data.waiting_total)} of {data.waiting_total:,} open cases",
+            s["h2"],
+        )
+    )
     if data.waiting:
-        story.append(grid(("Case", "Subject", "Status", "Assignee", "Created", "Age"),
-                          ([r["id"], r["subject"], r["status"], r["assignee"], r["created"], r["age"]]
-                           for r in data.waiting), narrow, size=SMALL, align_right=(5,)))
+        story.append(
+            grid(
+                ("Case", "Subject", "Status", "Assignee", "Created", "Age"),
+                ([r["id"], r["subject"], r["status"], r["assignee"], r["created"], r["age"]] for r in data.waiting),
+                narrow,
+                size=SMALL,
+                align_right=(5,),
+            )
+        )
     else:
         story.append(Paragraph("None: no open case matches.", s["body"]))
 
     story.append(PageBreak())
     story.append(Paragraph(f"All cases ({data.total:,})", s["h2"]))
-    story.append(Paragraph("Age: for open cases the time since creation; for closed cases the time from "
-                           "creation to decision.", s["muted"]))
+    story.append(
+        Paragraph(
+            "Age: for open cases the time since creation; for closed cases the time from creation to decision.",
+            s["muted"],
+        )
+    )
     story.append(Spacer(0, 3))
     rows = CaseRows(data.rows(), [w * x for x in SHARES])
     story.append(rows)
@@ -171,4 +238,3 @@ def build(data, out) -> int:
     story.append(Spacer(0, 4))
     story.append(Paragraph("End of report.", s["muted"]))
     return doc.render(story)
-

@@ -40,37 +40,66 @@ def has_reupload_flow(wf: Workflow) -> bool:
     return any(frm == REUPLOAD_NEEDED for a in wf.actions for frm, _ in a.block_moves)
 
 
-def block_check(wf: Workflow, kind: str, status: str | None, action: str, *, child: str | None = None,
-                child_status: str | None = None, child_final: bool | None = None,
-                child_decision: str | None = None) -> Verdict:
+def block_check(
+    wf: Workflow,
+    kind: str,
+    status: str | None,
+    action: str,
+    *,
+    child: str | None = None,
+    child_status: str | None = None,
+    child_final: bool | None = None,
+    child_decision: str | None = None,
+) -> Verdict:
     """May a block take `action` (set, approve, reupload, attach, received) now?"""
     if action == "attach":
         verdict = block_action_check(kind, status, "set")
         return Verdict("attach", verdict.allowed, reasons=verdict.reasons)
     if action == "received":
         if kind != "document":
-            return Verdict(action, False, reasons=(
-                f"only document blocks receive re-uploaded files; a {kind} block's re-upload "
-                + ("is its new KYC case" if kind == "kyc" else "is not a file"),))
+            return Verdict(
+                action,
+                False,
+                reasons=(
+                    f"only document blocks receive re-uploaded files; a {kind} block's re-upload "
+                    + ("is its new KYC case" if kind == "kyc" else "is not a file"),
+                ),
+            )
         if status != PENDING_REUPLOAD:
-            return Verdict(action, False, reasons=(
-                f"the block is {status or 'awaiting review'}, not pending_reupload; mark it with `block ... reupload` "
-                "and send the request with `act ... request_reuploads` first",))
+            return Verdict(
+                action,
+                False,
+                reasons=(
+                    f"the block is {status or 'awaiting review'}, not pending_reupload; mark it with `block ... reupload` "
+                    "and send the request with `act ... request_reuploads` first",
+                ),
+            )
         return Verdict(action, True, target=None)
     verdict = block_action_check(kind, status, action)
     if not verdict.allowed or action == "set":
         return verdict
     if kind == "kyc" and child_final is False:
-        return Verdict(action, False, reasons=(
-            f"the KYC case {child} is still {child_status}; {action} the block once it concludes",))
+        return Verdict(
+            action,
+            False,
+            reasons=(f"the KYC case {child} is still {child_status}; {action} the block once it concludes",),
+        )
     if kind == "kyc" and action == "approve" and child_decision in NEGATIVE_DECISIONS:
-        return Verdict(action, False, reasons=(
-            f"the KYC case {child} was {child_decision}; start a new KYC flow with `reupload` or reject the case",))
+        return Verdict(
+            action,
+            False,
+            reasons=(
+                f"the KYC case {child} was {child_decision}; start a new KYC flow with `reupload` or reject the case",
+            ),
+        )
     if action == "approve" and status in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD):
         return Verdict(action, False, reasons=(f"the block is {status}: nothing new has arrived to approve yet",))
     if action == "reupload" and not has_reupload_flow(wf):
-        return Verdict(action, False, reasons=(
-            f"workflow {wf.name} has no re-upload flow (no action moves {REUPLOAD_NEEDED} blocks)",))
+        return Verdict(
+            action,
+            False,
+            reasons=(f"workflow {wf.name} has no re-upload flow (no action moves {REUPLOAD_NEEDED} blocks)",),
+        )
     return verdict
 
 
@@ -85,7 +114,9 @@ def valid_kind(wf: Workflow, kind: str) -> str | None:
 
 def activity_state_check(wf: Workflow, current: str, to: str) -> Verdict:
     if to not in wf.activity_states:
-        return Verdict("state", False, reasons=(f"'{to}' is not an activity state (states: {', '.join(wf.activity_states)})",))
+        return Verdict(
+            "state", False, reasons=(f"'{to}' is not an activity state (states: {', '.join(wf.activity_states)})",)
+        )
     if current in ACTIVITY_DONE_STATES:
         return Verdict("state", False, reasons=(f"the activity is {current}, which is final; add a new one instead",))
     return Verdict("state", True, target=to)
@@ -93,10 +124,17 @@ def activity_state_check(wf: Workflow, current: str, to: str) -> Verdict:
 
 def activity_decide_check(wf: Workflow, state: str, decision: str) -> Verdict:
     if decision not in wf.decisions:
-        return Verdict("decide", False, reasons=(f"'{decision}' is not a decision of workflow {wf.name} "
-                                                 f"(decisions: {', '.join(wf.decisions)})",))
+        return Verdict(
+            "decide",
+            False,
+            reasons=(f"'{decision}' is not a decision of workflow {wf.name} (decisions: {', '.join(wf.decisions)})",),
+        )
     if state not in DECIDABLE_STATES:
-        return Verdict("decide", False, reasons=(
-            f"the activity is {state}; decide it once its results are in "
-            f"(state {' or '.join(DECIDABLE_STATES)})",))
+        return Verdict(
+            "decide",
+            False,
+            reasons=(
+                f"the activity is {state}; decide it once its results are in (state {' or '.join(DECIDABLE_STATES)})",
+            ),
+        )
     return Verdict("decide", True, target="complete")

@@ -10,8 +10,8 @@ from typing import Any
 
 from .model import (
     ACTIVITY_STATES,
-    BLOCK_KINDS,
     AGENT,
+    BLOCK_KINDS,
     Action,
     ActivityRequirement,
     Route,
@@ -29,8 +29,13 @@ def _routes(to: Any) -> tuple[Route, ...]:
 
 def workflow_from_dict(d: dict[str, Any]) -> Workflow:
     statuses = tuple(
-        Status(s["name"], s.get("label", ""), bool(s.get("final", False)), bool(s.get("waiting", False)),
-               s.get("description", ""))
+        Status(
+            s["name"],
+            s.get("label", ""),
+            bool(s.get("final", False)),
+            bool(s.get("waiting", False)),
+            s.get("description", ""),
+        )
         for s in d["statuses"]
     )
     actions = tuple(
@@ -82,9 +87,11 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
     """The JSON form; `workflow_from_dict(workflow_to_dict(wf)) == wf`."""
     actions = []
     for a in wf.actions:
-        to: Any = a.routes[0].to if len(a.routes) == 1 and a.routes[0].when is None else [
-            _drop_defaults({"to": r.to, "when": r.when}) for r in a.routes
-        ]
+        to: Any = (
+            a.routes[0].to
+            if len(a.routes) == 1 and a.routes[0].when is None
+            else [_drop_defaults({"to": r.to, "when": r.when}) for r in a.routes]
+        )
         actions.append(
             _drop_defaults(
                 {
@@ -111,8 +118,9 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
         "description": wf.description,
         "initial": wf.initial,
         "statuses": [
-            _drop_defaults({"name": s.name, "label": s.label, "final": s.final, "waiting": s.waiting,
-                            "description": s.description})
+            _drop_defaults(
+                {"name": s.name, "label": s.label, "final": s.final, "waiting": s.waiting, "description": s.description}
+            )
             for s in wf.statuses
         ],
         "actions": actions,

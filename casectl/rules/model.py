@@ -7,8 +7,9 @@ happen now, where each would lead, and why the others may not.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 AGENT = "agent"
 SYSTEM = "system"
@@ -232,8 +233,7 @@ def _kyc_pending(wf: Workflow, s: CaseState) -> list[str]:
     return [
         b.name
         for b in s.blocks
-        if b.kind == "kyc"
-        and (b.status in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD) or b.child_final is False)
+        if b.kind == "kyc" and (b.status in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD) or b.child_final is False)
     ]
 
 
@@ -250,8 +250,11 @@ def _reuploads_pending(wf: Workflow, s: CaseState) -> list[str]:
 
 
 def _unapproved_blocks(wf: Workflow, s: CaseState) -> list[str]:
-    return [f"{b.name} ({b.status or 'awaiting review'})" for b in s.blocks
-            if b.kind in ("document", "kyc") and b.status != APPROVED]
+    return [
+        f"{b.name} ({b.status or 'awaiting review'})"
+        for b in s.blocks
+        if b.kind in ("document", "kyc") and b.status != APPROVED
+    ]
 
 
 def _same_person(wf: Workflow, s: CaseState) -> list[str]:
@@ -284,8 +287,12 @@ class Guard:
 GUARDS: dict[str, Guard] = {
     g.name: g
     for g in (
-        Guard("has_reupload_marks", _marked_for_reupload, True,
-              "no block is marked reupload_needed (mark one with `casectl block ID BLOCK reupload`)"),
+        Guard(
+            "has_reupload_marks",
+            _marked_for_reupload,
+            True,
+            "no block is marked reupload_needed (mark one with `casectl block ID BLOCK reupload`)",
+        ),
         Guard("kyc_pending", _kyc_pending, True, "no KYC block is pending"),
         Guard("no_kyc_pending", _kyc_pending, False, "KYC still pending: {items}"),
         Guard("processes_pending", _activities_open, True, "no process is pending"),
@@ -293,10 +300,13 @@ GUARDS: dict[str, Guard] = {
         Guard("activities_complete", _activities_open, False, "activities not complete: {items}"),
         Guard("activities_decided", _activities_undecided, False, "activities without a decision: {items}"),
         Guard("no_reuploads_pending", _reuploads_pending, False, "re-uploads still pending: {items}"),
-        Guard("blocks_approved", _unapproved_blocks, False,
-              "document and KYC blocks not approved yet: {items} (`casectl block ID BLOCK approve`)"),
-        Guard("four_eyes", _same_person, False,
-              "four-eyes rule: {actor} {items}; another agent must do this"),
+        Guard(
+            "blocks_approved",
+            _unapproved_blocks,
+            False,
+            "document and KYC blocks not approved yet: {items} (`casectl block ID BLOCK approve`)",
+        ),
+        Guard("four_eyes", _same_person, False, "four-eyes rule: {actor} {items}; another agent must do this"),
     )
 }
 
@@ -307,10 +317,18 @@ def check(wf: Workflow, state: CaseState, action_name: str, trigger: str = AGENT
     if action is None:
         names = ", ".join(a.name for a in wf.actions if a.trigger == trigger) or "none"
         kind = "system event" if trigger == SYSTEM else "action"
-        return Verdict(action_name, False, reasons=(f"workflow {wf.name} has no {kind} '{action_name}' ({kind}s: {names})",))
+        return Verdict(
+            action_name, False, reasons=(f"workflow {wf.name} has no {kind} '{action_name}' ({kind}s: {names})",)
+        )
     if action.trigger != trigger:
         how = "`casectl event`" if action.trigger == SYSTEM else "`casectl act`"
-        return Verdict(action.name, False, reasons=(f"'{action.name}' is a{' system event' if action.trigger == SYSTEM else 'n agent action'}: use {how}",))
+        return Verdict(
+            action.name,
+            False,
+            reasons=(
+                f"'{action.name}' is a{' system event' if action.trigger == SYSTEM else 'n agent action'}: use {how}",
+            ),
+        )
     if state.status not in action.sources:
         return Verdict(action.name, False, reasons=(f"not allowed in status {state.status}",))
     reasons = []
@@ -337,14 +355,22 @@ def check_set_status(wf: Workflow, state: CaseState, to: str) -> Verdict:
     """May the status be set directly to `to` (seed 003's "update status")?"""
     action = "status"
     if wf.status(to) is None:
-        return Verdict(action, False, reasons=(f"workflow {wf.name} has no status '{to}' (statuses: {', '.join(wf.status_names)})",))
+        return Verdict(
+            action,
+            False,
+            reasons=(f"workflow {wf.name} has no status '{to}' (statuses: {', '.join(wf.status_names)})",),
+        )
     rule = wf.set_status
     if not rule.enabled:
-        return Verdict(action, False, reasons=(f"workflow {wf.name} does not allow setting the status directly; use its actions",))
+        return Verdict(
+            action, False, reasons=(f"workflow {wf.name} does not allow setting the status directly; use its actions",)
+        )
     if state.status not in rule.sources:
         return Verdict(action, False, reasons=(f"the status cannot be set directly from {state.status}",))
     if to not in rule.targets:
-        return Verdict(action, False, reasons=(f"the status cannot be set directly to {to} (allowed: {', '.join(rule.targets)})",))
+        return Verdict(
+            action, False, reasons=(f"the status cannot be set directly to {to} (allowed: {', '.join(rule.targets)})",)
+        )
     if to == state.status:
         return Verdict(action, False, reasons=(f"the case is already {to}",))
     return Verdict(action, True, target=to)
@@ -357,7 +383,9 @@ def block_action_check(kind: str, status: str | None, action: str) -> Verdict:
         return Verdict(action, False, reasons=(f"unknown block kind '{kind}'",))
     if action == "set":
         if not bk.agent_editable:
-            return Verdict(action, False, reasons=(f"{kind} blocks are read-only for agents (they come from a third party)",))
+            return Verdict(
+                action, False, reasons=(f"{kind} blocks are read-only for agents (they come from a third party)",)
+            )
         return Verdict(action, True)
     if action not in bk.actions:
         allowed = ", ".join(bk.actions) or "none"

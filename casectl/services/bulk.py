@@ -10,8 +10,9 @@ would happen.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import CasectlError
 from ..store import rollback, write
@@ -41,8 +42,14 @@ class BulkResult:
     dry_run: bool = False
 
 
-def run(conn: sqlite3.Connection, refs: list[str], fn: Callable[[str, dict[str, Any]], Any], *,
-        dry_run: bool = False, what: str = "change") -> BulkResult:
+def run(
+    conn: sqlite3.Connection,
+    refs: list[str],
+    fn: Callable[[str, dict[str, Any]], Any],
+    *,
+    dry_run: bool = False,
+    what: str = "change",
+) -> BulkResult:
     """Apply fn(ref, case) to every case, inside one write transaction."""
     result = BulkResult(dry_run=dry_run)
     with write(conn):
@@ -58,18 +65,38 @@ def run(conn: sqlite3.Connection, refs: list[str], fn: Callable[[str, dict[str, 
         if result.refused:
             ref, first = result.refused[0]
             details = [f"{r}: {e.message}" for r, e in result.refused]
-            err = type(first)(f"{len(result.refused)} of {len(refs)} cases refused the {what}; nothing was changed",
-                              details=details)
+            err = type(first)(
+                f"{len(result.refused)} of {len(refs)} cases refused the {what}; nothing was changed", details=details
+            )
             raise err
     return result
 
 
-def act(conn: sqlite3.Connection, refs: list[str], action: str, *, actor: str, now, trigger: str,
-        reason: str | None = None, decision: str | None = None, expect_status: str | None = None,
-        dry_run: bool = False) -> BulkResult:
+def act(
+    conn: sqlite3.Connection,
+    refs: list[str],
+    action: str,
+    *,
+    actor: str,
+    now,
+    trigger: str,
+    reason: str | None = None,
+    decision: str | None = None,
+    expect_status: str | None = None,
+    dry_run: bool = False,
+) -> BulkResult:
     def one(ref: str, case: dict[str, Any]) -> case_service.Outcome:
-        out = case_service.act_in(conn, ref, action, actor=actor, now=now, trigger=trigger,
-                                  reason=reason, decision=decision, expect_status=expect_status)
+        out = case_service.act_in(
+            conn,
+            ref,
+            action,
+            actor=actor,
+            now=now,
+            trigger=trigger,
+            reason=reason,
+            decision=decision,
+            expect_status=expect_status,
+        )
         out.dry_run = dry_run
         return out
 

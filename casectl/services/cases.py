@@ -19,8 +19,8 @@ from ..errors import Conflict, InvalidInput, NotAllowed, NotFound
 from ..rules import CaseState, Verdict, Workflow
 from ..store import cases as case_store
 from ..store import events as event_store
-from ..store import subjects as subject_store
 from ..store import rollback, write
+from ..store import subjects as subject_store
 from ..timeutil import iso, valid_date
 from . import hooks
 from . import workflows as workflow_service
@@ -66,16 +66,23 @@ def workflow_of(conn: sqlite3.Connection, case: dict[str, Any]) -> Workflow:
 def state_of(conn: sqlite3.Connection, case: dict[str, Any], actor: str | None = None) -> CaseState:
     """What the rules need to know about a case."""
     blocks = tuple(
-        rules.BlockState(r["name"], r["kind"], r["status"],
-                         None if r["child_case_id"] is None else bool(r["child_final"]))
+        rules.BlockState(
+            r["name"], r["kind"], r["status"], None if r["child_case_id"] is None else bool(r["child_final"])
+        )
         for r in case_store.block_states(conn, case["id"])
     )
     activities = tuple(
         rules.ActivityState(ids.fmt("activity", r["id"]), r["type"], r["state"], r["decision"])
         for r in case_store.activity_states(conn, case["id"])
     )
-    return CaseState(case["status"], blocks, activities, actor=actor, created_by=case.get("created_by"),
-                     last_editor=case.get("last_editor"))
+    return CaseState(
+        case["status"],
+        blocks,
+        activities,
+        actor=actor,
+        created_by=case.get("created_by"),
+        last_editor=case.get("last_editor"),
+    )
 
 
 # --- creating -----------------------------------------------------------------
@@ -117,8 +124,7 @@ def validate_new_case(nc: NewCase, wf: Workflow) -> list[str]:
     if nc.priority not in PRIORITIES:
         errors.append(f"priority: '{nc.priority}' is not one of {', '.join(PRIORITIES)}")
     if nc.status is not None and wf.status(nc.status) is None:
-        errors.append(f"status: '{nc.status}' is not a status of workflow {wf.name} "
-                      f"({', '.join(wf.status_names)})")
+        errors.append(f"status: '{nc.status}' is not a status of workflow {wf.name} ({', '.join(wf.status_names)})")
     if nc.ref is not None and not nc.ref.strip():
         errors.append("ref: must not be blank")
     for tag in nc.tags:
@@ -134,16 +140,30 @@ def find_or_create_subject(conn: sqlite3.Connection, nc: NewCase, *, at: str) ->
     found = subject_store.find(conn, email=nc.subject_email, ref=nc.subject_ref)
     if found:
         # Fill in what was unknown; never overwrite what the subject already has.
-        missing = {k: v for k, v in (("name", nc.subject_name), ("dob", nc.subject_dob), ("country", nc.country),
-                                     ("email", nc.subject_email), ("entity_type", nc.entity_type))
-                   if v and not found.get(k)}
+        missing = {
+            k: v
+            for k, v in (
+                ("name", nc.subject_name),
+                ("dob", nc.subject_dob),
+                ("country", nc.country),
+                ("email", nc.subject_email),
+                ("entity_type", nc.entity_type),
+            )
+            if v and not found.get(k)
+        }
         if missing:
             subject_store.update(conn, found["id"], missing, at=at)
         return found["id"]
     return subject_store.insert(
         conn,
-        {"ref": nc.subject_ref, "name": nc.subject_name, "email": nc.subject_email, "dob": nc.subject_dob,
-         "country": nc.country, "entity_type": nc.entity_type},
+        {
+            "ref": nc.subject_ref,
+            "name": nc.subject_name,
+            "email": nc.subject_email,
+            "dob": nc.subject_dob,
+            "country": nc.country,
+            "entity_type": nc.entity_type,
+        },
         at=at,
     )
 
@@ -154,33 +174,69 @@ def create(conn: sqlite3.Connection, nc: NewCase, *, actor: str, now: datetime) 
         return case_store.get(conn, case_id)
 
 
-def insert_case(conn: sqlite3.Connection, nc: NewCase, *, actor: str, now: datetime,
-                wf: Workflow | None = None, event_data: dict[str, Any] | None = None) -> int:
+def insert_case(
+    conn: sqlite3.Connection,
+    nc: NewCase,
+    *,
+    actor: str,
+    now: datetime,
+    wf: Workflow | None = None,
+    event_data: dict[str, Any] | None = None,
+) -> int:
     """Insert one case inside the caller's transaction; returns its number."""
     wf = wf or workflow_service.get(conn, nc.workflow)
     errors = validate_new_case(nc, wf)
     if errors:
-        raise InvalidInput(errors[0] if len(errors) == 1 else f"{len(errors)} problems with the new case",
-                           details=errors if len(errors) > 1 else None)
+        raise InvalidInput(
+            errors[0] if len(errors) == 1 else f"{len(errors)} problems with the new case",
+            details=errors if len(errors) > 1 else None,
+        )
     if nc.ref is not None and case_store.id_for_ref(conn, nc.ref) is not None:
         raise Conflict(f"a case with external reference '{nc.ref}' already exists")
     at = iso(now)
     workflow_service.ensure_recorded(conn, wf, now=now, actor=actor)
     subject_id = find_or_create_subject(conn, nc, at=at)
     status = nc.status or wf.initial
-    case_id = case_store.insert(conn, {
-        "ref": nc.ref, "workflow": wf.name, "workflow_version": wf.version, "status": status,
-        "final": int(wf.is_final(status)), "subject_id": subject_id, "parent_id": nc.parent_id,
-        "data": nc.data, "registry_data": nc.registry_data, "assignee": nc.assignee, "team": nc.team,
-        "priority": nc.priority, "created_at": at, "updated_at": at, "origin": nc.origin,
-        "created_by": actor, "last_editor": actor,
-    })
+    case_id = case_store.insert(
+        conn,
+        {
+            "ref": nc.ref,
+            "workflow": wf.name,
+            "workflow_version": wf.version,
+            "status": status,
+            "final": int(wf.is_final(status)),
+            "subject_id": subject_id,
+            "parent_id": nc.parent_id,
+            "data": nc.data,
+            "registry_data": nc.registry_data,
+            "assignee": nc.assignee,
+            "team": nc.team,
+            "priority": nc.priority,
+            "created_at": at,
+            "updated_at": at,
+            "origin": nc.origin,
+            "created_by": actor,
+            "last_editor": actor,
+        },
+    )
     if nc.tags:
         case_store.set_tags(conn, case_id, add=sorted(set(nc.tags)))
-    event_id = event_store.append(conn, case_id, at=at, actor=actor, kind="created", to_status=status,
-                                  data={"workflow": wf.name, "workflow_version": wf.version, "origin": nc.origin,
-                                        **({"ref": nc.ref} if nc.ref else {}), **(event_data or {})},
-                                  prev_hash="")
+    event_id = event_store.append(
+        conn,
+        case_id,
+        at=at,
+        actor=actor,
+        kind="created",
+        to_status=status,
+        data={
+            "workflow": wf.name,
+            "workflow_version": wf.version,
+            "origin": nc.origin,
+            **({"ref": nc.ref} if nc.ref else {}),
+            **(event_data or {}),
+        },
+        prev_hash="",
+    )
     hooks.after_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now, event_id=event_id)
     return case_id
 
@@ -213,8 +269,9 @@ def _check_expectations(case: dict[str, Any], expect_status: str | None, expect_
     if expect_status is not None and case["status"] != expect_status:
         raise Conflict(f"case {ids.fmt('case', case['id'])} is {case['status']}, not {expect_status}; nothing changed")
     if expect_version is not None and case["version"] != expect_version:
-        raise Conflict(f"case {ids.fmt('case', case['id'])} is at version {case['version']}, not {expect_version}; "
-                       "nothing changed")
+        raise Conflict(
+            f"case {ids.fmt('case', case['id'])} is at version {case['version']}, not {expect_version}; nothing changed"
+        )
 
 
 def act(conn: sqlite3.Connection, id_or_ref: str, action: str, **options: Any) -> Outcome:
@@ -269,10 +326,20 @@ def act_in(
     if dry_run:
         rollback(conn)  # nothing is written; `write` sees no transaction left
         return outcome
-    outcome.event_id = transition(conn, case, wf, spec.name, verdict.target, actor=actor, now=now,
-                                  reason=reason, kind="system" if trigger == rules.SYSTEM else "action",
-                                  decision=spec.decision or decision, block_moves=spec.block_moves,
-                                  messages=spec.messages)
+    outcome.event_id = transition(
+        conn,
+        case,
+        wf,
+        spec.name,
+        verdict.target,
+        actor=actor,
+        now=now,
+        reason=reason,
+        kind="system" if trigger == rules.SYSTEM else "action",
+        decision=spec.decision or decision,
+        block_moves=spec.block_moves,
+        messages=spec.messages,
+    )
     outcome.case = case_store.get(conn, case["id"])
     return outcome
 
@@ -315,11 +382,33 @@ def transition(
         event_data["decision"] = decision
     if moved:
         event_data["blocks"] = moved
-    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind=kind, action=action,
-                                  from_status=case["status"], to_status=to_status, reason=reason, data=event_data)
-    hooks.after_transition(conn, case_id=case["id"], wf=wf, action=action, from_status=case["status"],
-                           to_status=to_status, actor=actor, now=now, event_id=event_id, messages=messages,
-                           moved_blocks=moved, reason=reason, decision=decision)
+    event_id = event_store.append(
+        conn,
+        case["id"],
+        at=at,
+        actor=actor,
+        kind=kind,
+        action=action,
+        from_status=case["status"],
+        to_status=to_status,
+        reason=reason,
+        data=event_data,
+    )
+    hooks.after_transition(
+        conn,
+        case_id=case["id"],
+        wf=wf,
+        action=action,
+        from_status=case["status"],
+        to_status=to_status,
+        actor=actor,
+        now=now,
+        event_id=event_id,
+        messages=messages,
+        moved_blocks=moved,
+        reason=reason,
+        decision=decision,
+    )
     return event_id
 
 
@@ -344,14 +433,16 @@ def set_status(
         verdict = rules.check_set_status(wf, state, to_status)
         if not verdict.allowed:
             raise NotAllowed(f"cannot set case {ids.fmt('case', case['id'])} to {to_status}: {verdict.reason}")
-        outcome = Outcome(case, verdict, case["status"], dry_run=dry_run,
-                          changes={"status": [case["status"], to_status]})
+        outcome = Outcome(
+            case, verdict, case["status"], dry_run=dry_run, changes={"status": [case["status"], to_status]}
+        )
         if dry_run:
             rollback(conn)
             return outcome
         decision = to_status if wf.is_final(to_status) else None
-        outcome.event_id = transition(conn, case, wf, None, to_status, actor=actor, now=now, reason=reason,
-                                      kind="status", decision=decision)
+        outcome.event_id = transition(
+            conn, case, wf, None, to_status, actor=actor, now=now, reason=reason, kind="status", decision=decision
+        )
         outcome.case = case_store.get(conn, case["id"])
         return outcome
 

@@ -14,10 +14,11 @@ import json
 import mimetypes
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .. import ids, rules
 from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
@@ -61,8 +62,9 @@ def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> tuple[dic
     return case, wf
 
 
-def _touch(conn: sqlite3.Connection, case_id: int, *, at: str, editor: str | None = None,
-           changes: dict[str, Any] | None = None) -> None:
+def _touch(
+    conn: sqlite3.Connection, case_id: int, *, at: str, editor: str | None = None, changes: dict[str, Any] | None = None
+) -> None:
     """Bump the case's version (and, for data edits, its last editor: the four-eyes rule reads it)."""
     case = case_store.get(conn, case_id)
     assert case is not None
@@ -72,10 +74,27 @@ def _touch(conn: sqlite3.Connection, case_id: int, *, at: str, editor: str | Non
     case_store.update(conn, case_id, case["version"], more, at=at)
 
 
-def _event(conn: sqlite3.Connection, case_id: int, event_kind: str, /, *, actor: str, at: str, summary: str,
-           reason: str | None = None, **data: Any) -> int:
-    return event_store.append(conn, case_id, at=at, actor=actor, kind=event_kind, reason=reason,
-                              data={"summary": summary, **{k: v for k, v in data.items() if v is not None}})
+def _event(
+    conn: sqlite3.Connection,
+    case_id: int,
+    event_kind: str,
+    /,
+    *,
+    actor: str,
+    at: str,
+    summary: str,
+    reason: str | None = None,
+    **data: Any,
+) -> int:
+    return event_store.append(
+        conn,
+        case_id,
+        at=at,
+        actor=actor,
+        kind=event_kind,
+        reason=reason,
+        data={"summary": summary, **{k: v for k, v in data.items() if v is not None}},
+    )
 
 
 def _fmt_size(n: int) -> str:
@@ -133,11 +152,28 @@ def _assign_summary(changes: dict[str, Any]) -> str:
 def _synthetic_blocks(case: dict[str, Any]) -> list[dict[str, Any]]:
     """The case's own data and registry data, shown and edited as blocks named data and registry."""
     return [
-        {"id": None, "name": block_rules.DATA_BLOCK, "kind": "user_data", "status": None, "data": case["data"],
-         "child_case_id": None, "attachment_count": 0, "decided_by": None, "decided_at": None},
-        {"id": None, "name": block_rules.REGISTRY_BLOCK, "kind": "registry_data", "status": None,
-         "data": case["registry_data"], "child_case_id": None, "attachment_count": 0, "decided_by": None,
-         "decided_at": None},
+        {
+            "id": None,
+            "name": block_rules.DATA_BLOCK,
+            "kind": "user_data",
+            "status": None,
+            "data": case["data"],
+            "child_case_id": None,
+            "attachment_count": 0,
+            "decided_by": None,
+            "decided_at": None,
+        },
+        {
+            "id": None,
+            "name": block_rules.REGISTRY_BLOCK,
+            "kind": "registry_data",
+            "status": None,
+            "data": case["registry_data"],
+            "child_case_id": None,
+            "attachment_count": 0,
+            "decided_by": None,
+            "decided_at": None,
+        },
     ]
 
 
@@ -151,9 +187,12 @@ def _find_block(conn: sqlite3.Connection, case: dict[str, Any], name: str) -> di
         found = content_store.block_by_id(conn, case["id"], n) if n else None
     if found is None:
         names = [block_rules.DATA_BLOCK, block_rules.REGISTRY_BLOCK] + [
-            b["name"] for b in content_store.blocks(conn, case["id"])]
-        raise NotFound(f"case {_cid(case['id'])} has no block '{name}' (blocks: {', '.join(names)}); "
-                       f"add one with `casectl block {_cid(case['id'])} add KIND NAME`")
+            b["name"] for b in content_store.blocks(conn, case["id"])
+        ]
+        raise NotFound(
+            f"case {_cid(case['id'])} has no block '{name}' (blocks: {', '.join(names)}); "
+            f"add one with `casectl block {_cid(case['id'])} add KIND NAME`"
+        )
     return found
 
 
@@ -192,9 +231,16 @@ def block_row(conn: sqlite3.Connection, b: dict[str, Any]) -> dict[str, Any]:
         "actions": list(kind.actions),
         "child": _cid(b.get("child_case_id")),
         "child_status": b.get("child_status"),
-        "document": None if doc is None else {
-            "filename": doc["filename"], "media_type": doc["media_type"], "size": doc["size"],
-            "sha256": doc["sha256"], "attached_at": doc["created_at"], "attached_by": doc["created_by"]},
+        "document": None
+        if doc is None
+        else {
+            "filename": doc["filename"],
+            "media_type": doc["media_type"],
+            "size": doc["size"],
+            "sha256": doc["sha256"],
+            "attached_at": doc["created_at"],
+            "attached_by": doc["created_by"],
+        },
         "attachments": b.get("attachment_count", 0),
         "decided_by": b.get("decided_by"),
         "decided_at": b.get("decided_at"),
@@ -216,24 +262,44 @@ def _check_new_block(wf: Workflow, kind: str, name: str, existing: set[str]) -> 
     if problem:
         raise InvalidInput(problem)
     if not _NAME.match(name or ""):
-        raise InvalidInput(f"block name '{name}': use letters, digits, _ . - (at most 64, starting with a letter "
-                           "or digit)")
+        raise InvalidInput(
+            f"block name '{name}': use letters, digits, _ . - (at most 64, starting with a letter or digit)"
+        )
     if name in block_rules.RESERVED_NAMES:
         raise InvalidInput(f"block name '{name}' is reserved (data and registry are the case's own data)")
     if name in existing:
         raise InvalidInput(f"block name '{name}' is already used on this case")
 
 
-def _queue_email(conn: sqlite3.Connection, *, case_id: int, event_id: int, to: str, subject: str, text: str,
-                 template: str, at: str, **extra: Any) -> int:
+def _queue_email(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    event_id: int,
+    to: str,
+    subject: str,
+    text: str,
+    template: str,
+    at: str,
+    **extra: Any,
+) -> int:
     payload = {"subject": subject, "text": text, "html": None, "template": template, "case": _cid(case_id), **extra}
-    return outbox_store.enqueue(conn, case_id=case_id, event_id=event_id, kind="email", target=to, payload=payload,
-                                at=at)
+    return outbox_store.enqueue(
+        conn, case_id=case_id, event_id=event_id, kind="email", target=to, payload=payload, at=at
+    )
 
 
-def _start_kyc_flow(conn: sqlite3.Connection, parent: dict[str, Any], block_name: str, data: dict[str, Any], *,
-                    actor: str, now: datetime, subject_id: int | None = None,
-                    reupload_of: int | None = None) -> int:
+def _start_kyc_flow(
+    conn: sqlite3.Connection,
+    parent: dict[str, Any],
+    block_name: str,
+    data: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    subject_id: int | None = None,
+    reupload_of: int | None = None,
+) -> int:
     """A child case on the kyc workflow: a new KYC flow for one person (a UBO)."""
     nc = case_service.NewCase(
         workflow=KYC_WORKFLOW,
@@ -249,8 +315,9 @@ def _start_kyc_flow(conn: sqlite3.Connection, parent: dict[str, Any], block_name
         nc.country = country.upper() if isinstance(country, str) else None
         nc.entity_type = "person"
     try:
-        child_id = case_service.insert_case(conn, nc, actor=actor, now=now,
-                                            event_data={"parent": _cid(parent["id"]), "block": block_name})
+        child_id = case_service.insert_case(
+            conn, nc, actor=actor, now=now, event_data={"parent": _cid(parent["id"]), "block": block_name}
+        )
     except InvalidInput as e:
         raise InvalidInput(f"kyc block {block_name}: {e.message}", details=e.details) from None
     if subject_id is not None:
@@ -259,27 +326,57 @@ def _start_kyc_flow(conn: sqlite3.Connection, parent: dict[str, Any], block_name
     return child_id
 
 
-def _kyc_flow_email(conn: sqlite3.Connection, parent: dict[str, Any], child_id: int, block_name: str, *,
-                    event_id: int, at: str, again: bool) -> str | None:
+def _kyc_flow_email(
+    conn: sqlite3.Connection,
+    parent: dict[str, Any],
+    child_id: int,
+    block_name: str,
+    *,
+    event_id: int,
+    at: str,
+    again: bool,
+) -> str | None:
     child = case_store.get(conn, child_id)
     to = child.get("subject_email") if child else None
     if not to:
         return None
     company = parent.get("subject_name") or _cid(parent["id"])
     who = child.get("subject_name") or "there"
-    text = (f"Hello {who},\n\n"
-            + ("We could not accept your identity verification and need you to go through it again"
-               if again else "Please verify your identity")
-            + f" for {company} (case {_cid(parent['id'])}).\n\nYour verification case is {_cid(child_id)}.\n")
-    _queue_email(conn, case_id=parent["id"], event_id=event_id, to=to,
-                 subject=f"{'New identity verification needed' if again else 'Please verify your identity'}: "
-                         f"{company}",
-                 text=text, template="kyc_flow", at=at, child=_cid(child_id), block=block_name)
+    text = (
+        f"Hello {who},\n\n"
+        + (
+            "We could not accept your identity verification and need you to go through it again"
+            if again
+            else "Please verify your identity"
+        )
+        + f" for {company} (case {_cid(parent['id'])}).\n\nYour verification case is {_cid(child_id)}.\n"
+    )
+    _queue_email(
+        conn,
+        case_id=parent["id"],
+        event_id=event_id,
+        to=to,
+        subject=f"{'New identity verification needed' if again else 'Please verify your identity'}: {company}",
+        text=text,
+        template="kyc_flow",
+        at=at,
+        child=_cid(child_id),
+        block=block_name,
+    )
     return to
 
 
-def _create_block(conn: sqlite3.Connection, case: dict[str, Any], wf: Workflow, kind: str, name: str,
-                  data: dict[str, Any], *, actor: str, now: datetime) -> int:
+def _create_block(
+    conn: sqlite3.Connection,
+    case: dict[str, Any],
+    wf: Workflow,
+    kind: str,
+    name: str,
+    data: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+) -> int:
     at = iso(now)
     existing = {b["name"] for b in content_store.blocks(conn, case["id"])}
     _check_new_block(wf, kind, name, existing)
@@ -288,18 +385,21 @@ def _create_block(conn: sqlite3.Connection, case: dict[str, Any], wf: Workflow, 
     if kind == "kyc":
         child_id = _start_kyc_flow(conn, case, name, data, actor=actor, now=now)
         status = PENDING_ID_VERIFICATION
-    block_id = content_store.insert_block(conn, case_id=case["id"], name=name, kind=kind, data=data, status=status,
-                                          child_case_id=child_id, at=at)
+    block_id = content_store.insert_block(
+        conn, case_id=case["id"], name=name, kind=kind, data=data, status=status, child_case_id=child_id, at=at
+    )
     summary = f"{kind} block {name} added" + (f" with KYC case {_cid(child_id)}" if child_id else "")
-    event_id = _event(conn, case["id"], "block.add", actor=actor, at=at, summary=summary, block=name, kind=kind,
-                      child=_cid(child_id))
+    event_id = _event(
+        conn, case["id"], "block.add", actor=actor, at=at, summary=summary, block=name, kind=kind, child=_cid(child_id)
+    )
     if child_id:
         _kyc_flow_email(conn, case, child_id, name, event_id=event_id, at=at, again=False)
     return block_id
 
 
-def add_block(conn: sqlite3.Connection, id_or_ref: str, kind: str, name: str, data: dict[str, Any], *,
-              actor: str, now: datetime) -> dict[str, Any]:
+def add_block(
+    conn: sqlite3.Connection, id_or_ref: str, kind: str, name: str, data: dict[str, Any], *, actor: str, now: datetime
+) -> dict[str, Any]:
     with write(conn):
         case, wf = _open_case(conn, id_or_ref, f"add block {name}")
         block_id = _create_block(conn, case, wf, kind, name, data, actor=actor, now=now)
@@ -311,21 +411,30 @@ def add_block(conn: sqlite3.Connection, id_or_ref: str, kind: str, name: str, da
 # --- blocks: changing -----------------------------------------------------------
 
 
-def _checked_block(conn: sqlite3.Connection, id_or_ref: str, name: str, action: str,
-                   what: str) -> tuple[dict[str, Any], Workflow, dict[str, Any], Verdict]:
+def _checked_block(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, action: str, what: str
+) -> tuple[dict[str, Any], Workflow, dict[str, Any], Verdict]:
     """The open case, its block `name`, and the rules' verdict on `action`; refused with exit 4 if not allowed."""
     case, wf = _open_case(conn, id_or_ref, what)
     b = _find_block(conn, case, name)
-    verdict = block_rules.block_check(wf, b["kind"], b["status"], action, child=_cid(b.get("child_case_id")),
-                                      child_status=b.get("child_status"), child_final=b.get("child_final"),
-                                      child_decision=b.get("child_decision"))
+    verdict = block_rules.block_check(
+        wf,
+        b["kind"],
+        b["status"],
+        action,
+        child=_cid(b.get("child_case_id")),
+        child_status=b.get("child_status"),
+        child_final=b.get("child_final"),
+        child_decision=b.get("child_decision"),
+    )
     if not verdict.allowed:
         raise _refuse(what, case, verdict)
     return case, wf, b, verdict
 
 
-def set_block(conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[str], *, actor: str,
-              now: datetime) -> dict[str, Any]:
+def set_block(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[str], *, actor: str, now: datetime
+) -> dict[str, Any]:
     """Edit a writable block's data (KEY=VALUE, dotted keys nest)."""
     changes = parse_assignments(pairs, f"block {name} set")
     with write(conn):
@@ -337,14 +446,23 @@ def set_block(conn: sqlite3.Connection, id_or_ref: str, name: str, pairs: list[s
         else:
             content_store.update_block(conn, b["id"], {"data": merged}, at=at)
             _touch(conn, case["id"], at=at, editor=actor)
-        _event(conn, case["id"], "block.set", actor=actor, at=at, summary=f"{name}: {_assign_summary(changes)}",
-               block=name, changes=changes)
+        _event(
+            conn,
+            case["id"],
+            "block.set",
+            actor=actor,
+            at=at,
+            summary=f"{name}: {_assign_summary(changes)}",
+            block=name,
+            changes=changes,
+        )
         case = case_store.get(conn, case["id"])
         return block_row(conn, _find_block(conn, case, name))
 
 
-def _block_decision(conn: sqlite3.Connection, id_or_ref: str, name: str, action: str, reason: str | None, *,
-                    actor: str, now: datetime) -> dict[str, Any]:
+def _block_decision(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, action: str, reason: str | None, *, actor: str, now: datetime
+) -> dict[str, Any]:
     with write(conn):
         case, wf, b, verdict = _checked_block(conn, id_or_ref, name, action, f"{action} block {name}")
         at = iso(now)
@@ -357,20 +475,32 @@ def _block_decision(conn: sqlite3.Connection, id_or_ref: str, name: str, action:
             summary = f"{name} approved"
         else:
             summary = f"{name} marked {verdict.target}"
-        _event(conn, case["id"], f"block.{action}", actor=actor, at=at, summary=summary, reason=reason, block=name,
-               kind=b["kind"], **{"from": b["status"], "to": verdict.target})
+        _event(
+            conn,
+            case["id"],
+            f"block.{action}",
+            actor=actor,
+            at=at,
+            summary=summary,
+            reason=reason,
+            block=name,
+            kind=b["kind"],
+            **{"from": b["status"], "to": verdict.target},
+        )
         case = case_store.get(conn, case["id"])
         return block_row(conn, _find_block(conn, case, name))
 
 
-def approve_block(conn: sqlite3.Connection, id_or_ref: str, name: str, *, reason: str | None, actor: str,
-                  now: datetime) -> dict[str, Any]:
+def approve_block(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, *, reason: str | None, actor: str, now: datetime
+) -> dict[str, Any]:
     """Seed 000: the decision is saved on the case even while the case itself is undecided."""
     return _block_decision(conn, id_or_ref, name, "approve", reason, actor=actor, now=now)
 
 
-def reupload_block(conn: sqlite3.Connection, id_or_ref: str, name: str, *, reason: str, actor: str,
-                   now: datetime) -> dict[str, Any]:
+def reupload_block(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, *, reason: str, actor: str, now: datetime
+) -> dict[str, Any]:
     """Mark a block reupload_needed; `act ID request_reuploads` then asks for all marked ones."""
     if not (reason and reason.strip()):
         raise InvalidInput("reupload needs a reason: add --reason TEXT (it goes into the message to the subject)")
@@ -405,26 +535,44 @@ def read_file(path: str | Path) -> FileContent:
     return FileContent(p.name, content, hashlib.sha256(content).hexdigest(), media_type)
 
 
-def _store_document(conn: sqlite3.Connection, case: dict[str, Any], b: dict[str, Any], f: FileContent, *,
-                    actor: str, at: str) -> dict[str, Any]:
+def _store_document(
+    conn: sqlite3.Connection, case: dict[str, Any], b: dict[str, Any], f: FileContent, *, actor: str, at: str
+) -> dict[str, Any]:
     new = content_store.put_document(conn, sha256=f.sha256, content=f.content, media_type=f.media_type, at=at)
-    attachment_id = content_store.insert_attachment(conn, case_id=case["id"], block_id=b["id"], sha256=f.sha256,
-                                                    filename=f.filename, media_type=f.media_type,
-                                                    size=len(f.content), at=at, actor=actor)
-    return {"attachment": attachment_id, "filename": f.filename, "media_type": f.media_type, "size": len(f.content),
-            "sha256": f.sha256, "stored": "new" if new else "already stored"}
+    attachment_id = content_store.insert_attachment(
+        conn,
+        case_id=case["id"],
+        block_id=b["id"],
+        sha256=f.sha256,
+        filename=f.filename,
+        media_type=f.media_type,
+        size=len(f.content),
+        at=at,
+        actor=actor,
+    )
+    return {
+        "attachment": attachment_id,
+        "filename": f.filename,
+        "media_type": f.media_type,
+        "size": len(f.content),
+        "sha256": f.sha256,
+        "stored": "new" if new else "already stored",
+    }
 
 
-def attach(conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str,
-           now: datetime) -> dict[str, Any]:
+def attach(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str, now: datetime
+) -> dict[str, Any]:
     """Attach a file to a block; the bytes are stored once under their sha256."""
     f = read_file(path)
     with write(conn):
         case, wf = _open_case(conn, id_or_ref, f"attach to block {name}")
         b = _find_block(conn, case, name)
         if b["id"] is None:
-            raise NotAllowed(f"cannot attach to '{name}' on case {_cid(case['id'])}: it is the case's own data; "
-                             f"attach files to a document block (`casectl block {_cid(case['id'])} add document NAME`)")
+            raise NotAllowed(
+                f"cannot attach to '{name}' on case {_cid(case['id'])}: it is the case's own data; "
+                f"attach files to a document block (`casectl block {_cid(case['id'])} add document NAME`)"
+            )
         verdict = block_rules.block_check(wf, b["kind"], b["status"], "attach")
         if not verdict.allowed:
             raise _refuse(f"attach to block {name}", case, verdict)
@@ -440,8 +588,9 @@ def attach(conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path
         return {"case": _cid(case["id"]), "block": name, **info}
 
 
-def received(conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str,
-             now: datetime) -> dict[str, Any]:
+def received(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str, now: datetime
+) -> dict[str, Any]:
     """The subject's re-upload arrived: store it and put the block back for review."""
     f = read_file(path)
     with write(conn):
@@ -449,9 +598,17 @@ def received(conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Pa
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
         content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
-        _event(conn, case["id"], "block.received", actor=actor, at=at,
-               summary=f"{name}: re-upload received, {f.filename} ({_fmt_size(len(f.content))}); back for review",
-               block=name, **{"from": b["status"], "to": None}, **info)
+        _event(
+            conn,
+            case["id"],
+            "block.received",
+            actor=actor,
+            at=at,
+            summary=f"{name}: re-upload received, {f.filename} ({_fmt_size(len(f.content))}); back for review",
+            block=name,
+            **{"from": b["status"], "to": None},
+            **info,
+        )
         _touch(conn, case["id"], at=at)
         fired = _advance(conn, case["id"], actor=actor, now=now)
         case = case_store.get(conn, case["id"])
@@ -471,8 +628,10 @@ def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[
     b = _find_block(conn, case, name)
     att = content_store.latest_attachment(conn, b["id"]) if b["id"] else None
     if att is None:
-        raise NotFound(f"block {name} of case {_cid(case['id'])} has no document; attach one with "
-                       f"`casectl attach {_cid(case['id'])} {name} FILE`")
+        raise NotFound(
+            f"block {name} of case {_cid(case['id'])} has no document; attach one with "
+            f"`casectl attach {_cid(case['id'])} {name} FILE`"
+        )
     content = content_store.document_content(conn, att["sha256"])
     if content is None or hashlib.sha256(content).hexdigest() != att["sha256"]:
         raise InvalidInput(f"the stored document {att['sha256'][:12]} is missing or damaged; run `casectl db check`")
@@ -482,8 +641,15 @@ def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[
 # --- the re-upload flow and KYC propagation (hooks) -------------------------------
 
 
-def _queue_reuploads(conn: sqlite3.Connection, case: dict[str, Any], moved: list[dict[str, Any]], *,
-                     event_id: int, actor: str, now: datetime) -> None:
+def _queue_reuploads(
+    conn: sqlite3.Connection,
+    case: dict[str, Any],
+    moved: list[dict[str, Any]],
+    *,
+    event_id: int,
+    actor: str,
+    now: datetime,
+) -> None:
     """request_reuploads moved these blocks to pending_reupload: ask the subject (and UBOs) again."""
     at = iso(now)
     docs, kycs = [], []
@@ -501,36 +667,81 @@ def _queue_reuploads(conn: sqlite3.Connection, case: dict[str, Any], moved: list
         names = ", ".join(b["name"] for b in docs)
         if to:
             who = case.get("subject_name") or "there"
-            _queue_email(conn, case_id=case["id"], event_id=event_id, to=to,
-                         subject=f"Please re-upload {len(docs)} document{'s' if len(docs) != 1 else ''} "
-                                 f"(case {_cid(case['id'])})",
-                         text=f"Hello {who},\n\nWe could not accept the following documents for case "
-                              f"{_cid(case['id'])}:\n" + "\n".join(lines) + "\n\nPlease upload new copies.\n",
-                         template="reupload_request", at=at, blocks=[b["name"] for b in docs])
-            _event(conn, case["id"], "message.queued", actor=actor, at=at,
-                   summary=f"re-upload request to {to}: {names}", template="reupload_request", to=to)
+            _queue_email(
+                conn,
+                case_id=case["id"],
+                event_id=event_id,
+                to=to,
+                subject=f"Please re-upload {len(docs)} document{'s' if len(docs) != 1 else ''} "
+                f"(case {_cid(case['id'])})",
+                text=f"Hello {who},\n\nWe could not accept the following documents for case "
+                f"{_cid(case['id'])}:\n" + "\n".join(lines) + "\n\nPlease upload new copies.\n",
+                template="reupload_request",
+                at=at,
+                blocks=[b["name"] for b in docs],
+            )
+            _event(
+                conn,
+                case["id"],
+                "message.queued",
+                actor=actor,
+                at=at,
+                summary=f"re-upload request to {to}: {names}",
+                template="reupload_request",
+                to=to,
+            )
         else:
-            _event(conn, case["id"], "message.skipped", actor=actor, at=at,
-                   summary=f"no re-upload email: the subject has no email address ({names})",
-                   template="reupload_request")
+            _event(
+                conn,
+                case["id"],
+                "message.skipped",
+                actor=actor,
+                at=at,
+                summary=f"no re-upload email: the subject has no email address ({names})",
+                template="reupload_request",
+            )
     for b in kycs:
         old = case_store.get(conn, b["child_case_id"]) if b.get("child_case_id") else None
-        child_id = _start_kyc_flow(conn, case, b["name"], b["data"], actor=actor, now=now,
-                                   subject_id=old.get("subject_id") if old else None,
-                                   reupload_of=b.get("child_case_id"))
-        content_store.update_block(conn, b["id"], {"child_case_id": child_id, "decided_by": None,
-                                                   "decided_at": None}, at=at)
-        ev = _event(conn, case["id"], "kyc.flow", actor=actor, at=at,
-                    summary=f"{b['name']}: new KYC flow {_cid(child_id)} (replaces {_cid(b.get('child_case_id'))})",
-                    block=b["name"], child=_cid(child_id), previous=_cid(b.get("child_case_id")))
+        child_id = _start_kyc_flow(
+            conn,
+            case,
+            b["name"],
+            b["data"],
+            actor=actor,
+            now=now,
+            subject_id=old.get("subject_id") if old else None,
+            reupload_of=b.get("child_case_id"),
+        )
+        content_store.update_block(
+            conn, b["id"], {"child_case_id": child_id, "decided_by": None, "decided_at": None}, at=at
+        )
+        ev = _event(
+            conn,
+            case["id"],
+            "kyc.flow",
+            actor=actor,
+            at=at,
+            summary=f"{b['name']}: new KYC flow {_cid(child_id)} (replaces {_cid(b.get('child_case_id'))})",
+            block=b["name"],
+            child=_cid(child_id),
+            previous=_cid(b.get("child_case_id")),
+        )
         to = _kyc_flow_email(conn, case, child_id, b["name"], event_id=ev, at=at, again=True)
         if to is None:
-            _event(conn, case["id"], "message.skipped", actor=actor, at=at,
-                   summary=f"no KYC flow email for {b['name']}: the person has no email address", template="kyc_flow")
+            _event(
+                conn,
+                case["id"],
+                "message.skipped",
+                actor=actor,
+                at=at,
+                summary=f"no KYC flow email for {b['name']}: the person has no email address",
+                template="kyc_flow",
+            )
 
 
-def _child_concluded(conn: sqlite3.Connection, child: dict[str, Any], to_status: str, *, actor: str,
-                     now: datetime) -> None:
+def _child_concluded(
+    conn: sqlite3.Connection, child: dict[str, Any], to_status: str, *, actor: str, now: datetime
+) -> None:
     """A KYC child case reached a final status: a system event on its parent."""
     b = content_store.block_for_child(conn, child["id"])
     if b is None or b["case_id"] != child["parent_id"]:
@@ -539,17 +750,33 @@ def _child_concluded(conn: sqlite3.Connection, child: dict[str, Any], to_status:
     parent = case_store.get(conn, b["case_id"])
     if case_service.workflow_of(conn, parent).is_final(parent["status"]):
         # The parent is decided: note the outcome in its history, change nothing.
-        _event(conn, b["case_id"], "block.kyc_concluded", actor=actor, at=at,
-               summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status} (the case is already "
-                       f"{parent['status']})", block=b["name"], child=_cid(child["id"]), child_status=to_status)
+        _event(
+            conn,
+            b["case_id"],
+            "block.kyc_concluded",
+            actor=actor,
+            at=at,
+            summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status} (the case is already {parent['status']})",
+            block=b["name"],
+            child=_cid(child["id"]),
+            child_status=to_status,
+        )
         return
     waiting = b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD)
     if waiting:
         content_store.update_block(conn, b["id"], {"status": None}, at=at)
-    _event(conn, b["case_id"], "block.kyc_concluded", actor=actor, at=at,
-           summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status}; block back for review",
-           block=b["name"], child=_cid(child["id"]), child_status=to_status,
-           **{"from": b["status"], "to": None if waiting else b["status"]})
+    _event(
+        conn,
+        b["case_id"],
+        "block.kyc_concluded",
+        actor=actor,
+        at=at,
+        summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status}; block back for review",
+        block=b["name"],
+        child=_cid(child["id"]),
+        child_status=to_status,
+        **{"from": b["status"], "to": None if waiting else b["status"]},
+    )
     _touch(conn, b["case_id"], at=at)
     _advance(conn, b["case_id"], actor=actor, now=now)
 
@@ -569,9 +796,20 @@ def _advance(conn: sqlite3.Connection, case_id: int, *, actor: str, now: datetim
                 continue
             verdict = rules.check(wf, state, name, rules.SYSTEM)
             if verdict.allowed:
-                case_service.transition(conn, case, wf, spec.name, verdict.target, actor=actor, now=now,
-                                        kind="system", decision=spec.decision, block_moves=spec.block_moves,
-                                        messages=spec.messages, data={"summary": "automatic"})
+                case_service.transition(
+                    conn,
+                    case,
+                    wf,
+                    spec.name,
+                    verdict.target,
+                    actor=actor,
+                    now=now,
+                    kind="system",
+                    decision=spec.decision,
+                    block_moves=spec.block_moves,
+                    messages=spec.messages,
+                    data={"summary": "automatic"},
+                )
                 fired.append(spec.name)
                 break
         else:
@@ -595,29 +833,61 @@ def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, 
     for spec in blocks:
         _create_block(conn, case, wf, spec["kind"], spec["name"], dict(spec.get("data") or {}), actor=actor, now=now)
     for req in requirements:
-        snapshot = {"type": req.type, "label": req.label or None, "team": req.team, "config": dict(req.config),
-                    "workflow": wf.name, "workflow_version": wf.version}
-        aid = content_store.insert_activity(conn, case_id=case_id, type=req.type, label=req.label or None,
-                                            state=INITIAL_ACTIVITY_STATE, assignee=None, team=req.team,
-                                            requirement={k: v for k, v in snapshot.items() if v is not None},
-                                            at=at, actor=actor)
-        _event(conn, case_id, "activity.add", actor=actor, at=at,
-               summary=f"{ids.fmt('activity', aid)} {req.type} required by {wf.name} v{wf.version}"
-                       + (f" (team {req.team})" if req.team else ""),
-               activity=ids.fmt("activity", aid), type=req.type)
+        snapshot = {
+            "type": req.type,
+            "label": req.label or None,
+            "team": req.team,
+            "config": dict(req.config),
+            "workflow": wf.name,
+            "workflow_version": wf.version,
+        }
+        aid = content_store.insert_activity(
+            conn,
+            case_id=case_id,
+            type=req.type,
+            label=req.label or None,
+            state=INITIAL_ACTIVITY_STATE,
+            assignee=None,
+            team=req.team,
+            requirement={k: v for k, v in snapshot.items() if v is not None},
+            at=at,
+            actor=actor,
+        )
+        _event(
+            conn,
+            case_id,
+            "activity.add",
+            actor=actor,
+            at=at,
+            summary=f"{ids.fmt('activity', aid)} {req.type} required by {wf.name} v{wf.version}"
+            + (f" (team {req.team})" if req.team else ""),
+            activity=ids.fmt("activity", aid),
+            type=req.type,
+        )
 
 
-def on_create_batch(conn: sqlite3.Connection, cases: Iterable[tuple[int, Workflow, Any]], *, actor: str,
-                    now: datetime) -> None:
+def on_create_batch(
+    conn: sqlite3.Connection, cases: Iterable[tuple[int, Workflow, Any]], *, actor: str, now: datetime
+) -> None:
     """on_create for many new cases (case_id, workflow, new case) in order (`casectl import`)."""
     for case_id, wf, nc in cases:
         if creates_on_create(wf, nc):
             on_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now)
 
 
-def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,
-                  actor: str, now: datetime, event_id: int, messages: tuple[str, ...] = (),
-                  moved_blocks: list[dict] = ()) -> None:
+def on_transition(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    wf: Workflow,
+    from_status: str,
+    to_status: str,
+    actor: str,
+    now: datetime,
+    event_id: int,
+    messages: tuple[str, ...] = (),
+    moved_blocks: list[dict] = (),
+) -> None:
     """A child case reaching a final status is a system event on its parent; re-upload requests go out."""
     case = case_store.get(conn, case_id)
     if case is None:
@@ -661,18 +931,36 @@ def list_activities(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str,
     return case, [activity_row(a) for a in content_store.activities(conn, case["id"])]
 
 
-def select_activities(conn: sqlite3.Connection, *, states: list[str] = (), types: list[str] = (),
-                      teams: list[str] = (), assignees: list[str] = (), decisions: list[str] = (),
-                      workflow: str | None = None, undecided: bool = False,
-                      limit: int | None = None) -> Iterable[dict[str, Any]]:
+def select_activities(
+    conn: sqlite3.Connection,
+    *,
+    states: list[str] = (),
+    types: list[str] = (),
+    teams: list[str] = (),
+    assignees: list[str] = (),
+    decisions: list[str] = (),
+    workflow: str | None = None,
+    undecided: bool = False,
+    limit: int | None = None,
+) -> Iterable[dict[str, Any]]:
     """Activities across cases (seed 002's activity results page)."""
     unknown = [s for s in states if s not in rules.ACTIVITY_STATES]
     if unknown:
-        raise InvalidInput(f"--state: unknown activity state '{unknown[0]}' (states: {', '.join(rules.ACTIVITY_STATES)})")
-    filters = {"state": list(states), "type": list(types), "team": list(teams), "assignee": list(assignees),
-               "decision": list(decisions), "workflow": workflow}
-    return (activity_row(a) for a in content_store.select_activities(conn, filters=filters, undecided=undecided,
-                                                                      limit=limit))
+        raise InvalidInput(
+            f"--state: unknown activity state '{unknown[0]}' (states: {', '.join(rules.ACTIVITY_STATES)})"
+        )
+    filters = {
+        "state": list(states),
+        "type": list(types),
+        "team": list(teams),
+        "assignee": list(assignees),
+        "decision": list(decisions),
+        "workflow": workflow,
+    }
+    return (
+        activity_row(a)
+        for a in content_store.select_activities(conn, filters=filters, undecided=undecided, limit=limit)
+    )
 
 
 def _find_activity(conn: sqlite3.Connection, case: dict[str, Any], ref: str) -> dict[str, Any]:
@@ -686,8 +974,10 @@ def _find_activity(conn: sqlite3.Connection, case: dict[str, Any], ref: str) -> 
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise UsageError(f"case {_cid(case['id'])} has {len(matches)} '{ref}' activities "
-                         f"({', '.join(ids.fmt('activity', a['id']) for a in matches)}); name one by its id")
+        raise UsageError(
+            f"case {_cid(case['id'])} has {len(matches)} '{ref}' activities "
+            f"({', '.join(ids.fmt('activity', a['id']) for a in matches)}); name one by its id"
+        )
     listed = ", ".join(f"{ids.fmt('activity', a['id'])} {a['type']}" for a in rows) or "none"
     raise NotFound(f"case {_cid(case['id'])} has no activity '{ref}' (activities: {listed})")
 
@@ -696,9 +986,17 @@ def _activity_name(a: dict[str, Any]) -> str:
     return f"{ids.fmt('activity', a['id'])} {a['type']}"
 
 
-def add_activity(conn: sqlite3.Connection, id_or_ref: str, type_: str, *, label: str | None = None,
-                 assignee: str | None = None, team: str | None = None, actor: str,
-                 now: datetime) -> dict[str, Any]:
+def add_activity(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    type_: str,
+    *,
+    label: str | None = None,
+    assignee: str | None = None,
+    team: str | None = None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
     """An activity added by an agent (and perhaps handed to another team)."""
     if not _TYPE.match(type_ or ""):
         raise InvalidInput(f"activity type '{type_}': use lower-case letters, digits and _ (e.g. dbs_check)")
@@ -706,13 +1004,31 @@ def add_activity(conn: sqlite3.Connection, id_or_ref: str, type_: str, *, label:
         case, wf = _open_case(conn, id_or_ref, f"add activity {type_}")
         at = iso(now)
         requirement = {"type": type_, "added_by": actor}
-        aid = content_store.insert_activity(conn, case_id=case["id"], type=type_, label=label,
-                                            state=INITIAL_ACTIVITY_STATE, assignee=assignee, team=team,
-                                            requirement=requirement, at=at, actor=actor)
+        aid = content_store.insert_activity(
+            conn,
+            case_id=case["id"],
+            type=type_,
+            label=label,
+            state=INITIAL_ACTIVITY_STATE,
+            assignee=assignee,
+            team=team,
+            requirement=requirement,
+            at=at,
+            actor=actor,
+        )
         to = f" for {assignee}" if assignee else (f" for team {team}" if team else "")
-        _event(conn, case["id"], "activity.add", actor=actor, at=at,
-               summary=f"{ids.fmt('activity', aid)} {type_} added{to}", activity=ids.fmt("activity", aid),
-               type=type_, assignee=assignee, team=team)
+        _event(
+            conn,
+            case["id"],
+            "activity.add",
+            actor=actor,
+            at=at,
+            summary=f"{ids.fmt('activity', aid)} {type_} added{to}",
+            activity=ids.fmt("activity", aid),
+            type=type_,
+            assignee=assignee,
+            team=team,
+        )
         _touch(conn, case["id"], at=at)
         return activity_row(content_store.activity(conn, aid))
 
@@ -722,13 +1038,22 @@ def _activity_change(conn: sqlite3.Connection, id_or_ref: str, ref: str, what: s
     return case, wf, _find_activity(conn, case, ref)
 
 
-def set_activity_state(conn: sqlite3.Connection, id_or_ref: str, ref: str, state: str, *, reason: str | None = None,
-                       actor: str, now: datetime) -> dict[str, Any]:
+def set_activity_state(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    ref: str,
+    state: str,
+    *,
+    reason: str | None = None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
     with write(conn):
         case, wf, a = _activity_change(conn, id_or_ref, ref, "change the state of")
         if state not in wf.activity_states:
-            raise InvalidInput(f"'{state}' is not an activity state of workflow {wf.name} "
-                               f"(states: {', '.join(wf.activity_states)})")
+            raise InvalidInput(
+                f"'{state}' is not an activity state of workflow {wf.name} (states: {', '.join(wf.activity_states)})"
+            )
         if state == a["state"]:
             return activity_row(a) | {"changed": False}
         verdict = block_rules.activity_state_check(wf, a["state"], state)
@@ -736,33 +1061,60 @@ def set_activity_state(conn: sqlite3.Connection, id_or_ref: str, ref: str, state
             raise _refuse(f"move activity {_activity_name(a)} to {state}", case, verdict)
         at = iso(now)
         content_store.update_activity(conn, a["id"], {"state": state}, at=at)
-        _event(conn, case["id"], "activity.state", actor=actor, at=at, reason=reason,
-               summary=f"{_activity_name(a)}: {a['state']} -> {state}", activity=ids.fmt("activity", a["id"]),
-               type=a["type"], **{"from": a["state"], "to": state})
+        _event(
+            conn,
+            case["id"],
+            "activity.state",
+            actor=actor,
+            at=at,
+            reason=reason,
+            summary=f"{_activity_name(a)}: {a['state']} -> {state}",
+            activity=ids.fmt("activity", a["id"]),
+            type=a["type"],
+            **{"from": a["state"], "to": state},
+        )
         _touch(conn, case["id"], at=at)
         fired = _advance(conn, case["id"], actor=actor, now=now)
         return activity_row(content_store.activity(conn, a["id"])) | {"changed": True, "events": fired}
 
 
-def set_activity_result(conn: sqlite3.Connection, id_or_ref: str, ref: str, pairs: list[str], *, actor: str,
-                        now: datetime) -> dict[str, Any]:
+def set_activity_result(
+    conn: sqlite3.Connection, id_or_ref: str, ref: str, pairs: list[str], *, actor: str, now: datetime
+) -> dict[str, Any]:
     changes = parse_assignments(pairs, f"activity {ref} result")
     with write(conn):
         case, wf, a = _activity_change(conn, id_or_ref, ref, "record results on")
         if a["state"] == "cancelled":
-            raise NotAllowed(f"cannot record results on activity {_activity_name(a)} of case {_cid(case['id'])}: "
-                             "it is cancelled")
+            raise NotAllowed(
+                f"cannot record results on activity {_activity_name(a)} of case {_cid(case['id'])}: it is cancelled"
+            )
         at = iso(now)
         content_store.update_activity(conn, a["id"], {"result": deep_merge(a["result"], changes)}, at=at)
-        _event(conn, case["id"], "activity.result", actor=actor, at=at,
-               summary=f"{_activity_name(a)} result: {_assign_summary(changes)}",
-               activity=ids.fmt("activity", a["id"]), type=a["type"], changes=changes)
+        _event(
+            conn,
+            case["id"],
+            "activity.result",
+            actor=actor,
+            at=at,
+            summary=f"{_activity_name(a)} result: {_assign_summary(changes)}",
+            activity=ids.fmt("activity", a["id"]),
+            type=a["type"],
+            changes=changes,
+        )
         _touch(conn, case["id"], at=at, editor=actor)
         return activity_row(content_store.activity(conn, a["id"]))
 
 
-def decide_activity(conn: sqlite3.Connection, id_or_ref: str, ref: str, decision: str, *, reason: str | None = None,
-                    actor: str, now: datetime) -> dict[str, Any]:
+def decide_activity(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    ref: str,
+    decision: str,
+    *,
+    reason: str | None = None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Seed 002: decide each activity, then the case. A pending decision completes the activity."""
     with write(conn):
         case, wf, a = _activity_change(conn, id_or_ref, ref, "decide")
@@ -782,26 +1134,51 @@ def decide_activity(conn: sqlite3.Connection, id_or_ref: str, ref: str, decision
             summary += f" (was {a['decision']})"
         if "state" in changes:
             summary += f"; {a['state']} -> complete"
-        _event(conn, case["id"], "activity.decide", actor=actor, at=at, reason=reason, summary=summary,
-               activity=ids.fmt("activity", a["id"]), type=a["type"], decision=decision,
-               previous=a.get("decision"))
+        _event(
+            conn,
+            case["id"],
+            "activity.decide",
+            actor=actor,
+            at=at,
+            reason=reason,
+            summary=summary,
+            activity=ids.fmt("activity", a["id"]),
+            type=a["type"],
+            decision=decision,
+            previous=a.get("decision"),
+        )
         _touch(conn, case["id"], at=at)
         fired = _advance(conn, case["id"], actor=actor, now=now)
         return activity_row(content_store.activity(conn, a["id"])) | {"events": fired}
 
 
-def assign_activity(conn: sqlite3.Connection, id_or_ref: str, ref: str, *, assignee: str | None,
-                    team: str | None, actor: str, now: datetime) -> dict[str, Any]:
+def assign_activity(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    ref: str,
+    *,
+    assignee: str | None,
+    team: str | None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Hand an activity to an agent or another team."""
     with write(conn):
         case, wf, a = _activity_change(conn, id_or_ref, ref, "assign")
         at = iso(now)
         changes = {k: v for k, v in (("assignee", assignee), ("team", team)) if v is not None}
         content_store.update_activity(conn, a["id"], changes, at=at)
-        _event(conn, case["id"], "activity.assign", actor=actor, at=at,
-               summary=f"{_activity_name(a)} handed to " + " / ".join(
-                   f"{k} {v}" for k, v in changes.items()),
-               activity=ids.fmt("activity", a["id"]), type=a["type"], **changes)
+        _event(
+            conn,
+            case["id"],
+            "activity.assign",
+            actor=actor,
+            at=at,
+            summary=f"{_activity_name(a)} handed to " + " / ".join(f"{k} {v}" for k, v in changes.items()),
+            activity=ids.fmt("activity", a["id"]),
+            type=a["type"],
+            **changes,
+        )
         _touch(conn, case["id"], at=at)
         return activity_row(content_store.activity(conn, a["id"]))
 
@@ -816,18 +1193,42 @@ def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: 
     blocks = [block_row(conn, b) for b in content_store.blocks(conn, case["id"])]
     kids = content_store.children(conn, case["id"])
     acts = [activity_row(a) for a in content_store.activities(conn, case["id"])]
-    block_lines = [f"{b['name']:<16} {b['kind']:<13} {b['status_label']:<24} {b['summary']}"
-                   + (f" (decided by {b['decided_by']})" if b["decided_by"] else "") for b in blocks]
-    child_json = [{"id": _cid(k["id"]), "block": k["block"], "workflow": k["workflow"], "status": k["status"],
-                   "final": k["final"], "decision": k["decision"], "subject_name": k["subject_name"],
-                   "subject_email": k["subject_email"]} for k in kids]
-    child_lines = [f"{k['id']:<6} {k['block'] or '(superseded)':<16} {k['status']:<22} "
-                   f"{k['subject_name'] or k['subject_email'] or ''}".rstrip() for k in child_json]
-    act_lines = [f"{a['id']:<6} {a['type']:<20} {a['state']:<26} "
-                 + " ".join(x for x in (f"assignee {a['assignee']}" if a["assignee"] else "",
-                                        f"team {a['team']}" if a["team"] else "",
-                                        f"decision {a['decision']}" if a["decision"] else "undecided") if x)
-                 for a in acts]
+    block_lines = [
+        f"{b['name']:<16} {b['kind']:<13} {b['status_label']:<24} {b['summary']}"
+        + (f" (decided by {b['decided_by']})" if b["decided_by"] else "")
+        for b in blocks
+    ]
+    child_json = [
+        {
+            "id": _cid(k["id"]),
+            "block": k["block"],
+            "workflow": k["workflow"],
+            "status": k["status"],
+            "final": k["final"],
+            "decision": k["decision"],
+            "subject_name": k["subject_name"],
+            "subject_email": k["subject_email"],
+        }
+        for k in kids
+    ]
+    child_lines = [
+        f"{k['id']:<6} {k['block'] or '(superseded)':<16} {k['status']:<22} "
+        f"{k['subject_name'] or k['subject_email'] or ''}".rstrip()
+        for k in child_json
+    ]
+    act_lines = [
+        f"{a['id']:<6} {a['type']:<20} {a['state']:<26} "
+        + " ".join(
+            x
+            for x in (
+                f"assignee {a['assignee']}" if a["assignee"] else "",
+                f"team {a['team']}" if a["team"] else "",
+                f"decision {a['decision']}" if a["decision"] else "undecided",
+            )
+            if x
+        )
+        for a in acts
+    ]
     return {
         "blocks": Section("blocks", blocks, block_lines),
         "children": Section("KYC child cases", child_json, child_lines),

@@ -25,10 +25,10 @@ from typing import Any
 from .. import ids
 from ..errors import CasectlError, UsageError
 from ..filters import CaseFilter
+from ..redaction import redact_case
 from ..store import outbox as store
 from ..store import read, write
 from ..timeutil import iso, parse_time
-from ..redaction import redact_case
 from . import listing
 
 WATERMARK = "digest.last_event_id"
@@ -63,28 +63,40 @@ class Digest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "since": self.since, "until": self.until,
+            "since": self.since,
+            "until": self.until,
             "decided": {"total": self.decided_total, "cases": self.decided},
             "new": {"total": self.new_total, "cases": self.new},
             "waiting_longest": self.waiting,
             "sla_breaches": {"total": self.breaches_total, "cases": self.breaches},
             "by_status": self.by_status,
-            "open": self.open_total, "total": self.total,
+            "open": self.open_total,
+            "total": self.total,
         }
 
     def summary(self) -> str:
-        return (f"{self.decided_total} decided, {self.new_total} new, {self.breaches_total} SLA breaches, "
-                f"{self.open_total} open")
+        return (
+            f"{self.decided_total} decided, {self.new_total} new, {self.breaches_total} SLA breaches, "
+            f"{self.open_total} open"
+        )
 
 
 def _item(c: dict[str, Any], redact: bool = False) -> dict[str, Any]:
     if redact:
         c = redact_case(c)
     return {
-        "id": ids.fmt("case", c["id"]), "ref": c.get("ref"), "workflow": c["workflow"], "status": c["status"],
-        "subject": c.get("subject_name"), "assignee": c.get("assignee"), "decision": c.get("decision"),
-        "reason": c.get("decision_reason"), "created_at": c.get("created_at"), "updated_at": c.get("updated_at"),
-        "decided_at": c.get("decided_at"), "due_at": c.get("due_at"),
+        "id": ids.fmt("case", c["id"]),
+        "ref": c.get("ref"),
+        "workflow": c["workflow"],
+        "status": c["status"],
+        "subject": c.get("subject_name"),
+        "assignee": c.get("assignee"),
+        "decision": c.get("decision"),
+        "reason": c.get("decision_reason"),
+        "created_at": c.get("created_at"),
+        "updated_at": c.get("updated_at"),
+        "decided_at": c.get("decided_at"),
+        "due_at": c.get("due_at"),
     }
 
 
@@ -104,7 +116,9 @@ def build(conn: sqlite3.Connection, *, after_event: int, since: str, now: dateti
     d = Digest(since=since, until=until, after_event=after_event, upto_event=upto)
     d.decided, d.decided_total = _cases(conn, decided_ids, "decided_at", redact), len(decided_ids)
     d.new, d.new_total = _cases(conn, new_ids, "created_at", redact), len(new_ids)
-    d.waiting = [_item(c, redact) for c in listing.select(conn, CaseFilter(open_only=True), sort="updated_at", limit=10)]
+    d.waiting = [
+        _item(c, redact) for c in listing.select(conn, CaseFilter(open_only=True), sort="updated_at", limit=10)
+    ]
     d.breaches = [_item(c, redact) for c in listing.select(conn, overdue, sort="due_at", limit=LIST_LIMIT)]
     d.breaches_total = listing.count(conn, overdue)
     d.by_status = [{"status": s, "count": n} for s, n in listing.count_by(conn, CaseFilter(), "status")]
@@ -150,14 +164,30 @@ def render_text(d: Digest) -> str:
             out.append("  none")
         out.append("")
 
-    section("Decided or completed", d.decided_total, d.decided,
-            lambda r: f"{r['id']}  {r['status']}  {r['subject'] or ''}  {r['decision'] or ''}"
-                      + (f" — {r['reason']}" if r["reason"] else ""))
-    section("New cases", d.new_total, d.new, lambda r: f"{r['id']}  {r['workflow']}  {r['status']}  {r['subject'] or ''}")
-    section("Waiting longest", len(d.waiting), d.waiting,
-            lambda r: f"{r['id']}  {r['status']}  {r['subject'] or ''}  unchanged for {_age(r['updated_at'], d.until)}")
-    section("SLA breaches", d.breaches_total, d.breaches,
-            lambda r: f"{r['id']}  {r['status']}  due {r['due_at']}  ({_age(r['due_at'], d.until)} late)")
+    section(
+        "Decided or completed",
+        d.decided_total,
+        d.decided,
+        lambda r: (
+            f"{r['id']}  {r['status']}  {r['subject'] or ''}  {r['decision'] or ''}"
+            + (f" — {r['reason']}" if r["reason"] else "")
+        ),
+    )
+    section(
+        "New cases", d.new_total, d.new, lambda r: f"{r['id']}  {r['workflow']}  {r['status']}  {r['subject'] or ''}"
+    )
+    section(
+        "Waiting longest",
+        len(d.waiting),
+        d.waiting,
+        lambda r: f"{r['id']}  {r['status']}  {r['subject'] or ''}  unchanged for {_age(r['updated_at'], d.until)}",
+    )
+    section(
+        "SLA breaches",
+        d.breaches_total,
+        d.breaches,
+        lambda r: f"{r['id']}  {r['status']}  due {r['due_at']}  ({_age(r['due_at'], d.until)} late)",
+    )
     out.append(f"Cases by status ({d.total}, {d.open_total} open)")
     out.extend(f"  {r['status']}: {r['count']}" for r in d.by_status)
     return "\n".join(out) + "\n"
@@ -170,8 +200,11 @@ def render_html(d: Digest) -> str:
         head = "".join(f"<th>{e(c)}</th>" for c in cols)
         body = "".join("<tr>" + "".join(f"<td>{e(str(r.get(c) or ''))}</td>" for c in cols) + "</tr>" for r in rows)
         more = f"<p>... and {total - len(rows)} more</p>" if total > len(rows) else ""
-        return (f"<h2>{e(title)} ({total})</h2>" + (f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>none</p>")
-                + more)
+        return (
+            f"<h2>{e(title)} ({total})</h2>"
+            + (f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>none</p>")
+            + more
+        )
 
     parts = [
         "<html><body>",
@@ -203,8 +236,16 @@ class Outcome:
     skipped: str | None = None  # why nothing was sent (another digest holds the window)
 
 
-def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None = None, dry_run: bool = False,
-        now: datetime, timeout: float = 30.0, redact: bool = False) -> Outcome:
+def run(
+    conn: sqlite3.Connection,
+    *,
+    since: str = "last",
+    to: list[str] | None = None,
+    dry_run: bool = False,
+    now: datetime,
+    timeout: float = 30.0,
+    redact: bool = False,
+) -> Outcome:
     """Build the digest; unless dry_run, email it and move the watermark."""
     from . import notify
 
@@ -217,11 +258,14 @@ def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None =
     cfg = notify.smtp_config()
     recipients = list(to or cfg.digest_to)
     if not recipients:
-        raise UsageError("no recipients: give --to ADDR (repeatable) or set CASECTL_DIGEST_TO, "
-                         "or use --dry-run to print the digest")
+        raise UsageError(
+            "no recipients: give --to ADDR (repeatable) or set CASECTL_DIGEST_TO, or use --dry-run to print the digest"
+        )
     if not cfg.host:
-        raise UsageError("no SMTP server configured: set CASECTL_SMTP_HOST (or [smtp] host in the config file), "
-                         "or use --dry-run to print the digest")
+        raise UsageError(
+            "no SMTP server configured: set CASECTL_SMTP_HOST (or [smtp] host in the config file), "
+            "or use --dry-run to print the digest"
+        )
     me = f"{os.getpid()}:{id(conn):x}:{iso(now)}"
     with write(conn):
         claim = _active_claim(conn, now)
@@ -232,13 +276,21 @@ def run(conn: sqlite3.Connection, *, since: str = "last", to: list[str] | None =
         store.set_setting(conn, CLAIM, json.dumps({"by": me, "at": iso(now), "until": iso(now + CLAIM_FOR)}))
     subject = f"casectl digest: {digest.summary()}"
     try:
-        notify.send_email(cfg, recipients, subject, render_text(digest), render_html(digest),
-                          f"digest.{digest.upto_event}.{iso(now)}", timeout=timeout)
+        notify.send_email(
+            cfg,
+            recipients,
+            subject,
+            render_text(digest),
+            render_html(digest),
+            f"digest.{digest.upto_event}.{iso(now)}",
+            timeout=timeout,
+        )
     except notify.DeliveryError as e:
         with write(conn):
             _release(conn, me)
-        raise DigestNotSent(f"digest not sent: {e}; the watermark did not move, so the next run reports "
-                            "these cases again") from None
+        raise DigestNotSent(
+            f"digest not sent: {e}; the watermark did not move, so the next run reports these cases again"
+        ) from None
     with write(conn):
         _release(conn, me)
         current = store.get_setting(conn, WATERMARK)

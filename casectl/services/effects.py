@@ -19,8 +19,9 @@ from __future__ import annotations
 import html
 import re
 import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from .. import ids
@@ -119,9 +120,14 @@ def case_body(case: dict[str, Any]) -> dict[str, Any]:
     """The case as a webhook carries it."""
     subject = None
     if case.get("subject_id") is not None:
-        subject = {"id": ids.fmt("subject", case["subject_id"]), "ref": case.get("subject_ref"),
-                   "name": case.get("subject_name"), "email": case.get("subject_email"),
-                   "country": case.get("subject_country"), "entity_type": case.get("subject_entity_type")}
+        subject = {
+            "id": ids.fmt("subject", case["subject_id"]),
+            "ref": case.get("subject_ref"),
+            "name": case.get("subject_name"),
+            "email": case.get("subject_email"),
+            "country": case.get("subject_country"),
+            "entity_type": case.get("subject_entity_type"),
+        }
     return {
         "id": ids.fmt("case", case["id"]),
         "ref": case.get("ref"),
@@ -163,31 +169,62 @@ def webhook_body(case: dict[str, Any], event: dict[str, Any], event_type: str) -
     }
 
 
-def _enqueue_effect(conn: sqlite3.Connection, effect: dict[str, Any], case: dict[str, Any], event: dict[str, Any],
-                    event_type: str) -> int | None:
+def _enqueue_effect(
+    conn: sqlite3.Connection, effect: dict[str, Any], case: dict[str, Any], event: dict[str, Any], event_type: str
+) -> int | None:
     fields = template_fields(case, {**event, "type": event_type})
     kind = effect.get("type")
     common = dict(conn=conn, case_id=case["id"], event_id=event["id"], at=event["time"])
     if kind == "webhook":
-        return store.enqueue(kind="webhook", target=_url(effect.get("url", ""), fields),
-                             payload={"type": event_type, "secret_env": effect.get("secret_env"),
-                                      "body": webhook_body(case, event, event_type)}, **common)
+        return store.enqueue(
+            kind="webhook",
+            target=_url(effect.get("url", ""), fields),
+            payload={
+                "type": event_type,
+                "secret_env": effect.get("secret_env"),
+                "body": webhook_body(case, event, event_type),
+            },
+            **common,
+        )
     if kind == "email":
         to = [render(a, fields).strip() for a in effect.get("to", ())]
         subject = render(effect.get("subject") or "{case.id} is now {case.status}", fields)
-        text = render(effect.get("body") if isinstance(effect.get("body"), str) else
-                      "Case {case.id} ({subject.name}) is now {case.status}.", fields)
+        text = render(
+            effect.get("body")
+            if isinstance(effect.get("body"), str)
+            else "Case {case.id} ({subject.name}) is now {case.status}.",
+            fields,
+        )
         page = render(effect["html"], fields, escape=html.escape) if effect.get("html") else None
-        return store.enqueue(kind="email", target=", ".join(a for a in to if a),
-                             payload={"subject": subject, "text": text, "html": page, "template": "effect",
-                                      "case": ids.fmt("case", case["id"]), "type": event_type}, **common)
+        return store.enqueue(
+            kind="email",
+            target=", ".join(a for a in to if a),
+            payload={
+                "subject": subject,
+                "text": text,
+                "html": page,
+                "template": "effect",
+                "case": ids.fmt("case", case["id"]),
+                "type": event_type,
+            },
+            **common,
+        )
     if kind == "crm":
         headers = {str(k): render(str(v), fields) for k, v in (effect.get("headers") or {}).items()}
         body = effect.get("body")
         body = render_value(body, fields) if body is not None else webhook_body(case, event, event_type)
-        return store.enqueue(kind="crm", target=_url(effect.get("url", ""), fields),
-                             payload={"method": effect.get("method") or "POST", "headers": headers, "body": body,
-                                      "secret_env": effect.get("secret_env"), "type": event_type}, **common)
+        return store.enqueue(
+            kind="crm",
+            target=_url(effect.get("url", ""), fields),
+            payload={
+                "method": effect.get("method") or "POST",
+                "headers": headers,
+                "body": body,
+                "secret_env": effect.get("secret_env"),
+                "type": event_type,
+            },
+            **common,
+        )
     return None
 
 
@@ -206,8 +243,15 @@ def _nothing_to_queue(wf: Workflow, hooks: list, action_effects: tuple = ()) -> 
     return not (hooks or wf.effects or action_effects)
 
 
-def _dispatch(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, types: list[str], event: dict[str, Any],
-              action_effects: tuple = ()) -> None:
+def _dispatch(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    wf: Workflow,
+    types: list[str],
+    event: dict[str, Any],
+    action_effects: tuple = (),
+) -> None:
     hooks = store.hooks(conn, workflow=wf.name)
     if _nothing_to_queue(wf, hooks, action_effects):
         return
@@ -225,19 +269,29 @@ def _dispatch(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, types: li
     for hook in hooks:
         t = _first_match(hook["events"] or ["*"], types, None)
         if t:
-            _enqueue_effect(conn, {"type": "webhook", "url": hook["url"], "secret_env": hook.get("secret_env")},
-                            case, event, t)
+            _enqueue_effect(
+                conn, {"type": "webhook", "url": hook["url"], "secret_env": hook.get("secret_env")}, case, event, t
+            )
 
 
-def on_event(conn: sqlite3.Connection, event_type: str, *, case_id: int, wf: Workflow, event_id: int,
-             action: str | None, now: datetime) -> None:
+def on_event(
+    conn: sqlite3.Connection,
+    event_type: str,
+    *,
+    case_id: int,
+    wf: Workflow,
+    event_id: int,
+    action: str | None,
+    now: datetime,
+) -> None:
     """Queue the webhooks, emails and CRM calls subscribed to `event_type`."""
     event = {"id": event_id, "time": iso(now), "action": action, "from_status": None, "to_status": None}
     _dispatch(conn, case_id=case_id, wf=wf, types=[event_type], event=event)
 
 
-def on_event_batch(conn: sqlite3.Connection, event_type: str, cases: Iterable[tuple[int, Workflow, int]], *,
-                   now: datetime) -> None:
+def on_event_batch(
+    conn: sqlite3.Connection, event_type: str, cases: Iterable[tuple[int, Workflow, int]], *, now: datetime
+) -> None:
     """on_event (no action) for many cases (case_id, workflow, event_id) in order (`casectl import`).
     A workflow with no effects and no subscription queues nothing (as _dispatch decides): asked once
     per workflow, not once per case."""
@@ -250,8 +304,9 @@ def on_event_batch(conn: sqlite3.Connection, event_type: str, cases: Iterable[tu
             on_event(conn, event_type, case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
 
 
-def transition_types(action: str | None, from_status: str, to_status: str, decision: str | None,
-                     final: bool) -> list[str]:
+def transition_types(
+    action: str | None, from_status: str, to_status: str, decision: str | None, final: bool
+) -> list[str]:
     """The event types one status change is, most specific first."""
     types = []
     if decision or final:
@@ -262,20 +317,40 @@ def transition_types(action: str | None, from_status: str, to_status: str, decis
     return types
 
 
-def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, action: str | None, from_status: str,
-                  to_status: str, event_id: int, messages: tuple[str, ...], moved_blocks: list[dict],
-                  reason: str | None, decision: str | None, now: datetime) -> None:
+def on_transition(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    wf: Workflow,
+    action: str | None,
+    from_status: str,
+    to_status: str,
+    event_id: int,
+    messages: tuple[str, ...],
+    moved_blocks: list[dict],
+    reason: str | None,
+    decision: str | None,
+    now: datetime,
+) -> None:
     """Queue the action's declared effects, the workflow's and the subscriptions'.
 
     `messages` (e.g. the re-upload email) are queued by the blocks work from
     its own hook; they are delivered from the same outbox.
     """
     spec = wf.action(action) if action else None
-    event = {"id": event_id, "time": iso(now), "action": action, "from_status": from_status,
-             "to_status": to_status, "decision": decision, "reason": reason}
+    event = {
+        "id": event_id,
+        "time": iso(now),
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "decision": decision,
+        "reason": reason,
+    }
     types = transition_types(action, from_status, to_status, decision, wf.is_final(to_status))
-    _dispatch(conn, case_id=case_id, wf=wf, types=types, event=event,
-              action_effects=tuple(spec.effects) if spec else ())
+    _dispatch(
+        conn, case_id=case_id, wf=wf, types=types, event=event, action_effects=tuple(spec.effects) if spec else ()
+    )
 
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:

@@ -7,23 +7,37 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..errors import InvalidInput
-from ..filters import CaseFilter
-from ..store import bulk
 from .. import csvcells
+from ..errors import InvalidInput
 from ..files import atomic_output
+from ..filters import CaseFilter
 from ..redaction import redact_case
+from ..store import bulk
 from . import listing
 
 # The CSV columns `casectl import` reads back to the same cases. Ids, times,
 # versions, decisions and the origin are the new database's own, so they are
 # left out: export -> import into a fresh database -> export is the same file.
 CSV_COLUMNS = (
-    "ref", "workflow", "status", "priority", "assignee", "team", "tags", "subject_ref", "subject_name",
-    "subject_email", "subject_dob", "country", "entity_type", "data", "registry_data",
+    "ref",
+    "workflow",
+    "status",
+    "priority",
+    "assignee",
+    "team",
+    "tags",
+    "subject_ref",
+    "subject_name",
+    "subject_email",
+    "subject_dob",
+    "country",
+    "entity_type",
+    "data",
+    "registry_data",
 )
 
 # The escaping lives in casectl.csvcells; these names are the importer's and tests'.
@@ -59,8 +73,9 @@ def csv_record(case: dict[str, Any]) -> dict[str, str]:
     return {k: csv_escape("" if v is None else str(v)) for k, v in cells.items()}
 
 
-def cases(conn: sqlite3.Connection, f: CaseFilter, *, sort: str | None = None,
-          limit: int | None = None, redact: bool = False) -> Iterator[dict[str, Any]]:
+def cases(
+    conn: sqlite3.Connection, f: CaseFilter, *, sort: str | None = None, limit: int | None = None, redact: bool = False
+) -> Iterator[dict[str, Any]]:
     """The cases to export, streamed through the one query path `list` uses."""
     rows = listing.select(conn, f, sort=sort, limit=limit)
     return (redact_case(c) for c in rows) if redact else rows
@@ -78,8 +93,16 @@ def _safe_name(name: str) -> str:
     return keep.strip("._") or "document"
 
 
-def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, case_doc: dict[str, Any],
-                  events: list[dict[str, Any]], created_at: str, documents: bool = True) -> dict[str, Any]:
+def write_package(
+    conn: sqlite3.Connection,
+    path: str | Path,
+    *,
+    case_id: int,
+    case_doc: dict[str, Any],
+    events: list[dict[str, Any]],
+    created_at: str,
+    documents: bool = True,
+) -> dict[str, Any]:
     """Write one case's data package to `path` (atomically) and return its manifest.
 
     The zip holds case.json (the `show --json` document), history.json (every
@@ -92,10 +115,20 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
     if path.is_dir():
         raise InvalidInput(f"--package {path}: is a directory; give a file name like case.zip")
     members: list[tuple[str, bytes, dict[str, Any]]] = []
-    members.append(("case.json", (json.dumps(case_doc, indent=2, ensure_ascii=False, default=str) + "\n")
-                    .encode("utf-8"), {"kind": "case"}))
-    members.append(("history.json", (json.dumps(events, indent=2, ensure_ascii=False, default=str) + "\n")
-                    .encode("utf-8"), {"kind": "history"}))
+    members.append(
+        (
+            "case.json",
+            (json.dumps(case_doc, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"),
+            {"kind": "case"},
+        )
+    )
+    members.append(
+        (
+            "history.json",
+            (json.dumps(events, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"),
+            {"kind": "history"},
+        )
+    )
     used: set[str] = set()
     # A redacted package leaves the documents out: they are the personal data.
     for att in bulk.attachments_of(conn, case_id) if documents else ():
@@ -107,18 +140,35 @@ def write_package(conn: sqlite3.Connection, path: str | Path, *, case_id: int, c
             continue
         used.add(name)
         if _sha256(content) != att["sha256"]:
-            raise InvalidInput(f"document {att['sha256']} of this case does not match its sha256; "
-                               "run `casectl db check`")
-        members.append((name, content, {"kind": "document", "block": att.get("block"),
-                                        "filename": att.get("filename"), "media_type": att.get("media_type")}))
+            raise InvalidInput(
+                f"document {att['sha256']} of this case does not match its sha256; run `casectl db check`"
+            )
+        members.append(
+            (
+                name,
+                content,
+                {
+                    "kind": "document",
+                    "block": att.get("block"),
+                    "filename": att.get("filename"),
+                    "media_type": att.get("media_type"),
+                },
+            )
+        )
     manifest = {
         "format": "casectl-package/1",
         "case": case_doc.get("id"),
         "ref": case_doc.get("ref"),
         "created_at": created_at,
-        "files": [{"path": name, "size": len(data), "sha256": _sha256(data), **{k: v for k, v in meta.items()
-                                                                                 if v is not None}}
-                  for name, data, meta in members],
+        "files": [
+            {
+                "path": name,
+                "size": len(data),
+                "sha256": _sha256(data),
+                **{k: v for k, v in meta.items() if v is not None},
+            }
+            for name, data, meta in members
+        ],
     }
     with atomic_output(path, option="--package") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data, _ in members:

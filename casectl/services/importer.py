@@ -20,11 +20,12 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from .. import rules
 from ..errors import InvalidInput, NotFound, UsageError
@@ -45,15 +46,55 @@ MAX_ERRORS_SHOWN = 50
 FIELD_LIMIT = 64 * 1024 * 1024  # one cell; csv's default (128 KiB) is too small for real exports
 
 # Case and subject fields a column may fill (header names are matched case-insensitively).
-CASE_FIELDS = ("ref", "workflow", "status", "priority", "assignee", "team", "tags", "subject_ref", "subject_name",
-               "subject_email", "subject_dob", "country", "entity_type")
+CASE_FIELDS = (
+    "ref",
+    "workflow",
+    "status",
+    "priority",
+    "assignee",
+    "team",
+    "tags",
+    "subject_ref",
+    "subject_name",
+    "subject_email",
+    "subject_dob",
+    "country",
+    "entity_type",
+)
 ALIASES = {"subject_country": "country", "subject_entity_type": "entity_type", "tag": "tags"}
 # Columns of `casectl list`/`export --fields` that the database sets itself: read, ignored, reported.
-RESERVED = ("id", "final", "workflow_version", "subject_id", "parent", "origin", "created_at", "updated_at",
-            "due_at", "decided_at", "decision", "decision_reason", "created_by", "last_editor", "version")
+RESERVED = (
+    "id",
+    "final",
+    "workflow_version",
+    "subject_id",
+    "parent",
+    "origin",
+    "created_at",
+    "updated_at",
+    "due_at",
+    "decided_at",
+    "decision",
+    "decision_reason",
+    "created_by",
+    "last_editor",
+    "version",
+)
 # Fields whose cells are compared and stored without surrounding blanks.
-_STRIPPED = {"ref", "workflow", "status", "priority", "assignee", "team", "tags", "subject_ref", "subject_email",
-             "subject_dob", "country", "entity_type"}
+_STRIPPED = {
+    "ref",
+    "workflow",
+    "status",
+    "priority",
+    "assignee",
+    "team",
+    "tags",
+    "subject_ref",
+    "subject_email",
+    "subject_dob",
+    "country",
+    "entity_type",
+}
 # What --update may change on an existing case.
 UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry_data")
 
@@ -106,18 +147,29 @@ def load_mapping(path: str | Path) -> Mapping:
     validator = jsonschema.Draft202012Validator(workflow_service.load_schema("import-mapping.schema.json"))
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
-        raise InvalidInput(f"--map {p}: {len(errors)} problem(s) with the mapping",
-                           details=[f"{e.json_path}: {e.message}" for e in errors])
+        raise InvalidInput(
+            f"--map {p}: {len(errors)} problem(s) with the mapping",
+            details=[f"{e.json_path}: {e.message}" for e in errors],
+        )
     columns = {}
     for name, spec in doc.get("columns", {}).items():
         if spec is None or isinstance(spec, str):
             columns[name] = ColumnSpec(to=spec)
         else:
-            columns[name] = ColumnSpec(to=spec.get("to", name) if not spec.get("ignore") else None,
-                                       convert=spec.get("convert"), format=spec.get("format"),
-                                       values=dict(spec.get("values", {})), separator=spec.get("separator", ";"))
-    return Mapping(columns=columns, defaults=dict(doc.get("defaults", {})), unmapped=doc.get("unmapped", "data"),
-                   required=tuple(doc.get("required", ())), workflow=doc.get("workflow"))
+            columns[name] = ColumnSpec(
+                to=spec.get("to", name) if not spec.get("ignore") else None,
+                convert=spec.get("convert"),
+                format=spec.get("format"),
+                values=dict(spec.get("values", {})),
+                separator=spec.get("separator", ";"),
+            )
+    return Mapping(
+        columns=columns,
+        defaults=dict(doc.get("defaults", {})),
+        unmapped=doc.get("unmapped", "data"),
+        required=tuple(doc.get("required", ())),
+        workflow=doc.get("workflow"),
+    )
 
 
 _TRUE = {"true", "yes", "y", "1", "t"}
@@ -276,9 +328,18 @@ class Plan:
     def __post_init__(self) -> None:
         # What parse() reads for each column, unpacked once: (column, index, kind, key, convert,
         # strip: a case field compared without blanks, leaf: a top-level data key).
-        self.steps = [(c, c.index, c.kind, c.key, c.convert, c.kind == _CASE and c.key in _STRIPPED,
-                       c.key[0] if c.kind in (_DATA, _REGISTRY) and len(c.key) == 1 else None)
-                      for c in self.columns]
+        self.steps = [
+            (
+                c,
+                c.index,
+                c.kind,
+                c.key,
+                c.convert,
+                c.kind == _CASE and c.key in _STRIPPED,
+                c.key[0] if c.kind in (_DATA, _REGISTRY) and len(c.key) == 1 else None,
+            )
+            for c in self.columns
+        ]
 
 
 def _target(name: str) -> tuple[int, Any] | None:
@@ -337,12 +398,14 @@ def plan_columns(header: list[str], label: str, mapping: Mapping | None) -> Plan
             if mapping.unmapped == "ignore":
                 ignored.append(name)
                 continue
-            errors.append(f"{label}:1: column '{name}' is not in the mapping (it says \"unmapped\": \"error\")")
+            errors.append(f'{label}:1: column \'{name}\' is not in the mapping (it says "unmapped": "error")')
             continue
         ident = (kind, key)
         if ident in seen:
-            errors.append(f"{label}:1: columns '{seen[ident]}' and '{name}' both fill "
-                          f"{key if kind == _CASE else _describe(kind, key)}")
+            errors.append(
+                f"{label}:1: columns '{seen[ident]}' and '{name}' both fill "
+                f"{key if kind == _CASE else _describe(kind, key)}"
+            )
             continue
         seen[ident] = name
         convert = _converter(spec) if spec is not None else None
@@ -359,8 +422,7 @@ def plan_columns(header: list[str], label: str, mapping: Mapping | None) -> Plan
             if other:
                 errors.append(f"{label}:1: column '{other}' is a value, but '{name}' puts a field inside it")
     if errors:
-        raise InvalidInput(f"{label}: the header has {len(errors)} problem(s); nothing was imported",
-                           details=errors)
+        raise InvalidInput(f"{label}: the header has {len(errors)} problem(s); nothing was imported", details=errors)
     defaults = []
     for key, value in (mapping.defaults if mapping else {}).items():
         try:
@@ -406,8 +468,7 @@ def _json_with_holes(encode: Callable[[Any, Any], str], order: tuple[int, int] =
     s_hole, n_hole = _EVENT_JSON.encode(_STR_HOLE), str(_INT_HOLE)
     if text.count(s_hole) != 1 or text.count(n_hole) != 1:
         return encode
-    fmt = (text.replace("{", "{{").replace("}", "}}")
-           .replace(s_hole, "{%d}" % si).replace(n_hole, "{%d}" % ni)).format
+    fmt = (text.replace("{", "{{").replace("}", "}}").replace(s_hole, "{%d}" % si).replace(n_hole, "{%d}" % ni)).format
 
     def fill(a: Any, b: Any) -> str:
         if si == 0:
@@ -459,9 +520,21 @@ class ImportResult:
 
 
 class _Importer:
-    def __init__(self, conn: sqlite3.Connection, src: Source, *, workflow: str | None, mapping: Mapping | None,
-                 actor: str, now: datetime, dry_run: bool, skip_invalid: bool, update: bool,
-                 rejects: IO[str] | None, progress: Callable[[int, int, int], None] | None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        src: Source,
+        *,
+        workflow: str | None,
+        mapping: Mapping | None,
+        actor: str,
+        now: datetime,
+        dry_run: bool,
+        skip_invalid: bool,
+        update: bool,
+        rejects: IO[str] | None,
+        progress: Callable[[int, int, int], None] | None,
+    ):
         self.conn, self.src, self.mapping = conn, src, mapping
         self.default_workflow = workflow or (mapping.workflow if mapping else None)
         self.actor, self.now, self.at = actor, now, iso(now)
@@ -494,8 +567,10 @@ class _Importer:
     def parse(self, line: int, cells: list[str], plan: Plan) -> Row:
         row = Row(line, cells)
         if len(cells) != plan.width:
-            row.errors.append(f"has {len(cells)} fields but the header has {plan.width}"
-                              + (" (an unquoted comma or quote?)" if len(cells) > plan.width else ""))
+            row.errors.append(
+                f"has {len(cells)} fields but the header has {plan.width}"
+                + (" (an unquoted comma or quote?)" if len(cells) > plan.width else "")
+            )
             return row
         fields: dict[str, Any] = {}
         data: dict[str, Any] = {}
@@ -566,8 +641,10 @@ class _Importer:
 
         ref = _text(fields.get("ref"))  # a mapping may convert it (int): a ref is text
         if not ref:
-            row.errors.append(f"column {plan.field_columns.get('ref', 'ref')}: required (the case's external "
-                              "reference, the key that makes a re-import safe)")
+            row.errors.append(
+                f"column {plan.field_columns.get('ref', 'ref')}: required (the case's external "
+                "reference, the key that makes a re-import safe)"
+            )
         for name in self.mapping.required if self.mapping else ():
             target = _target(name)
             present = (target[1] in fields) if target and target[0] == _CASE else bool(data or registry)
@@ -579,19 +656,30 @@ class _Importer:
             return row
         entity_type = fields.get("entity_type")
         if entity_type is not None and entity_type not in ("person", "company"):
-            row.errors.append(f"column {plan.field_columns.get('entity_type')}: '{entity_type}' is not person "
-                              "or company")
+            row.errors.append(
+                f"column {plan.field_columns.get('entity_type')}: '{entity_type}' is not person or company"
+            )
         tags = fields.get("tags")
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
         country = fields.get("country")
         nc = case_service.NewCase(
-            workflow=wf.name, ref=ref, subject_name=_text(fields.get("subject_name")),
-            subject_email=fields.get("subject_email"), subject_dob=fields.get("subject_dob"),
-            subject_ref=fields.get("subject_ref"), country=country.upper() if isinstance(country, str) else country,
-            entity_type=entity_type, data=data, registry_data=registry, assignee=_text(fields.get("assignee")),
-            team=_text(fields.get("team")), tags=list(tags or []), priority=fields.get("priority") or "normal",
-            status=fields.get("status"), origin="import",
+            workflow=wf.name,
+            ref=ref,
+            subject_name=_text(fields.get("subject_name")),
+            subject_email=fields.get("subject_email"),
+            subject_dob=fields.get("subject_dob"),
+            subject_ref=fields.get("subject_ref"),
+            country=country.upper() if isinstance(country, str) else country,
+            entity_type=entity_type,
+            data=data,
+            registry_data=registry,
+            assignee=_text(fields.get("assignee")),
+            team=_text(fields.get("team")),
+            tags=list(tags or []),
+            priority=fields.get("priority") or "normal",
+            status=fields.get("status"),
+            origin="import",
         )
         for problem in case_service.validate_new_case(nc, wf):
             fld, _, reason = problem.partition(": ")
@@ -669,9 +757,17 @@ class _Importer:
             key = subject_store.email_key(nc.subject_email)
             found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
             if found is not None:
-                missing = {k: v for k, v in (("name", nc.subject_name), ("dob", nc.subject_dob),
-                                             ("country", nc.country), ("email", nc.subject_email),
-                                             ("entity_type", nc.entity_type)) if v and not found.get(k)}
+                missing = {
+                    k: v
+                    for k, v in (
+                        ("name", nc.subject_name),
+                        ("dob", nc.subject_dob),
+                        ("country", nc.country),
+                        ("email", nc.subject_email),
+                        ("entity_type", nc.entity_type),
+                    )
+                    if v and not found.get(k)
+                }
                 if missing:
                     # A subject made earlier in this batch is not in the table yet: its dict is the row.
                     if found["id"] < next_subject:
@@ -683,17 +779,38 @@ class _Importer:
                 ids.append(found["id"])
                 continue
             sid = next_subject + len(new_subjects)
-            subject = {"id": sid, "ref": nc.subject_ref, "name": nc.subject_name, "email": nc.subject_email,
-                       "email_key": key, "dob": nc.subject_dob, "country": nc.country,
-                       "entity_type": nc.entity_type or "person"}
+            subject = {
+                "id": sid,
+                "ref": nc.subject_ref,
+                "name": nc.subject_name,
+                "email": nc.subject_email,
+                "email_key": key,
+                "dob": nc.subject_dob,
+                "country": nc.country,
+                "entity_type": nc.entity_type or "person",
+            }
             new_subjects.append(subject)  # type: ignore[arg-type]
             if nc.subject_ref:
                 by_ref[nc.subject_ref] = subject
             if key:
                 by_key[key] = subject
             ids.append(sid)
-        rows_out = [(s["id"], s["ref"], s["name"], s["email"], s["email_key"], s["dob"], s["country"],
-                     s["entity_type"], "{}", self.at, self.at) for s in new_subjects]  # type: ignore[index]
+        rows_out = [
+            (
+                s["id"],
+                s["ref"],
+                s["name"],
+                s["email"],
+                s["email_key"],
+                s["dob"],
+                s["country"],
+                s["entity_type"],
+                "{}",
+                self.at,
+                self.at,
+            )
+            for s in new_subjects
+        ]  # type: ignore[index]
         return ids, rows_out
 
     def create(self, rows: list[Row]) -> None:
@@ -709,11 +826,28 @@ class _Importer:
             case_id = next_case + i
             status = nc.status or wf.initial
             kind = kinds.get((wf.name, wf.version, status)) or self.kind(wf, status)
-            case_rows.append((
-                case_id, nc.ref, wf.name, wf.version, status, kind.final, subject_id,
-                dumps(nc.data) if nc.data else "{}", dumps(nc.registry_data) if nc.registry_data else "{}",
-                nc.assignee, nc.team, nc.priority, at, at, "import", actor, actor, *kind.clock,
-            ))
+            case_rows.append(
+                (
+                    case_id,
+                    nc.ref,
+                    wf.name,
+                    wf.version,
+                    status,
+                    kind.final,
+                    subject_id,
+                    dumps(nc.data) if nc.data else "{}",
+                    dumps(nc.registry_data) if nc.registry_data else "{}",
+                    nc.assignee,
+                    nc.team,
+                    nc.priority,
+                    at,
+                    at,
+                    "import",
+                    actor,
+                    actor,
+                    *kind.clock,
+                )
+            )
             if nc.tags:
                 tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
             data = kind.event_data(nc.ref, r.line)
@@ -730,7 +864,7 @@ class _Importer:
         first = self.result.created_ids[0] if self.result.created_ids else next_case
         self.result.created_ids = (first, next_case + len(rows) - 1)
 
-    def kind(self, wf: Workflow, status: str) -> "_NewCaseKind":
+    def kind(self, wf: Workflow, status: str) -> _NewCaseKind:
         """What every new case of `wf` in `status` shares in this import (all are created at one `now`)."""
         key = (wf.name, wf.version, status)
         # The SLA clock queue.on_create would set right after the insert: written with the row.
@@ -738,16 +872,24 @@ class _Importer:
         extra = {"workflow": wf.name, "workflow_version": wf.version, "origin": "import", **self.event_extra}
         # store.events.append's data (sort_keys, compact) and event_hash's payload for a first event.
         event_data = _json_with_holes(lambda ref, line: _EVENT_JSON.encode({**extra, "ref": ref, "line": line}))
-        hash_text = _json_with_holes(lambda case_id, data: _HASH_JSON.encode(
-            ["", case_id, self.at, self.actor, "created", None, None, status, None, data]), order=(1, 0))
+        hash_text = _json_with_holes(
+            lambda case_id, data: _HASH_JSON.encode(
+                ["", case_id, self.at, self.actor, "created", None, None, status, None, data]
+            ),
+            order=(1, 0),
+        )
         self.kinds[key] = kind = _NewCaseKind(int(wf.is_final(status)), clock, event_data, hash_text)
         return kind
 
     def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
         """The creation hooks of `casectl create`, batched (services.hooks.after_create_batch); the SLA
         clock (queue.on_create_batch) already went in with the rows."""
-        hooks.after_create_batch(self.conn, [(next_case + i, r.wf, r.nc, next_event + i) for i, r in enumerate(rows)],
-                                 actor=self.actor, now=self.now)
+        hooks.after_create_batch(
+            self.conn,
+            [(next_case + i, r.wf, r.nc, next_event + i) for i, r in enumerate(rows)],
+            actor=self.actor,
+            now=self.now,
+        )
 
     # -- updating -------------------------------------------------------------------
 
@@ -756,8 +898,10 @@ class _Importer:
         conn, nc = self.conn, r.nc
         case = case_store.get(conn, r.case_id)
         if case["workflow"] != nc.workflow and "workflow" in r.has:
-            r.errors.append(f"column workflow: case {nc.ref} is in workflow {case['workflow']}, not {nc.workflow}; "
-                            "a case cannot change workflow")
+            r.errors.append(
+                f"column workflow: case {nc.ref} is in workflow {case['workflow']}, not {nc.workflow}; "
+                "a case cannot change workflow"
+            )
             return
         wf = case_service.workflow_of(conn, case)
         changes: dict[str, Any] = {}
@@ -785,26 +929,42 @@ class _Importer:
             state = case_service.state_of(conn, case, self.actor)
             verdict = rules.check_set_status(wf, state, to_status)
             if not verdict.allowed:
-                r.errors.append(f"column status: cannot move case {nc.ref} from {case['status']} to {to_status}: "
-                                f"{verdict.reason}")
+                r.errors.append(
+                    f"column status: cannot move case {nc.ref} from {case['status']} to {to_status}: {verdict.reason}"
+                )
                 return
         if not shown and to_status is None:
             self.result.unchanged += 1
             return
         version = case["version"]
         if shown:
-            version = case_store.update(conn, case["id"], version, {**changes, "last_editor": self.actor},
-                                        at=self.at)
+            version = case_store.update(conn, case["id"], version, {**changes, "last_editor": self.actor}, at=self.at)
             if add or remove:
                 case_store.set_tags(conn, case["id"], add=add, remove=remove)
-            event_store.append(conn, case["id"], at=self.at, actor=self.actor, kind="updated",
-                               data={"changes": shown, "origin": "import", "line": r.line, **self.event_extra})
+            event_store.append(
+                conn,
+                case["id"],
+                at=self.at,
+                actor=self.actor,
+                kind="updated",
+                data={"changes": shown, "origin": "import", "line": r.line, **self.event_extra},
+            )
         if to_status is not None:
             case = case_store.get(conn, case["id"])
             decision = to_status if wf.is_final(to_status) else None
-            case_service.transition(conn, case, wf, None, to_status, actor=self.actor, now=self.now,
-                                    reason=f"import of {self.src.label}", kind="status", decision=decision,
-                                    data={"origin": "import", "line": r.line, **self.event_extra})
+            case_service.transition(
+                conn,
+                case,
+                wf,
+                None,
+                to_status,
+                actor=self.actor,
+                now=self.now,
+                reason=f"import of {self.src.label}",
+                kind="status",
+                decision=decision,
+                data={"origin": "import", "line": r.line, **self.event_extra},
+            )
         self.result.updated += 1
 
     # -- the whole file ---------------------------------------------------------------
@@ -824,32 +984,36 @@ class _Importer:
             msg = str(e)
             if "field larger than field limit" in msg:
                 msg = f"a field is longer than {FIELD_LIMIT // (1024 * 1024)} MiB"
-            raise InvalidInput(f"{self.src.label}:{line}: not readable as CSV ({msg}); nothing was imported") \
-                from None
+            raise InvalidInput(f"{self.src.label}:{line}: not readable as CSV ({msg}); nothing was imported") from None
 
     def _decode_error(self, e: UnicodeDecodeError, line: int) -> InvalidInput:
-        bad = e.object[e.start:e.start + 1].hex() if isinstance(e.object, bytes) else "?"
+        bad = e.object[e.start : e.start + 1].hex() if isinstance(e.object, bytes) else "?"
         return InvalidInput(
             f"{self.src.label}: near line {line}: not {e.encoding.replace('-sig', '')} text (byte 0x{bad}); "
-            "give the file's encoding with --encoding, e.g. --encoding latin-1 or --encoding cp1252")
+            "give the file's encoding with --encoding, e.g. --encoding latin-1 or --encoding cp1252"
+        )
 
     def run(self, text: IO[str], raw: IO[bytes]) -> ImportResult:
         rows = self.rows(text)
         try:
             _, header = next(rows)
         except StopIteration:
-            raise InvalidInput(f"{self.src.label}: is empty; expected a header line naming the columns "
-                               "(at least ref)") from None
+            raise InvalidInput(
+                f"{self.src.label}: is empty; expected a header line naming the columns (at least ref)"
+            ) from None
         plan = plan_columns(header, self.src.label, self.mapping)
         self.result.ignored_columns = plan.ignored
         if "ref" not in plan.field_columns:
             shown = ", ".join(h.strip() for h in header[:8]) + (", ..." if len(header) > 8 else "")
-            raise InvalidInput(f"{self.src.label}:1: no ref column (the header is: {shown}); each row needs its "
-                               "external reference, the key that makes a re-import safe (rename a column with "
-                               "--map)")
+            raise InvalidInput(
+                f"{self.src.label}:1: no ref column (the header is: {shown}); each row needs its "
+                "external reference, the key that makes a re-import safe (rename a column with "
+                "--map)"
+            )
         if "workflow" not in plan.field_columns and not self.default_workflow:
-            raise UsageError("which workflow? give --workflow NAME (or a workflow column, or \"workflow\" in the "
-                             "mapping)")
+            raise UsageError(
+                'which workflow? give --workflow NAME (or a workflow column, or "workflow" in the mapping)'
+            )
         if self.default_workflow:
             wf = self.workflow(self.default_workflow)
             if isinstance(wf, str):
@@ -876,11 +1040,22 @@ class _Importer:
         return self.result
 
 
-def import_csv(conn: sqlite3.Connection, name: str, *, workflow: str | None, actor: str, now: datetime,
-               mapping: str | Path | None = None, dry_run: bool = False, skip_invalid: bool = False,
-               update: bool = False, encoding: str | None = None, rejects: str | Path | None = None,
-               stdin: IO[bytes] | None = None,
-               progress: Callable[[int, int, int], None] | None = None) -> ImportResult:
+def import_csv(
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    workflow: str | None,
+    actor: str,
+    now: datetime,
+    mapping: str | Path | None = None,
+    dry_run: bool = False,
+    skip_invalid: bool = False,
+    update: bool = False,
+    encoding: str | None = None,
+    rejects: str | Path | None = None,
+    stdin: IO[bytes] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> ImportResult:
     """Import a CSV file in one transaction. Raises InvalidInput (nothing written) on any bad row,
     unless `skip_invalid`, which imports the good rows and writes the bad ones to `rejects`."""
     enc = _encoding(encoding)
@@ -893,14 +1068,25 @@ def import_csv(conn: sqlite3.Connection, name: str, *, workflow: str | None, act
     try:
         if rejects is not None and skip_invalid and not dry_run:
             target = Path(rejects)
-            fd, rejects_tmp = tempfile.mkstemp(prefix=".casectl-rejects-", suffix=".csv",
-                                               dir=target.parent if str(target.parent) else ".")
+            fd, rejects_tmp = tempfile.mkstemp(
+                prefix=".casectl-rejects-", suffix=".csv", dir=target.parent if str(target.parent) else "."
+            )
             rejects_file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         with open(src.path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding=enc, errors="strict", newline="")
-            importer = _Importer(conn, src, workflow=workflow, mapping=plan_mapping, actor=actor, now=now,
-                                 dry_run=dry_run, skip_invalid=skip_invalid, update=update,
-                                 rejects=rejects_file, progress=progress)
+            importer = _Importer(
+                conn,
+                src,
+                workflow=workflow,
+                mapping=plan_mapping,
+                actor=actor,
+                now=now,
+                dry_run=dry_run,
+                skip_invalid=skip_invalid,
+                update=update,
+                rejects=rejects_file,
+                progress=progress,
+            )
             with write(conn):
                 result = importer.run(text, raw)
                 if result.invalid and not skip_invalid:
@@ -909,7 +1095,8 @@ def import_csv(conn: sqlite3.Connection, name: str, *, workflow: str | None, act
                         f"{src.label}: {n} invalid row{'s' if n != 1 else ''} of {result.rows}; nothing was imported"
                         + (f" (the first {MAX_ERRORS_SHOWN} below)" if n > MAX_ERRORS_SHOWN else "")
                         + ". Fix them, or import the valid rows with --skip-invalid --rejects FILE",
-                        details=result.errors)
+                        details=result.errors,
+                    )
                 if dry_run:
                     conn.execute("ROLLBACK")
         if rejects_file is not None:

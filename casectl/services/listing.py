@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import NotFound
 from ..filters import CaseFilter, parse_sort
@@ -19,8 +20,14 @@ def view_filter(conn: sqlite3.Connection, name: str) -> CaseFilter:
     return CaseFilter.from_dict(row["filters"])
 
 
-def select(conn: sqlite3.Connection, f: CaseFilter, *, sort: str | None = None, limit: int | None = None,
-           after: tuple[Any, int] | None = None) -> Iterator[dict[str, Any]]:
+def select(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    sort: str | None = None,
+    limit: int | None = None,
+    after: tuple[Any, int] | None = None,
+) -> Iterator[dict[str, Any]]:
     column, descending = parse_sort(sort)
     return case_store.select(conn, f, sort=column, descending=descending, limit=limit, after=after)
 

@@ -82,8 +82,10 @@ def smtp_config() -> SmtpConfig:
         return value if value not in (None, "") else smtp.get(key)
 
     if "password" in smtp:
-        raise InvalidInput(f"config file {config_path()}: [smtp] password is not allowed there; put the password "
-                           "in CASECTL_SMTP_PASSWORD (or name another variable with password_env)")
+        raise InvalidInput(
+            f"config file {config_path()}: [smtp] password is not allowed there; put the password "
+            "in CASECTL_SMTP_PASSWORD (or name another variable with password_env)"
+        )
     tls = str(pick("tls") or "none").lower()
     if tls not in TLS_MODES:
         raise InvalidInput(f"CASECTL_SMTP_TLS: '{tls}' is not one of {', '.join(TLS_MODES)}")
@@ -98,8 +100,15 @@ def smtp_config() -> SmtpConfig:
     to = os.environ.get("CASECTL_DIGEST_TO") or digest.get("to") or []
     if isinstance(to, str):
         to = [a.strip() for a in to.split(",") if a.strip()]
-    return SmtpConfig(host=pick("host"), port=port, sender=pick("from"), user=pick("user"),
-                      password_env=str(password_env), tls=tls, digest_to=list(to))
+    return SmtpConfig(
+        host=pick("host"),
+        port=port,
+        sender=pick("from"),
+        user=pick("user"),
+        password_env=str(password_env),
+        tls=tls,
+        digest_to=list(to),
+    )
 
 
 # --- webhooks (Standard Webhooks) --------------------------------------------------
@@ -109,7 +118,7 @@ def signing_key(secret: str) -> bytes:
     """A `whsec_<base64>` secret (the prefix is optional) -> the HMAC key."""
     raw = secret.strip()
     if raw.startswith("whsec_"):
-        raw = raw[len("whsec_"):]
+        raw = raw[len("whsec_") :]
     try:
         return base64.b64decode(raw, validate=True)
     except (ValueError, TypeError):
@@ -129,8 +138,9 @@ def _secret(var: str, what: str) -> str:
     return value
 
 
-def webhook_request(url: str, payload: dict[str, Any], msg_id: str, *, timestamp: int | None = None
-                    ) -> tuple[bytes, dict[str, str]]:
+def webhook_request(
+    url: str, payload: dict[str, Any], msg_id: str, *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The exact bytes and headers a webhook is sent with."""
     body = json.dumps(payload.get("body", {}), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
     ts = int(time.time()) if timestamp is None else timestamp  # the receiver checks it against its own clock
@@ -150,8 +160,9 @@ def _http(method: str, url: str, *, data: bytes, headers: dict[str, str], timeou
     import requests
 
     try:
-        response = requests.request(method, url, data=data, headers=headers, timeout=(min(timeout, 5.0), timeout),
-                                    allow_redirects=False)
+        response = requests.request(
+            method, url, data=data, headers=headers, timeout=(min(timeout, 5.0), timeout), allow_redirects=False
+        )
     except requests.Timeout:
         raise DeliveryError(f"{_where(url)} did not answer within {timeout:g}s") from None
     except requests.ConnectionError:
@@ -190,7 +201,7 @@ def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float) 
     method = str(payload.get("method") or "POST").upper()
     headers = {"user-agent": "casectl", "idempotency-key": msg_id}
     for name, value in (payload.get("headers") or {}).items():
-        headers[str(name)] = _ENV_REF.sub(lambda m: _secret(m.group(1), f"header {name}"), str(value))
+        headers[str(name)] = _ENV_REF.sub(lambda m, name=name: _secret(m.group(1), f"header {name}"), str(value))
     var = payload.get("secret_env")
     if var and not any(k.lower() == "authorization" for k in headers):
         headers["authorization"] = f"Bearer {_secret(var, 'the CRM token')}"
@@ -210,7 +221,7 @@ def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float) 
 
 
 def text_to_html(text: str) -> str:
-    return "<html><body><pre style=\"font-family: sans-serif\">" + html.escape(text) + "</pre></body></html>"
+    return '<html><body><pre style="font-family: sans-serif">' + html.escape(text) + "</pre></body></html>"
 
 
 def build_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_part: str | None, msg_id: str):
@@ -231,11 +242,11 @@ def build_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_pa
     return msg
 
 
-def send_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_part: str | None, msg_id: str, *,
-               timeout: float) -> None:
+def send_email(
+    cfg: SmtpConfig, to: list[str], subject: str, text: str, html_part: str | None, msg_id: str, *, timeout: float
+) -> None:
     import smtplib
     import ssl
-    import socket
 
     if not cfg.host:
         raise DeliveryError("no SMTP server configured: set CASECTL_SMTP_HOST (or [smtp] host in the config file)")
@@ -244,8 +255,9 @@ def send_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_par
     msg = build_email(cfg, to, subject, text, html_part, msg_id)
     try:
         if cfg.tls == "ssl":
-            client = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout,
-                                      context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(
+                cfg.host, cfg.effective_port, timeout=timeout, context=ssl.create_default_context()
+            )
         else:
             client = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
         with client:
@@ -262,11 +274,13 @@ def send_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_par
         raise DeliveryError(f"SMTP server refused every recipient: {', '.join(e.recipients)}") from None
     except smtplib.SMTPResponseException as e:
         raise DeliveryError(f"SMTP server answered {e.smtp_code}: {_short(e.smtp_error)}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise DeliveryError(f"SMTP server {cfg.host}:{cfg.effective_port} did not answer within {timeout:g}s") from None
     except (OSError, smtplib.SMTPException) as e:
-        raise DeliveryError(f"cannot send through SMTP server {cfg.host}:{cfg.effective_port} "
-                            f"({type(e).__name__}{': ' + _short(str(e)) if str(e) else ''})") from None
+        raise DeliveryError(
+            f"cannot send through SMTP server {cfg.host}:{cfg.effective_port} "
+            f"({type(e).__name__}{': ' + _short(str(e)) if str(e) else ''})"
+        ) from None
     if refused:
         raise DeliveryError(f"SMTP server refused: {', '.join(refused)}")
 

@@ -15,9 +15,10 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from .. import ids, timeutil
 from ..errors import InvalidInput, NotFound, UsageError
@@ -107,16 +108,30 @@ def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
         notify.send_crm(row["target"] or "", payload, msg_id, timeout=timeout)
     elif kind == "email":
         to = [a.strip() for a in (row["target"] or "").split(",") if a.strip()]
-        notify.send_email(smtp or notify.smtp_config(), to, payload.get("subject") or "(no subject)",
-                          payload.get("text") or "", payload.get("html"), f"{msg_id}.{ids.fmt('outbox', row['id'])}",
-                          timeout=timeout)
+        notify.send_email(
+            smtp or notify.smtp_config(),
+            to,
+            payload.get("subject") or "(no subject)",
+            payload.get("text") or "",
+            payload.get("html"),
+            f"{msg_id}.{ids.fmt('outbox', row['id'])}",
+            timeout=timeout,
+        )
     else:
         raise notify.DeliveryError(f"unknown kind of message '{kind}'")
 
 
-def deliver(conn: sqlite3.Connection, *, now: Callable[[], datetime] = timeutil.now, timeout: float | None = None,
-            max_attempts: int | None = None, limit: int | None = None, budget: float | None = None,
-            worker: str | None = None, kinds: tuple[str, ...] | None = None) -> Report:
+def deliver(
+    conn: sqlite3.Connection,
+    *,
+    now: Callable[[], datetime] = timeutil.now,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    limit: int | None = None,
+    budget: float | None = None,
+    worker: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+) -> Report:
     """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds."""
     from . import notify
 
@@ -150,15 +165,17 @@ def deliver(conn: sqlite3.Connection, *, now: Callable[[], datetime] = timeutil.
         except notify.DeliveryError as e:
             error = str(e)
         t = now()
-        result = Result(row["id"], ids.fmt("case", row["case_id"]), row["kind"], row["target"], "delivered",
-                        row["attempts"], error)
+        result = Result(
+            row["id"], ids.fmt("case", row["case_id"]), row["kind"], row["target"], "delivered", row["attempts"], error
+        )
         with write(conn):
             if error is None:
                 ok = store.mark_delivered(conn, row["id"], worker=worker, at=iso(t))
             else:
                 nxt = iso(t + backoff(row["attempts"])) if row["attempts"] < max_attempts else None
-                ok = store.mark_attempt_failed(conn, row["id"], worker=worker, at=iso(t), error=error,
-                                               next_attempt_at=nxt)
+                ok = store.mark_attempt_failed(
+                    conn, row["id"], worker=worker, at=iso(t), error=error, next_attempt_at=nxt
+                )
                 result.outcome = "retry" if nxt else "failed"
                 result.next_attempt_at = nxt
         if not ok:  # our lease ran out and another deliverer took the message over
@@ -190,8 +207,9 @@ def row_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_messages(conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None,
-                  limit: int | None = None) -> list[dict[str, Any]]:
+def list_messages(
+    conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     bad = [s for s in statuses if s not in store.STATUSES]
     if bad:
         raise UsageError(f"unknown outbox status '{bad[0]}'; statuses: {', '.join(store.STATUSES)}")
@@ -211,8 +229,10 @@ def retry(conn: sqlite3.Connection, *, row_id: str | None, all_failed: bool, now
             if row is None:
                 raise NotFound(f"no outbox message '{row_id}'; see `casectl outbox list`")
             if row["status"] != "failed":
-                raise UsageError(f"{ids.fmt('outbox', n)} is {row['status']}, not failed; only failed messages "
-                                 "are retried by hand (pending ones are retried automatically)")
+                raise UsageError(
+                    f"{ids.fmt('outbox', n)} is {row['status']}, not failed; only failed messages "
+                    "are retried by hand (pending ones are retried automatically)"
+                )
             wanted = [n]
         store.requeue(conn, wanted, at=iso(now))
     return [ids.fmt("outbox", i) for i in wanted]
@@ -259,12 +279,22 @@ def check_secret_env(name: str | None, what: str = "--secret-env") -> None:
         return
     if name.startswith("whsec_") or not ENV_NAME.match(name):
         # Never echo the value: it may be the secret itself, pasted by mistake.
-        raise InvalidInput(f"{what} takes the NAME of an environment variable that holds the secret "
-                           "(e.g. CASECTL_WEBHOOK_SECRET), not the secret itself")
+        raise InvalidInput(
+            f"{what} takes the NAME of an environment variable that holds the secret "
+            "(e.g. CASECTL_WEBHOOK_SECRET), not the secret itself"
+        )
 
 
-def add_hook(conn: sqlite3.Connection, *, url: str, events: list[str], workflow: str | None,
-             secret_env: str | None, actor: str, now: datetime) -> dict[str, Any]:
+def add_hook(
+    conn: sqlite3.Connection,
+    *,
+    url: str,
+    events: list[str],
+    workflow: str | None,
+    secret_env: str | None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
     """Subscribe URL to case events (all of them when `events` is empty)."""
     from . import effects
     from . import workflows as workflow_service
@@ -274,25 +304,43 @@ def add_hook(conn: sqlite3.Connection, *, url: str, events: list[str], workflow:
     events = list(dict.fromkeys(e.strip() for e in events if e.strip())) or ["*"]
     for e in events:
         if not effects.valid_event_type(e):
-            raise InvalidInput(f"--event: unknown event '{e}'; events: {', '.join(effects.EVENT_TYPES)}, "
-                               "case.action.NAME or * (all)")
+            raise InvalidInput(
+                f"--event: unknown event '{e}'; events: {', '.join(effects.EVENT_TYPES)}, case.action.NAME or * (all)"
+            )
     wfs = [workflow_service.get(conn, workflow)] if workflow else [wf for wf, _ in workflow_service.all_latest(conn)]
     for e in events:
         if e.startswith(effects.ACTION_PREFIX):
-            name = e[len(effects.ACTION_PREFIX):]
+            name = e[len(effects.ACTION_PREFIX) :]
             if not any(wf.action(name) for wf in wfs):
                 where = f"workflow {workflow}" if workflow else "any workflow"
                 raise InvalidInput(f"--event: {e}: no action '{name}' in {where}")
     with write(conn):
-        hook_id = store.add_hook(conn, url=url, events=events, workflow=workflow, secret_env=secret_env,
-                                 at=iso(now), actor=actor)
-    return hook_view({"id": hook_id, "url": url, "events": events, "workflow": workflow, "secret_env": secret_env,
-                      "created_at": iso(now), "created_by": actor})
+        hook_id = store.add_hook(
+            conn, url=url, events=events, workflow=workflow, secret_env=secret_env, at=iso(now), actor=actor
+        )
+    return hook_view(
+        {
+            "id": hook_id,
+            "url": url,
+            "events": events,
+            "workflow": workflow,
+            "secret_env": secret_env,
+            "created_at": iso(now),
+            "created_by": actor,
+        }
+    )
 
 
 def hook_view(h: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"H-{h['id']}", "url": h["url"], "events": h["events"], "workflow": h.get("workflow"),
-            "secret_env": h.get("secret_env"), "created_at": h.get("created_at"), "created_by": h.get("created_by")}
+    return {
+        "id": f"H-{h['id']}",
+        "url": h["url"],
+        "events": h["events"],
+        "workflow": h.get("workflow"),
+        "secret_env": h.get("secret_env"),
+        "created_at": h.get("created_at"),
+        "created_by": h.get("created_by"),
+    }
 
 
 def list_hooks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -301,7 +349,11 @@ def list_hooks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def remove_hook(conn: sqlite3.Connection, hook_id: str) -> str:
     text = (hook_id or "").strip()
-    n = int(text[2:]) if text.upper().startswith("H-") and text[2:].isdigit() else (int(text) if text.isdigit() else None)
+    n = (
+        int(text[2:])
+        if text.upper().startswith("H-") and text[2:].isdigit()
+        else (int(text) if text.isdigit() else None)
+    )
     with write(conn):
         if n is None or not store.remove_hook(conn, n):
             raise NotFound(f"no hook '{hook_id}'; see `casectl hooks list`")

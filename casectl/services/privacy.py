@@ -10,8 +10,7 @@ from .. import ids
 from ..errors import NotFound
 from ..store import cases as case_store
 from ..store import events as event_store
-from ..store import maintenance
-from ..store import rollback, write
+from ..store import maintenance, rollback, write
 from ..store import subjects as subject_store
 from ..timeutil import iso
 
@@ -37,8 +36,12 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
     with write(conn):
         subject = _subject_for(conn, target)
         case_ids = maintenance.subject_case_ids(conn, subject["id"])
-        result = {"subject": ids.fmt("subject", subject["id"]), "cases": [ids.fmt("case", c) for c in case_ids],
-                  "already_redacted": bool(subject.get("redacted_at")), "dry_run": dry_run}
+        result = {
+            "subject": ids.fmt("subject", subject["id"]),
+            "cases": [ids.fmt("case", c) for c in case_ids],
+            "already_redacted": bool(subject.get("redacted_at")),
+            "dry_run": dry_run,
+        }
         if dry_run:
             rollback(conn)
             return result
@@ -47,31 +50,54 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
         for case_id in case_ids:
             case = case_store.get(conn, case_id)
             case_store.update(conn, case_id, case["version"], {"data": {}, "registry_data": {}}, at=at)
-            event_store.append(conn, case_id, at=at, actor=actor, kind="redacted",
-                               data={"subject": result["subject"],
-                                     "summary": "personal data erased on request"})
-        erasure = maintenance.record_erasure(conn, at=at, actor=actor, kind="redact",
-                                             details={"subject": result["subject"], "cases": result["cases"],
-                                                      "erased": result["erased"]})
+            event_store.append(
+                conn,
+                case_id,
+                at=at,
+                actor=actor,
+                kind="redacted",
+                data={"subject": result["subject"], "summary": "personal data erased on request"},
+            )
+        erasure = maintenance.record_erasure(
+            conn,
+            at=at,
+            actor=actor,
+            kind="redact",
+            details={"subject": result["subject"], "cases": result["cases"], "erased": result["erased"]},
+        )
         result["erasure"] = erasure
     return result
 
 
-def purge(conn: sqlite3.Connection, closed_before: datetime, *, actor: str, now: datetime,
-          dry_run: bool = False) -> dict:
+def purge(
+    conn: sqlite3.Connection, closed_before: datetime, *, actor: str, now: datetime, dry_run: bool = False
+) -> dict:
     """Delete cases closed before a date, with everything they hold (retention policy)."""
     cutoff = iso(closed_before)
     with write(conn):
         case_ids = maintenance.purge_candidates(conn, cutoff)
-        result: dict[str, Any] = {"closed_before": cutoff, "cases": [ids.fmt("case", c) for c in case_ids],
-                                  "count": len(case_ids), "dry_run": dry_run}
+        result: dict[str, Any] = {
+            "closed_before": cutoff,
+            "cases": [ids.fmt("case", c) for c in case_ids],
+            "count": len(case_ids),
+            "dry_run": dry_run,
+        }
         if dry_run:
             rollback(conn)
             return result
         result["deleted"] = maintenance.delete_cases(conn, case_ids)
         if case_ids:
-            maintenance.record_erasure(conn, at=iso(now), actor=actor, kind="purge",
-                                       details={"closed_before": cutoff, "count": len(case_ids),
-                                                "first": result["cases"][0], "last": result["cases"][-1],
-                                                "deleted": result["deleted"]})
+            maintenance.record_erasure(
+                conn,
+                at=iso(now),
+                actor=actor,
+                kind="purge",
+                details={
+                    "closed_before": cutoff,
+                    "count": len(case_ids),
+                    "first": result["cases"][0],
+                    "last": result["cases"][-1],
+                    "deleted": result["deleted"],
+                },
+            )
     return result

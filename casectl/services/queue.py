@@ -13,8 +13,9 @@ text out only with include_private=True.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from .. import ids, rules
 from ..errors import InvalidInput
@@ -23,8 +24,8 @@ from ..rules import Workflow
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import queue as queue_store
-from ..store import workflows as wf_store
 from ..store import rollback, write
+from ..store import workflows as wf_store
 from ..timeutil import iso, parse_time
 from . import sla
 
@@ -59,8 +60,9 @@ def on_create_batch(wf: Workflow, statuses: Iterable[str], now: datetime) -> dic
     return {s: creation_clock(wf, s, now) for s in set(statuses)}
 
 
-def on_transition(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str,
-                  now: datetime) -> None:
+def on_transition(
+    conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str, now: datetime
+) -> None:
     """Pause or resume the SLA clock when a case enters or leaves a waiting status.
 
     A final status stops nothing: due_at stays, so a late decision shows as a
@@ -85,8 +87,13 @@ def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     due, paused = case.get("due_at"), case.get("sla_paused_at")
     if not due and not paused:
         return None
-    out: dict[str, Any] = {"due_at": due, "paused": bool(paused), "paused_at": paused,
-                           "remaining_seconds": None, "breached": False}
+    out: dict[str, Any] = {
+        "due_at": due,
+        "paused": bool(paused),
+        "paused_at": paused,
+        "remaining_seconds": None,
+        "breached": False,
+    }
     if case.get("final"):
         late = bool(due and case.get("decided_at") and case["decided_at"] > due)
         out.update(state="breached" if late else "met", breached=late)
@@ -101,8 +108,10 @@ def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
 def _sla_lines(s: dict[str, Any]) -> list[str]:
     state = s["state"]
     if state == "paused":
-        return [f"paused since {s['paused_at']} (waiting on the subject); "
-                f"{sla.describe(s['remaining_seconds'] or 0)} of SLA time left"]
+        return [
+            f"paused since {s['paused_at']} (waiting on the subject); "
+            f"{sla.describe(s['remaining_seconds'] or 0)} of SLA time left"
+        ]
     if state == "overdue":
         return [f"BREACHED: due {s['due_at']}, overdue by {sla.describe(-s['remaining_seconds'])}"]
     if state == "on_track":
@@ -123,9 +132,12 @@ def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: 
         sections["sla"] = Section("SLA", state, _sla_lines(state))
     found = notes(conn, case["id"], include_private=True)
     sections["notes"] = Section(
-        f"notes ({len(found)})", [note_row(n) for n in found],
-        [f"{ids.fmt('note', n['id'])} {n['at']} {n['actor']}{' (private)' if n['private'] else ''}: {n['text']}"
-         for n in found],
+        f"notes ({len(found)})",
+        [note_row(n) for n in found],
+        [
+            f"{ids.fmt('note', n['id'])} {n['at']} {n['actor']}{' (private)' if n['private'] else ''}: {n['text']}"
+            for n in found
+        ],
     )
     return sections
 
@@ -141,12 +153,19 @@ def notes(conn: sqlite3.Connection, case_ids: int | Iterable[int], *, include_pr
 
 
 def note_row(n: dict[str, Any]) -> dict[str, Any]:
-    return {"id": ids.fmt("note", n["id"]), "case": ids.fmt("case", n["case_id"]), "at": n["at"],
-            "actor": n["actor"], "private": n["private"], "text": n["text"]}
+    return {
+        "id": ids.fmt("note", n["id"]),
+        "case": ids.fmt("case", n["case_id"]),
+        "at": n["at"],
+        "actor": n["actor"],
+        "private": n["private"],
+        "text": n["text"],
+    }
 
 
-def note_in(conn: sqlite3.Connection, case: dict[str, Any], text: str, *, private: bool, actor: str,
-            now: datetime) -> dict[str, Any]:
+def note_in(
+    conn: sqlite3.Connection, case: dict[str, Any], text: str, *, private: bool, actor: str, now: datetime
+) -> dict[str, Any]:
     text = (text or "").strip()
     if not text:
         raise InvalidInput("note: the text is empty; give it as an argument or on stdin")
@@ -160,8 +179,7 @@ def note_in(conn: sqlite3.Connection, case: dict[str, Any], text: str, *, privat
         data["text"] = text
         data["summary"] = text if len(text) <= 80 else text[:77] + "..."
     event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="note", data=data)
-    note_id = queue_store.add_note(conn, case["id"], at=at, actor=actor, text=text, private=private,
-                                   event_id=event_id)
+    note_id = queue_store.add_note(conn, case["id"], at=at, actor=actor, text=text, private=private, event_id=event_id)
     assert note_id == note_no
     return {"id": ids.fmt("case", case["id"]), "note": ref, "private": private, "event": ids.fmt("event", event_id)}
 
@@ -169,9 +187,18 @@ def note_in(conn: sqlite3.Connection, case: dict[str, Any], text: str, *, privat
 # --- assignment ------------------------------------------------------------------
 
 
-def assign_in(conn: sqlite3.Connection, case: dict[str, Any], *, assignee: str | None = None,
-              team: str | None = None, clear_assignee: bool = False, clear_team: bool = False, actor: str,
-              now: datetime, action: str = "assign") -> dict[str, Any]:
+def assign_in(
+    conn: sqlite3.Connection,
+    case: dict[str, Any],
+    *,
+    assignee: str | None = None,
+    team: str | None = None,
+    clear_assignee: bool = False,
+    clear_team: bool = False,
+    actor: str,
+    now: datetime,
+    action: str = "assign",
+) -> dict[str, Any]:
     for what, value in (("assignee", assignee), ("team", team)):
         if value is not None and (not value.strip() or any(ch.isspace() for ch in value)):
             raise InvalidInput(f"{what}: '{value}' must be one word with no spaces")
@@ -188,8 +215,15 @@ def assign_in(conn: sqlite3.Connection, case: dict[str, Any], *, assignee: str |
     at = iso(now)
     case_store.update(conn, case["id"], case["version"], changes, at=at)
     summary = ", ".join(f"{k}: {case.get(k) or '-'} -> {v or '-'}" for k, v in changes.items())
-    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="assigned", action=action,
-                                  data={**result["changes"], "summary": summary})
+    event_id = event_store.append(
+        conn,
+        case["id"],
+        at=at,
+        actor=actor,
+        kind="assigned",
+        action=action,
+        data={**result["changes"], "summary": summary},
+    )
     result["event"] = ids.fmt("event", event_id)
     return result
 
@@ -253,21 +287,33 @@ def parse_tag_changes(specs: list[str]) -> tuple[list[str], list[str]]:
     return add, remove
 
 
-def tag_in(conn: sqlite3.Connection, case: dict[str, Any], add: list[str], remove: list[str], *, actor: str,
-           now: datetime) -> dict[str, Any]:
+def tag_in(
+    conn: sqlite3.Connection, case: dict[str, Any], add: list[str], remove: list[str], *, actor: str, now: datetime
+) -> dict[str, Any]:
     have = set(case.get("tags") or [])
     added = sorted(set(add) - have)
     removed = sorted(set(remove) & have)
-    result = {"id": ids.fmt("case", case["id"]), "added": added, "removed": removed,
-              "tags": sorted((have | set(added)) - set(removed)), "event": None}
+    result = {
+        "id": ids.fmt("case", case["id"]),
+        "added": added,
+        "removed": removed,
+        "tags": sorted((have | set(added)) - set(removed)),
+        "event": None,
+    }
     if not added and not removed:
         return result
     at = iso(now)
     case_store.set_tags(conn, case["id"], add=added, remove=removed)
     case_store.update(conn, case["id"], case["version"], {}, at=at)
     summary = " ".join([f"+{t}" for t in added] + [f"-{t}" for t in removed])
-    event_id = event_store.append(conn, case["id"], at=at, actor=actor, kind="tagged",
-                                  data={"added": added, "removed": removed, "summary": summary})
+    event_id = event_store.append(
+        conn,
+        case["id"],
+        at=at,
+        actor=actor,
+        kind="tagged",
+        data={"added": added, "removed": removed, "summary": summary},
+    )
     result["event"] = ids.fmt("event", event_id)
     return result
 
@@ -290,11 +336,13 @@ def assign(conn, id_or_ref: str, *, actor: str, now: datetime, dry_run: bool = F
     return apply_one(conn, id_or_ref, lambda c: assign_in(conn, c, actor=actor, now=now, **kw), dry_run)
 
 
-def tag(conn, id_or_ref: str, add: list[str], remove: list[str], *, actor: str, now: datetime,
-        dry_run: bool = False) -> dict[str, Any]:
+def tag(
+    conn, id_or_ref: str, add: list[str], remove: list[str], *, actor: str, now: datetime, dry_run: bool = False
+) -> dict[str, Any]:
     return apply_one(conn, id_or_ref, lambda c: tag_in(conn, c, add, remove, actor=actor, now=now), dry_run)
 
 
-def note(conn, id_or_ref: str, text: str, *, private: bool, actor: str, now: datetime,
-         dry_run: bool = False) -> dict[str, Any]:
+def note(
+    conn, id_or_ref: str, text: str, *, private: bool, actor: str, now: datetime, dry_run: bool = False
+) -> dict[str, Any]:
     return apply_one(conn, id_or_ref, lambda c: note_in(conn, c, text, private=private, actor=actor, now=now), dry_run)

@@ -11,19 +11,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .. import __version__, ids
 from ..filters import CaseFilter, parse_sort
+from ..redaction import mask_data, mask_text, redact_case
 from ..rules import Verdict, Workflow
 from ..store import dossier as dossier_store
 from ..store import read
 from ..timeutil import iso
 from . import cases as case_service
 from . import listing
-from ..redaction import mask_data, mask_text, redact_case
 
 BREACHES_SHOWN = 20
 WAITING_SHOWN = 10
@@ -97,8 +98,16 @@ class Overview:
     actor: str = ""
 
 
-def overview(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime, sort: str | None = None,
-             redact: bool = False, title: str | None = None) -> Overview:
+def overview(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    actor: str,
+    now: datetime,
+    sort: str | None = None,
+    redact: bool = False,
+    title: str | None = None,
+) -> Overview:
     """The overview's figures; `rows()` streams the case table (call it inside `snapshot`)."""
     parse_sort(sort)  # a bad --sort fails before anything is written
     breach_f = dataclasses.replace(f, overdue_at=iso(now))
@@ -151,14 +160,20 @@ class Dossier:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def dossier(conn: sqlite3.Connection, id_or_ref: str, *, actor: str, now: datetime, include_private: bool = False,
-            redact: bool = False) -> Dossier:
+def dossier(
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    *,
+    actor: str,
+    now: datetime,
+    include_private: bool = False,
+    redact: bool = False,
+) -> Dossier:
     """Everything known about one case, for printing."""
     v = case_service.view(conn, id_or_ref, actor=actor, history_limit=1)
     case = v["case"]
     _, history = case_service.history(conn, ids.fmt("case", case["id"]))
-    children = [case_line(c, now, redact=redact)
-                for c in listing.select(conn, CaseFilter(parent=case["id"]))]
+    children = [case_line(c, now, redact=redact) for c in listing.select(conn, CaseFilter(parent=case["id"]))]
     blocks = dossier_store.blocks(conn, case["id"])
     activities = dossier_store.activities(conn, case["id"])
     notes = dossier_store.notes(conn, case["id"], include_private=include_private)
@@ -167,15 +182,30 @@ def dossier(conn: sqlite3.Connection, id_or_ref: str, *, actor: str, now: dateti
         names = tuple(n for n in (case.get("subject_name"),) if n)
         case = redact_case(case)
         blocks = [{**b, "data": mask_data(b["data"], names)} for b in blocks]
-        activities = [{**a, "result": mask_data(a["result"], names),
-                       "requirement": mask_data(a["requirement"], names)} for a in activities]
+        activities = [
+            {**a, "result": mask_data(a["result"], names), "requirement": mask_data(a["requirement"], names)}
+            for a in activities
+        ]
         notes = [{**n, "text": mask_text(n["text"], names)} for n in notes]
-        history = [{**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
-                   for e in history]
+        history = [
+            {**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
+            for e in history
+        ]
     return Dossier(
-        case=case, workflow=v["workflow"], allowed=v["allowed"], refused=v["refused"], blocks=blocks,
-        children=children, activities=activities, notes=notes, private_omitted=omitted,
-        attachments=dossier_store.attachments(conn, case["id"]), history=history, generated_at=iso(now),
-        include_private=include_private, redacted=redact, actor=actor,
+        case=case,
+        workflow=v["workflow"],
+        allowed=v["allowed"],
+        refused=v["refused"],
+        blocks=blocks,
+        children=children,
+        activities=activities,
+        notes=notes,
+        private_omitted=omitted,
+        attachments=dossier_store.attachments(conn, case["id"]),
+        history=history,
+        generated_at=iso(now),
+        include_private=include_private,
+        redacted=redact,
+        actor=actor,
         extra={"reupload_marks": v["reupload_marks"]},
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .. import ids
 from ..errors import InvalidInput
@@ -50,10 +51,18 @@ def narrow_query(text: str) -> str | None:
     return " ".join(_quote(p[:-1]) if len(p) > 1 else _quote(p) + "*" for p in phrases)
 
 
-def search(conn: sqlite3.Connection, text: str, f: CaseFilter | None = None, *,
-           limit: int | None = 50) -> Iterator[dict[str, Any]]:
+def search(
+    conn: sqlite3.Connection, text: str, f: CaseFilter | None = None, *, limit: int | None = 50
+) -> Iterator[dict[str, Any]]:
     """Matching cases, best first: an exact id or reference, then by bm25 rank."""
     query = match_query(text)
     stripped = text.strip()
-    return search_store.search(conn, query, f or CaseFilter(), exact_id=ids.parse("case", stripped),
-                               exact_ref=stripped, limit=limit, narrow=narrow_query(text))
+    return search_store.search(
+        conn,
+        query,
+        f or CaseFilter(),
+        exact_id=ids.parse("case", stripped),
+        exact_ref=stripped,
+        limit=limit,
+        narrow=narrow_query(text),
+    )

@@ -8,9 +8,10 @@ against a calendar.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 # Never search further than this for business time (a calendar with no
 # working day at all would otherwise loop forever).
@@ -24,7 +25,7 @@ class Calendar:
     start: time | None = None
     end: time | None = None
     days: frozenset[int] = frozenset(range(1, 8))  # ISO weekdays, 1 = Monday
-    tz: Any = timezone.utc
+    tz: Any = UTC
     holidays: frozenset[date] = frozenset()
 
     @property
@@ -32,9 +33,9 @@ class Calendar:
         return self.start is None and not self.holidays and len(self.days) == 7
 
     @classmethod
-    def of(cls, sla: Mapping[str, Any]) -> "Calendar":
+    def of(cls, sla: Mapping[str, Any]) -> Calendar:
         bh = sla.get("business_hours") or {}
-        tz: Any = timezone.utc
+        tz: Any = UTC
         if bh.get("timezone"):
             from zoneinfo import ZoneInfo
 
@@ -51,11 +52,11 @@ class Calendar:
         day = local.date()
         for _ in range(_MAX_DAYS):
             if day.isoweekday() in self.days and day not in self.holidays:
-                lo = datetime.combine(day, self.start or time(0), tzinfo=self.tz).astimezone(timezone.utc)
+                lo = datetime.combine(day, self.start or time(0), tzinfo=self.tz).astimezone(UTC)
                 if self.end is None or self.end == time(0):
-                    hi = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(timezone.utc)
+                    hi = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)
                 else:
-                    hi = datetime.combine(day, self.end, tzinfo=self.tz).astimezone(timezone.utc)
+                    hi = datetime.combine(day, self.end, tzinfo=self.tz).astimezone(UTC)
                 lo = max(lo, since)
                 if hi > lo:
                     yield lo, hi

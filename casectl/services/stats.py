@@ -48,8 +48,16 @@ def figures(conn: sqlite3.Connection, f: CaseFilter, since: datetime, until: dat
     }
 
 
-def stats(conn: sqlite3.Connection, f: CaseFilter, *, now: datetime, since: datetime | None = None,
-          until: datetime | None = None, by: str | None = None, compare: bool = False) -> dict[str, Any]:
+def stats(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    now: datetime,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: str | None = None,
+    compare: bool = False,
+) -> dict[str, Any]:
     if by is not None and by not in BY:
         raise UsageError(f"--by: '{by}' is not one of {', '.join(BY)}")
     until = until or now
@@ -70,9 +78,10 @@ def stats(conn: sqlite3.Connection, f: CaseFilter, *, now: datetime, since: date
             prev = figures(conn, f, since - length, since)
             cur = out["period"]
             out["previous"] = prev
-            out["change"] = {k: (None if cur[k] is None or prev[k] is None else round(cur[k] - prev[k], 4))
-                             for k in ("opened", "closed", "median_decision_hours", "sla_breached",
-                                       "sla_breach_rate")}
+            out["change"] = {
+                k: (None if cur[k] is None or prev[k] is None else round(cur[k] - prev[k], 4))
+                for k in ("opened", "closed", "median_decision_hours", "sla_breached", "sla_breach_rate")
+            }
         if by:
             out["by"] = by
             out["groups"] = _groups(conn, f, by, iso(since), iso(until), iso(now))

@@ -48,8 +48,9 @@ def get(conn: sqlite3.Connection, name: str) -> dict[str, Any]:
     found = builtins(conn).get(name)
     if found is None:
         names = sorted({v["name"] for v in view_store.list_(conn)} | set(builtins(conn)))
-        raise NotFound(f"no view '{name}'; see `casectl views list` ({', '.join(names[:12])}"
-                       f"{', ...' if len(names) > 12 else ''})")
+        raise NotFound(
+            f"no view '{name}'; see `casectl views list` ({', '.join(names[:12])}{', ...' if len(names) > 12 else ''})"
+        )
     return found
 
 
@@ -76,15 +77,28 @@ def describe(filters: dict[str, Any]) -> str:
 
 def list_views(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     saved = {v["name"]: v for v in view_store.list_(conn)}
-    rows = [{"name": n, "builtin": False, "filters": v["filters"], "description": describe(v["filters"]),
-             "created_at": v["created_at"], "created_by": v["created_by"]} for n, v in saved.items()]
-    rows += [{"name": n, "builtin": True, "filters": d, "description": describe(d), "created_at": None,
-              "created_by": None} for n, d in builtins(conn).items() if n not in saved]
+    rows = [
+        {
+            "name": n,
+            "builtin": False,
+            "filters": v["filters"],
+            "description": describe(v["filters"]),
+            "created_at": v["created_at"],
+            "created_by": v["created_by"],
+        }
+        for n, v in saved.items()
+    ]
+    rows += [
+        {"name": n, "builtin": True, "filters": d, "description": describe(d), "created_at": None, "created_by": None}
+        for n, d in builtins(conn).items()
+        if n not in saved
+    ]
     return sorted(rows, key=lambda r: (r["builtin"], r["name"]))
 
 
-def add(conn: sqlite3.Connection, name: str, stored: dict[str, Any], *, replace: bool, actor: str,
-        now: datetime) -> dict[str, Any]:
+def add(
+    conn: sqlite3.Connection, name: str, stored: dict[str, Any], *, replace: bool, actor: str, now: datetime
+) -> dict[str, Any]:
     if not _NAME.match(name):
         raise InvalidInput(f"view name '{name}': use letters, digits, '.', '_' and '-' (at most 64)")
     if not stored:

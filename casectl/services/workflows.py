@@ -38,8 +38,13 @@ def get(conn: sqlite3.Connection | None, name: str, version: int | None = None) 
 
 def ensure_recorded(conn: sqlite3.Connection, wf: Workflow, *, now: datetime, actor: str) -> None:
     """Record the definition a case is about to use (a no-op when already there)."""
-    wf_store.save(conn, rules.workflow_to_dict(wf), builtin=wf.name in rules.BUILTIN and
-                  rules.BUILTIN[wf.name] == wf, at=iso(now), actor=actor)
+    wf_store.save(
+        conn,
+        rules.workflow_to_dict(wf),
+        builtin=wf.name in rules.BUILTIN and rules.BUILTIN[wf.name] == wf,
+        at=iso(now),
+        actor=actor,
+    )
 
 
 def all_latest(conn: sqlite3.Connection | None) -> list[tuple[Workflow, bool]]:
@@ -102,7 +107,10 @@ def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str
     if "version" not in doc:
         # Unversioned: identical to the newest version is a no-op, else a new version.
         newest = existing[-1]["definition"] if existing else None
-        if newest is not None and rules.workflow_to_dict(rules.workflow_from_dict({**doc, "version": newest["version"]})) == newest:
+        if (
+            newest is not None
+            and rules.workflow_to_dict(rules.workflow_from_dict({**doc, "version": newest["version"]})) == newest
+        ):
             return rules.workflow_from_dict(newest), False
         doc = {**doc, "version": top + 1}
     canonical = rules.workflow_to_dict(rules.workflow_from_dict(doc))
@@ -112,11 +120,12 @@ def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str
             return rules.workflow_from_dict(canonical), False
         raise InvalidInput(
             f"{path}: version {canonical['version']} of workflow '{doc['name']}' already exists with a different "
-            f"definition; give it \"version\": {top + 1}"
+            f'definition; give it "version": {top + 1}'
         )
     if builtin and canonical["version"] == builtin.version:
-        raise InvalidInput(f"{path}: version {builtin.version} of '{doc['name']}' is the built-in one; "
-                           f"give it \"version\": {top + 1}")
+        raise InvalidInput(
+            f"{path}: version {builtin.version} of '{doc['name']}' is the built-in one; give it \"version\": {top + 1}"
+        )
     wf_store.save(conn, canonical, builtin=False, at=iso(now), actor=actor)
     return rules.workflow_from_dict(canonical), True
 
@@ -155,8 +164,13 @@ def graph(wf: Workflow, fmt: str) -> str:
         lines += [f"    {a} --> {b} : {label}" for a, b, label in edges]
         lines += [f"    {s} --> [*]" for s in wf.final_statuses]
         return "\n".join(lines) + "\n"
-    lines = [f'digraph "{wf.name}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];',
-             '    start [shape=point];', f'    start -> "{wf.initial}";']
+    lines = [
+        f'digraph "{wf.name}" {{',
+        "    rankdir=LR;",
+        "    node [shape=box, style=rounded];",
+        "    start [shape=point];",
+        f'    start -> "{wf.initial}";',
+    ]
     lines += [f'    "{s}" [peripheries=2];' for s in wf.final_statuses]
     lines += [f'    "{a}" -> "{b}" [label="{label}"];' for a, b, label in edges]
     return "\n".join(lines) + "\n}\n"

@@ -6,8 +6,17 @@ import sqlite3
 from typing import Any
 
 
-def add(conn: sqlite3.Connection, *, case_id: int, starts_at: str, minutes: int, title: str, with_whom: str | None,
-        created_at: str, created_by: str) -> int:
+def add(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    starts_at: str,
+    minutes: int,
+    title: str,
+    with_whom: str | None,
+    created_at: str,
+    created_by: str,
+) -> int:
     return conn.execute(
         "INSERT INTO appointments (case_id, starts_at, minutes, title, with_whom, created_at, created_by) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -15,8 +24,10 @@ def add(conn: sqlite3.Connection, *, case_id: int, starts_at: str, minutes: int,
     ).lastrowid
 
 
-_SELECT = ("SELECT a.*, c.ref AS case_ref, s.name AS subject_name FROM appointments a "
-           "JOIN cases c ON c.id = a.case_id LEFT JOIN subjects s ON s.id = c.subject_id")
+_SELECT = (
+    "SELECT a.*, c.ref AS case_ref, s.name AS subject_name FROM appointments a "
+    "JOIN cases c ON c.id = a.case_id LEFT JOIN subjects s ON s.id = c.subject_id"
+)
 
 
 def get(conn: sqlite3.Connection, appointment_id: int) -> dict[str, Any] | None:
@@ -25,11 +36,20 @@ def get(conn: sqlite3.Connection, appointment_id: int) -> dict[str, Any] | None:
 
 
 def cancel(conn: sqlite3.Connection, appointment_id: int, *, at: str, reason: str | None) -> None:
-    conn.execute("UPDATE appointments SET cancelled_at = ?, cancel_reason = ? WHERE id = ?", (at, reason, appointment_id))
+    conn.execute(
+        "UPDATE appointments SET cancelled_at = ?, cancel_reason = ? WHERE id = ?", (at, reason, appointment_id)
+    )
 
 
-def select(conn: sqlite3.Connection, *, case_id: int | None = None, since: str | None = None,
-           until: str | None = None, include_cancelled: bool = False, limit: int | None = None) -> list[dict]:
+def select(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    include_cancelled: bool = False,
+    limit: int | None = None,
+) -> list[dict]:
     clauses, params = [], []
     if case_id is not None:
         clauses.append("a.case_id = ?")

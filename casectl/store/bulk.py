@@ -9,26 +9,67 @@ insert whole batches with executemany instead of one statement per row.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 # SQLite's default limit on host parameters is 32766 (>= 3.32); stay far below.
 _CHUNK = 500
 
 CASE_INSERT_COLUMNS = (
-    "id", "ref", "workflow", "workflow_version", "status", "final", "subject_id", "data", "registry_data",
-    "assignee", "team", "priority", "created_at", "updated_at", "origin", "created_by", "last_editor",
-    "due_at", "sla_paused_at", "sla_remaining",
+    "id",
+    "ref",
+    "workflow",
+    "workflow_version",
+    "status",
+    "final",
+    "subject_id",
+    "data",
+    "registry_data",
+    "assignee",
+    "team",
+    "priority",
+    "created_at",
+    "updated_at",
+    "origin",
+    "created_by",
+    "last_editor",
+    "due_at",
+    "sla_paused_at",
+    "sla_remaining",
 )
-SUBJECT_INSERT_COLUMNS = ("id", "ref", "name", "email", "email_key", "dob", "country", "entity_type", "data",
-                          "created_at", "updated_at")
-EVENT_INSERT_COLUMNS = ("id", "case_id", "at", "actor", "kind", "action", "from_status", "to_status", "reason",
-                        "data", "prev_hash", "hash")
+SUBJECT_INSERT_COLUMNS = (
+    "id",
+    "ref",
+    "name",
+    "email",
+    "email_key",
+    "dob",
+    "country",
+    "entity_type",
+    "data",
+    "created_at",
+    "updated_at",
+)
+EVENT_INSERT_COLUMNS = (
+    "id",
+    "case_id",
+    "at",
+    "actor",
+    "kind",
+    "action",
+    "from_status",
+    "to_status",
+    "reason",
+    "data",
+    "prev_hash",
+    "hash",
+)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for i in range(0, len(values), _CHUNK):
-        yield values[i:i + _CHUNK]
+        yield values[i : i + _CHUNK]
 
 
 def next_ids(conn: sqlite3.Connection) -> tuple[int, int, int]:
@@ -119,8 +160,9 @@ def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
     return max(1, min(_MAX_ROWS_PER_STATEMENT, limit // width))
 
 
-def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                verb: str = "INSERT") -> None:
+def insert_rows(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, verb: str = "INSERT"
+) -> None:
     """INSERT rows (tuples in `columns` order) with a few multi-row VALUES statements."""
     if not rows:
         return
@@ -130,7 +172,7 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: Sequence[str], ro
     step = _rows_per_statement(conn, width)
     full_sql = None
     for i in range(0, len(rows), step):
-        chunk = rows[i:i + step]
+        chunk = rows[i : i + step]
         if len(chunk) == step:
             if full_sql is None:
                 full_sql = head + ",".join([one] * step)
@@ -161,8 +203,10 @@ def insert_events(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
 
 def attachments_of(conn: sqlite3.Connection, case_id: int) -> list[dict[str, Any]]:
     """A case's attached documents (without their content), oldest first."""
-    sql = ("SELECT a.id, a.block_id, b.name AS block, a.sha256, a.filename, a.media_type, a.size, a.created_at "
-           "FROM attachments a LEFT JOIN blocks b ON b.id = a.block_id WHERE a.case_id = ? ORDER BY a.id")
+    sql = (
+        "SELECT a.id, a.block_id, b.name AS block, a.sha256, a.filename, a.media_type, a.size, a.created_at "
+        "FROM attachments a LEFT JOIN blocks b ON b.id = a.block_id WHERE a.case_id = ? ORDER BY a.id"
+    )
     return [dict(r) for r in conn.execute(sql, (case_id,))]
 
 

@@ -5,15 +5,28 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import Conflict
 from ..filters import CaseFilter
 
 # Columns a service may change through `update`.
 UPDATABLE = (
-    "status", "final", "data", "registry_data", "assignee", "team", "priority", "due_at", "decided_at",
-    "decision", "decision_reason", "last_editor", "subject_id", "ref",
+    "status",
+    "final",
+    "data",
+    "registry_data",
+    "assignee",
+    "team",
+    "priority",
+    "due_at",
+    "decided_at",
+    "decision",
+    "decision_reason",
+    "last_editor",
+    "subject_id",
+    "ref",
 )
 
 SELECT = (
@@ -57,8 +70,14 @@ def update(conn: sqlite3.Connection, case_id: int, version: int, changes: dict[s
     bad = [c for c in changes if c not in UPDATABLE]
     if bad:
         raise ValueError(f"not updatable: {bad}")
-    values = {k: (json.dumps(v, ensure_ascii=False, sort_keys=True) if k in ("data", "registry_data") and
-                  not isinstance(v, str) else v) for k, v in changes.items()}
+    values = {
+        k: (
+            json.dumps(v, ensure_ascii=False, sort_keys=True)
+            if k in ("data", "registry_data") and not isinstance(v, str)
+            else v
+        )
+        for k, v in changes.items()
+    }
     sets = "".join(f"{c} = ?, " for c in values)
     cur = conn.execute(
         f"UPDATE cases SET {sets}updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
@@ -111,8 +130,14 @@ def dicts(conn: sqlite3.Connection, sql: str, params: list[Any] | tuple = ()) ->
 
 # --- filters ----------------------------------------------------------------
 
-_SUBJECT_COLUMNS = {"name": "s.name", "email": "s.email", "dob": "s.dob", "country": "s.country",
-                    "entity_type": "s.entity_type", "ref": "s.ref"}
+_SUBJECT_COLUMNS = {
+    "name": "s.name",
+    "email": "s.email",
+    "dob": "s.dob",
+    "country": "s.country",
+    "entity_type": "s.entity_type",
+    "ref": "s.ref",
+}
 
 
 def _json_path(parts: tuple[str, ...]) -> str:
@@ -139,8 +164,12 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
     if f.statuses:
         clauses.append(f"c.status IN ({', '.join('?' for _ in f.statuses)})")
         params += list(f.statuses)
-    for col, value in (("c.workflow", f.workflow), ("c.assignee", f.assignee), ("c.team", f.team),
-                       ("c.priority", f.priority)):
+    for col, value in (
+        ("c.workflow", f.workflow),
+        ("c.assignee", f.assignee),
+        ("c.team", f.team),
+        ("c.priority", f.priority),
+    ):
         if value is not None:
             clauses.append(f"{col} = ?")
             params.append(value)
@@ -173,8 +202,14 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
         return f"c.id IN (SELECT id FROM cases WHERE {cond})" if ordered else cond
 
     if f.created_since or f.created_until:
-        rng = " AND ".join(x for x in (f"{q}created_at >= ?" if f.created_since else "",
-                                        f"{q}created_at <= ?" if f.created_until else "") if x)
+        rng = " AND ".join(
+            x
+            for x in (
+                f"{q}created_at >= ?" if f.created_since else "",
+                f"{q}created_at <= ?" if f.created_until else "",
+            )
+            if x
+        )
         clauses.append(ranged(rng))
         params += [v for v in (f.created_since, f.created_until) if v]
     for value, op in ((f.overdue_at, "<"), (f.due_before, "<=")):
@@ -186,8 +221,14 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
             clauses.append(ranged(f"{q}final = 0 AND {q}due_at IS NOT NULL AND {q}due_at {op} ?"))
         params.append(value)
     if f.decided_since or f.decided_until:
-        rng = " AND ".join(x for x in (f"{q}decided_at >= ?" if f.decided_since else "",
-                                        f"{q}decided_at <= ?" if f.decided_until else "") if x)
+        rng = " AND ".join(
+            x
+            for x in (
+                f"{q}decided_at >= ?" if f.decided_since else "",
+                f"{q}decided_at <= ?" if f.decided_until else "",
+            )
+            if x
+        )
         clauses.append(ranged(rng))
         params += [v for v in (f.decided_since, f.decided_until) if v]
     if f.sla_breached:
@@ -290,8 +331,9 @@ WALK_ROWS = 20_000
 _DUE_PROBE = 1_000
 
 
-def walk_forms(conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", descending: bool = False,
-               limit: int | None = None) -> frozenset[str]:
+def walk_forms(
+    conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", descending: bool = False, limit: int | None = None
+) -> frozenset[str]:
     """Which dense filters of `f` a page should check row by row (see `where_sql`'s `walk`)."""
     if sort != "id" or limit is None or limit > WALK_ROWS // 100:
         return frozenset()
@@ -301,16 +343,20 @@ def walk_forms(conn: sqlite3.Connection, f: CaseFilter, *, sort: str = "id", des
         # Open cases fall due roughly in creation (= id) order, so when a thousand
         # or more are past due the first open cases in id order are the due ones.
         op = "<" if f.overdue_at else "<="
-        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM cases WHERE final = 0 AND due_at IS NOT NULL "
-                         f"AND due_at {op} ? LIMIT ?)", (due, _DUE_PROBE)).fetchone()[0]
+        n = conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM cases WHERE final = 0 AND due_at IS NOT NULL "
+            f"AND due_at {op} ? LIMIT ?)",
+            (due, _DUE_PROBE),
+        ).fetchone()[0]
         if n >= _DUE_PROBE:
             out.add("due")
     if f.country is not None:
         # Walk when the country's share of subjects s gives limit / s <= WALK_ROWS.
         total = conn.execute("SELECT max(id) FROM subjects").fetchone()[0] or 0
         need = max(1, -(-limit * total // WALK_ROWS))
-        n = conn.execute("SELECT count(*) FROM (SELECT 1 FROM subjects WHERE country = ? LIMIT ?)",
-                         (f.country, need)).fetchone()[0]
+        n = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM subjects WHERE country = ? LIMIT ?)", (f.country, need)
+        ).fetchone()[0]
         if total and n >= need:
             out.add("country")
     return frozenset(out)
@@ -326,8 +372,7 @@ def count_by(conn: sqlite3.Connection, f: CaseFilter, column: str) -> list[tuple
     if column not in ("status", "workflow", "assignee", "team", "priority", "final"):
         raise ValueError(column)
     where, params = where_sql(f, ordered=False)
-    sql = (f"SELECT c.{column}, count(*) {_from(where)}{where} "
-           f"GROUP BY c.{column} ORDER BY c.{column}")
+    sql = f"SELECT c.{column}, count(*) {_from(where)}{where} GROUP BY c.{column} ORDER BY c.{column}"
     return [(r[0], r[1]) for r in conn.execute(sql, params)]
 
 
@@ -344,18 +389,21 @@ def block_states(conn: sqlite3.Connection, case_id: int) -> list[sqlite3.Row]:
 
 
 def activity_states(conn: sqlite3.Connection, case_id: int) -> list[sqlite3.Row]:
-    return conn.execute("SELECT id, type, state, decision FROM activities WHERE case_id = ? ORDER BY id",
-                        (case_id,)).fetchall()
+    return conn.execute(
+        "SELECT id, type, state, decision FROM activities WHERE case_id = ? ORDER BY id", (case_id,)
+    ).fetchall()
 
 
 def blocks_in_status(conn: sqlite3.Connection, case_id: int, status: str) -> list[sqlite3.Row]:
-    return conn.execute("SELECT id, name, status FROM blocks WHERE case_id = ? AND status = ? ORDER BY id",
-                        (case_id, status)).fetchall()
+    return conn.execute(
+        "SELECT id, name, status FROM blocks WHERE case_id = ? AND status = ? ORDER BY id", (case_id, status)
+    ).fetchall()
 
 
 def move_blocks(conn: sqlite3.Connection, case_id: int, frm: str, to: str, *, at: str) -> None:
-    conn.execute("UPDATE blocks SET status = ?, updated_at = ? WHERE case_id = ? AND status = ?",
-                 (to, at, case_id, frm))
+    conn.execute(
+        "UPDATE blocks SET status = ?, updated_at = ? WHERE case_id = ? AND status = ?", (to, at, case_id, frm)
+    )
 
 
 def event_count(conn: sqlite3.Connection, case_id: int) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def _dumps(value: Any) -> str:
@@ -33,8 +34,17 @@ def _block(r: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-def insert_block(conn: sqlite3.Connection, *, case_id: int, name: str, kind: str, data: dict[str, Any],
-                 status: str | None, child_case_id: int | None, at: str) -> int:
+def insert_block(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    name: str,
+    kind: str,
+    data: dict[str, Any],
+    status: str | None,
+    child_case_id: int | None,
+    at: str,
+) -> int:
     cur = conn.execute(
         "INSERT INTO blocks (case_id, name, kind, status, data, child_case_id, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -105,8 +115,18 @@ def put_document(conn: sqlite3.Connection, *, sha256: str, content: bytes, media
     return cur.rowcount == 1
 
 
-def insert_attachment(conn: sqlite3.Connection, *, case_id: int, block_id: int, sha256: str, filename: str,
-                      media_type: str | None, size: int, at: str, actor: str) -> int:
+def insert_attachment(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    block_id: int,
+    sha256: str,
+    filename: str,
+    media_type: str | None,
+    size: int,
+    at: str,
+    actor: str,
+) -> int:
     cur = conn.execute(
         "INSERT INTO attachments (case_id, block_id, sha256, filename, media_type, size, created_at, created_by) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -151,9 +171,19 @@ def _activity(r: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
-def insert_activity(conn: sqlite3.Connection, *, case_id: int, type: str, label: str | None, state: str,
-                    assignee: str | None, team: str | None, requirement: dict[str, Any], at: str,
-                    actor: str) -> int:
+def insert_activity(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int,
+    type: str,
+    label: str | None,
+    state: str,
+    assignee: str | None,
+    team: str | None,
+    requirement: dict[str, Any],
+    at: str,
+    actor: str,
+) -> int:
     cur = conn.execute(
         "INSERT INTO activities (case_id, type, label, state, assignee, team, requirement, result, created_at, "
         "updated_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?)",
@@ -181,11 +211,19 @@ def update_activity(conn: sqlite3.Connection, activity_id: int, changes: dict[st
     conn.execute(f"UPDATE activities SET {sets}updated_at = ? WHERE id = ?", (*values.values(), at, activity_id))
 
 
-def select_activities(conn: sqlite3.Connection, *, filters: dict[str, Any], undecided: bool = False,
-                      limit: int | None = None) -> Iterator[dict[str, Any]]:
+def select_activities(
+    conn: sqlite3.Connection, *, filters: dict[str, Any], undecided: bool = False, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Activities across cases (seed 002's activity results page). `filters` values may be lists."""
-    columns = {"state": "a.state", "type": "a.type", "team": "a.team", "assignee": "a.assignee",
-               "decision": "a.decision", "workflow": "c.workflow", "case_status": "c.status"}
+    columns = {
+        "state": "a.state",
+        "type": "a.type",
+        "team": "a.team",
+        "assignee": "a.assignee",
+        "decision": "a.decision",
+        "workflow": "c.workflow",
+        "case_status": "c.status",
+    }
     clauses: list[str] = []
     params: list[Any] = []
     for key, value in filters.items():

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import CasectlError, Conflict, NotFound
 from .migrations import MIGRATIONS
@@ -48,8 +49,7 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     if new:
         _create_private_file(path)
     try:
-        conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -73,8 +73,9 @@ def _has_tables(conn: sqlite3.Connection) -> bool:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply pending migrations, each recorded in `_migrations`. Returns their names."""
+    from datetime import datetime
+
     import sqlite_utils  # only when there is something to migrate
-    from datetime import datetime, timezone
 
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
@@ -87,9 +88,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
         for name, fn in MIGRATIONS[version:]:
             fn(db)
-            db["_migrations"].insert(
-                {"name": name, "applied_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            )
+            db["_migrations"].insert({"name": name, "applied_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
             applied.append(name)
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
     return applied

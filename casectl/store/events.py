@@ -5,17 +5,43 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-EVENT_COLUMNS = ("id", "case_id", "at", "actor", "kind", "action", "from_status", "to_status", "reason", "data",
-                 "prev_hash", "hash")
+EVENT_COLUMNS = (
+    "id",
+    "case_id",
+    "at",
+    "actor",
+    "kind",
+    "action",
+    "from_status",
+    "to_status",
+    "reason",
+    "data",
+    "prev_hash",
+    "hash",
+)
 
 
-def event_hash(prev_hash: str, case_id: int, at: str, actor: str, kind: str, action: str | None,
-               from_status: str | None, to_status: str | None, reason: str | None, data: str) -> str:
+def event_hash(
+    prev_hash: str,
+    case_id: int,
+    at: str,
+    actor: str,
+    kind: str,
+    action: str | None,
+    from_status: str | None,
+    to_status: str | None,
+    reason: str | None,
+    data: str,
+) -> str:
     """sha256 over the event's fields and its predecessor's hash (canonical JSON)."""
-    payload = json.dumps([prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data],
-                         separators=(",", ":"), ensure_ascii=False)
+    payload = json.dumps(
+        [prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -78,8 +104,18 @@ def iter_chain_breaks(rows: Iterable[sqlite3.Row]) -> Iterable[tuple[int, int, s
             prev_case, prev = r["case_id"], ""
         if r["prev_hash"] != prev:
             yield r["case_id"], r["id"], "its prev_hash does not match the previous event"
-        expected = event_hash(r["prev_hash"] or "", r["case_id"], r["at"], r["actor"], r["kind"], r["action"],
-                              r["from_status"], r["to_status"], r["reason"], r["data"])
+        expected = event_hash(
+            r["prev_hash"] or "",
+            r["case_id"],
+            r["at"],
+            r["actor"],
+            r["kind"],
+            r["action"],
+            r["from_status"],
+            r["to_status"],
+            r["reason"],
+            r["data"],
+        )
         if expected != r["hash"]:
             yield r["case_id"], r["id"], "its content does not match its hash (edited after it was written)"
         prev = r["hash"]

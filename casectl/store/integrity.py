@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def integrity_messages(conn: sqlite3.Connection) -> list[str]:
@@ -23,21 +23,28 @@ def events_in_chain_order(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
 
 def status_mismatches(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
     """Cases whose status differs from where their last status-bearing event left them."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT c.id, c.status, e.to_status FROM cases c JOIN events e ON e.id = ("
-        "  SELECT max(id) FROM events WHERE case_id = c.id AND to_status IS NOT NULL) "
-        "WHERE e.to_status != c.status"
-    )]
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT c.id, c.status, e.to_status FROM cases c JOIN events e ON e.id = ("
+            "  SELECT max(id) FROM events WHERE case_id = c.id AND to_status IS NOT NULL) "
+            "WHERE e.to_status != c.status"
+        )
+    ]
 
 
 def cases_without_history(conn: sqlite3.Connection) -> list[int]:
-    return [r[0] for r in conn.execute(
-        "SELECT id FROM cases c WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.case_id = c.id)")]
+    return [
+        r[0]
+        for r in conn.execute("SELECT id FROM cases c WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.case_id = c.id)")
+    ]
 
 
 def totals(conn: sqlite3.Connection) -> tuple[int, int]:
-    return (conn.execute("SELECT count(*) FROM cases").fetchone()[0],
-            conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    return (
+        conn.execute("SELECT count(*) FROM cases").fetchone()[0],
+        conn.execute("SELECT count(*) FROM events").fetchone()[0],
+    )
 
 
 def event_triggers(conn: sqlite3.Connection) -> set[str]:

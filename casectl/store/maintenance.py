@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .db import busy_timeout
 
@@ -63,19 +63,27 @@ def erase_case_content(conn: sqlite3.Connection, case_ids: list[int], *, at: str
     counts = {"blocks": 0, "attachments": 0, "notes": 0, "activities": 0, "outbox": 0}
     for case_id in case_ids:
         counts["blocks"] += conn.execute(
-            "UPDATE blocks SET data = '{}', updated_at = ? WHERE case_id = ? AND data != '{}'", (at, case_id)).rowcount
+            "UPDATE blocks SET data = '{}', updated_at = ? WHERE case_id = ? AND data != '{}'", (at, case_id)
+        ).rowcount
         counts["attachments"] += conn.execute("DELETE FROM attachments WHERE case_id = ?", (case_id,)).rowcount
         counts["notes"] += conn.execute(
-            "UPDATE notes SET text = '[redacted]' WHERE case_id = ? AND text != '[redacted]'", (case_id,)).rowcount
+            "UPDATE notes SET text = '[redacted]' WHERE case_id = ? AND text != '[redacted]'", (case_id,)
+        ).rowcount
         counts["activities"] += conn.execute(
-            "UPDATE activities SET result = '{}', updated_at = ? WHERE case_id = ? AND result != '{}'",
-            (at, case_id)).rowcount
-        counts["appointments"] = counts.get("appointments", 0) + conn.execute(
-            "UPDATE appointments SET title = '[redacted]', with_whom = NULL WHERE case_id = ?", (case_id,)).rowcount
+            "UPDATE activities SET result = '{}', updated_at = ? WHERE case_id = ? AND result != '{}'", (at, case_id)
+        ).rowcount
+        counts["appointments"] = (
+            counts.get("appointments", 0)
+            + conn.execute(
+                "UPDATE appointments SET title = '[redacted]', with_whom = NULL WHERE case_id = ?", (case_id,)
+            ).rowcount
+        )
         counts["outbox"] += conn.execute(
             "UPDATE outbox SET payload = '{\"redacted\": true}', target = '[redacted]', updated_at = ?, "
             "status = CASE WHEN status IN ('pending', 'failed', 'sending') THEN 'cancelled' ELSE status END "
-            "WHERE case_id = ?", (at, case_id)).rowcount
+            "WHERE case_id = ?",
+            (at, case_id),
+        ).rowcount
     delete_orphan_documents(conn)
     return counts
 
@@ -103,12 +111,19 @@ def erasures(conn: sqlite3.Connection) -> list[dict]:
 
 def purge_candidates(conn: sqlite3.Connection, closed_before: str) -> list[int]:
     """Final cases decided before the date whose child cases all qualify too."""
-    ids = {r[0] for r in conn.execute(
-        "SELECT id FROM cases WHERE final = 1 AND coalesce(decided_at, updated_at) < ?", (closed_before,))}
+    ids = {
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM cases WHERE final = 1 AND coalesce(decided_at, updated_at) < ?", (closed_before,)
+        )
+    }
     changed = True
     while changed:  # a parent stays while any of its children stays
-        keep = {r[0] for r in conn.execute("SELECT DISTINCT parent_id FROM cases WHERE parent_id IS NOT NULL")
-                if r[0] in ids and _children_not_in(conn, r[0], ids)}
+        keep = {
+            r[0]
+            for r in conn.execute("SELECT DISTINCT parent_id FROM cases WHERE parent_id IS NOT NULL")
+            if r[0] in ids and _children_not_in(conn, r[0], ids)
+        }
         changed = bool(keep)
         ids -= keep
     return sorted(ids)
@@ -133,8 +148,13 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
     counts = {"cases": 0, "events": 0}
     # Tables that point at a case, found from the schema so later tables are covered.
     known = {"cases", "blocks", "activities", "events", "notes", "attachments", "outbox", "case_tags"}
-    others = [(t, fk["from"]) for t in _tables(conn) if t not in known
-              for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")') if fk["table"] == "cases"]
+    others = [
+        (t, fk["from"])
+        for t in _tables(conn)
+        if t not in known
+        for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")')
+        if fk["table"] == "cases"
+    ]
     try:
         for case_id in ids:
             for table in ("case_tags", "notes", "attachments", "outbox"):
@@ -150,13 +170,17 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
         for _, sql in triggers:
             conn.execute(sql)
     counts["subjects"] = conn.execute(
-        "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.subject_id = subjects.id)").rowcount
+        "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.subject_id = subjects.id)"
+    ).rowcount
     counts["documents"] = delete_orphan_documents(conn)
     return counts
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'")]
+    return [
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'")
+    ]
 
 
 def guard_triggers(conn: sqlite3.Connection) -> set[str]:

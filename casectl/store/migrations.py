@@ -8,7 +8,7 @@ is imported only when something is).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def m0001_initial(db) -> None:
@@ -20,8 +20,17 @@ def m0001_initial(db) -> None:
     )
     db["subjects"].create(
         {
-            "id": int, "ref": str, "name": str, "email": str, "email_key": str, "dob": str,
-            "country": str, "entity_type": str, "data": str, "created_at": str, "updated_at": str,
+            "id": int,
+            "ref": str,
+            "name": str,
+            "email": str,
+            "email_key": str,
+            "dob": str,
+            "country": str,
+            "entity_type": str,
+            "data": str,
+            "created_at": str,
+            "updated_at": str,
             "redacted_at": str,
         },
         pk="id",
@@ -32,17 +41,52 @@ def m0001_initial(db) -> None:
     db["subjects"].create_index(["ref"], unique=True)
     db["cases"].create(
         {
-            "id": int, "ref": str, "workflow": str, "workflow_version": int, "status": str, "final": int,
-            "subject_id": int, "parent_id": int, "data": str, "registry_data": str, "assignee": str,
-            "team": str, "priority": str, "created_at": str, "updated_at": str, "due_at": str,
-            "decided_at": str, "decision": str, "decision_reason": str, "origin": str,
-            "created_by": str, "last_editor": str, "version": int,
+            "id": int,
+            "ref": str,
+            "workflow": str,
+            "workflow_version": int,
+            "status": str,
+            "final": int,
+            "subject_id": int,
+            "parent_id": int,
+            "data": str,
+            "registry_data": str,
+            "assignee": str,
+            "team": str,
+            "priority": str,
+            "created_at": str,
+            "updated_at": str,
+            "due_at": str,
+            "decided_at": str,
+            "decision": str,
+            "decision_reason": str,
+            "origin": str,
+            "created_by": str,
+            "last_editor": str,
+            "version": int,
         },
         pk="id",
-        not_null={"workflow", "workflow_version", "status", "final", "data", "registry_data", "priority",
-                  "created_at", "updated_at", "origin", "version"},
-        defaults={"final": 0, "data": "{}", "registry_data": "{}", "priority": "normal", "version": 1,
-                  "origin": "command"},
+        not_null={
+            "workflow",
+            "workflow_version",
+            "status",
+            "final",
+            "data",
+            "registry_data",
+            "priority",
+            "created_at",
+            "updated_at",
+            "origin",
+            "version",
+        },
+        defaults={
+            "final": 0,
+            "data": "{}",
+            "registry_data": "{}",
+            "priority": "normal",
+            "version": 1,
+            "origin": "command",
+        },
         foreign_keys=[("subject_id", "subjects", "id"), ("parent_id", "cases", "id")],
     )
     db.execute(
@@ -65,8 +109,17 @@ def m0001_initial(db) -> None:
     db["case_tags"].create_index(["tag", "case_id"])
     db["blocks"].create(
         {
-            "id": int, "case_id": int, "name": str, "kind": str, "status": str, "data": str,
-            "child_case_id": int, "decided_by": str, "decided_at": str, "created_at": str, "updated_at": str,
+            "id": int,
+            "case_id": int,
+            "name": str,
+            "kind": str,
+            "status": str,
+            "data": str,
+            "child_case_id": int,
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+            "updated_at": str,
         },
         pk="id",
         not_null={"case_id", "name", "kind", "data", "created_at", "updated_at"},
@@ -82,8 +135,15 @@ def m0001_initial(db) -> None:
     )
     db["attachments"].create(
         {
-            "id": int, "case_id": int, "block_id": int, "sha256": str, "filename": str, "media_type": str,
-            "size": int, "created_at": str, "created_by": str,
+            "id": int,
+            "case_id": int,
+            "block_id": int,
+            "sha256": str,
+            "filename": str,
+            "media_type": str,
+            "size": int,
+            "created_at": str,
+            "created_by": str,
         },
         pk="id",
         not_null={"case_id", "sha256", "size", "created_at"},
@@ -93,9 +153,21 @@ def m0001_initial(db) -> None:
     db["attachments"].create_index(["block_id"])
     db["activities"].create(
         {
-            "id": int, "case_id": int, "type": str, "label": str, "state": str, "assignee": str, "team": str,
-            "requirement": str, "result": str, "decision": str, "decided_by": str, "decided_at": str,
-            "created_at": str, "updated_at": str, "created_by": str,
+            "id": int,
+            "case_id": int,
+            "type": str,
+            "label": str,
+            "state": str,
+            "assignee": str,
+            "team": str,
+            "requirement": str,
+            "result": str,
+            "decision": str,
+            "decided_by": str,
+            "decided_at": str,
+            "created_at": str,
+            "updated_at": str,
+            "created_by": str,
         },
         pk="id",
         not_null={"case_id", "type", "state", "requirement", "result", "created_at", "updated_at"},
@@ -107,8 +179,18 @@ def m0001_initial(db) -> None:
     db["activities"].create_index(["team", "state"])
     db["events"].create(
         {
-            "id": int, "case_id": int, "at": str, "actor": str, "kind": str, "action": str,
-            "from_status": str, "to_status": str, "reason": str, "data": str, "prev_hash": str, "hash": str,
+            "id": int,
+            "case_id": int,
+            "at": str,
+            "actor": str,
+            "kind": str,
+            "action": str,
+            "from_status": str,
+            "to_status": str,
+            "reason": str,
+            "data": str,
+            "prev_hash": str,
+            "hash": str,
         },
         pk="id",
         not_null={"case_id", "at", "actor", "kind", "data", "hash"},
@@ -142,9 +224,21 @@ def m0001_initial(db) -> None:
     )
     db["outbox"].create(
         {
-            "id": int, "case_id": int, "event_id": int, "kind": str, "target": str, "payload": str,
-            "status": str, "attempts": int, "next_attempt_at": str, "last_error": str, "created_at": str,
-            "updated_at": str, "delivered_at": str, "claimed_until": str, "claimed_by": str,
+            "id": int,
+            "case_id": int,
+            "event_id": int,
+            "kind": str,
+            "target": str,
+            "payload": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": str,
+            "last_error": str,
+            "created_at": str,
+            "updated_at": str,
+            "delivered_at": str,
+            "claimed_until": str,
+            "claimed_by": str,
         },
         pk="id",
         not_null={"kind", "payload", "status", "attempts", "created_at", "updated_at"},
@@ -154,8 +248,7 @@ def m0001_initial(db) -> None:
     db["outbox"].create_index(["status", "next_attempt_at"])
     db["outbox"].create_index(["case_id"])
     db["hooks"].create(
-        {"id": int, "url": str, "event": str, "workflow": str, "secret_env": str, "created_at": str,
-         "created_by": str},
+        {"id": int, "url": str, "event": str, "workflow": str, "secret_env": str, "created_at": str, "created_by": str},
         pk="id",
         not_null={"url", "event", "created_at"},
     )
@@ -177,22 +270,39 @@ def m_queue(db) -> None:
         "CREATE VIRTUAL TABLE case_search USING fts5(case_no, ref, name, email, dob, "
         "tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3')"
     )
-    row_for = ("SELECT {id}, 'C-' || {id}, {ref}, s.name, s.email, s.dob FROM (SELECT 1) "
-               "LEFT JOIN subjects s ON s.id = {subject}")
+    row_for = (
+        "SELECT {id}, 'C-' || {id}, {ref}, s.name, s.email, s.dob FROM (SELECT 1) "
+        "LEFT JOIN subjects s ON s.id = {subject}"
+    )
     insert = "INSERT INTO case_search (rowid, case_no, ref, name, email, dob) "
-    db.execute("CREATE TRIGGER case_search_insert AFTER INSERT ON cases BEGIN "
-               + insert + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id") + "; END")
-    db.execute("CREATE TRIGGER case_search_update AFTER UPDATE OF ref, subject_id ON cases BEGIN "
-               "DELETE FROM case_search WHERE rowid = OLD.id; "
-               + insert + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id") + "; END")
-    db.execute("CREATE TRIGGER case_search_delete AFTER DELETE ON cases BEGIN "
-               "DELETE FROM case_search WHERE rowid = OLD.id; END")
-    db.execute("CREATE TRIGGER case_search_subject AFTER UPDATE OF name, email, dob ON subjects BEGIN "
-               "DELETE FROM case_search WHERE rowid IN (SELECT id FROM cases WHERE subject_id = NEW.id); "
-               + insert + "SELECT c.id, 'C-' || c.id, c.ref, NEW.name, NEW.email, NEW.dob FROM cases c "
-               "WHERE c.subject_id = NEW.id; END")
-    db.execute(insert + "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
-               "LEFT JOIN subjects s ON s.id = c.subject_id")
+    db.execute(
+        "CREATE TRIGGER case_search_insert AFTER INSERT ON cases BEGIN "
+        + insert
+        + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id")
+        + "; END"
+    )
+    db.execute(
+        "CREATE TRIGGER case_search_update AFTER UPDATE OF ref, subject_id ON cases BEGIN "
+        "DELETE FROM case_search WHERE rowid = OLD.id; "
+        + insert
+        + row_for.format(id="NEW.id", ref="NEW.ref", subject="NEW.subject_id")
+        + "; END"
+    )
+    db.execute(
+        "CREATE TRIGGER case_search_delete AFTER DELETE ON cases BEGIN "
+        "DELETE FROM case_search WHERE rowid = OLD.id; END"
+    )
+    db.execute(
+        "CREATE TRIGGER case_search_subject AFTER UPDATE OF name, email, dob ON subjects BEGIN "
+        "DELETE FROM case_search WHERE rowid IN (SELECT id FROM cases WHERE subject_id = NEW.id); "
+        + insert
+        + "SELECT c.id, 'C-' || c.id, c.ref, NEW.name, NEW.email, NEW.dob FROM cases c "
+        "WHERE c.subject_id = NEW.id; END"
+    )
+    db.execute(
+        insert + "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
+        "LEFT JOIN subjects s ON s.id = c.subject_id"
+    )
 
 
 def m_erasures(db) -> None:
@@ -214,8 +324,18 @@ def m_queue_counts(db) -> None:
 def m_appointments(db) -> None:
     """Appointments logged on a case (seed 004)."""
     db["appointments"].create(
-        {"id": int, "case_id": int, "starts_at": str, "minutes": int, "title": str, "with_whom": str,
-         "created_at": str, "created_by": str, "cancelled_at": str, "cancel_reason": str},
+        {
+            "id": int,
+            "case_id": int,
+            "starts_at": str,
+            "minutes": int,
+            "title": str,
+            "with_whom": str,
+            "created_at": str,
+            "created_by": str,
+            "cancelled_at": str,
+            "cancel_reason": str,
+        },
         pk="id",
         not_null={"case_id", "starts_at", "minutes", "title", "created_at", "created_by"},
         foreign_keys=[("case_id", "cases", "id")],

@@ -12,15 +12,39 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-COLUMNS = ("id", "case_id", "event_id", "kind", "target", "payload", "status", "attempts", "next_attempt_at",
-           "last_error", "created_at", "updated_at", "delivered_at", "claimed_until", "claimed_by")
+COLUMNS = (
+    "id",
+    "case_id",
+    "event_id",
+    "kind",
+    "target",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "delivered_at",
+    "claimed_until",
+    "claimed_by",
+)
 STATUSES = ("pending", "sending", "delivered", "failed")
 
 
-def enqueue(conn: sqlite3.Connection, *, case_id: int | None, event_id: int | None, kind: str, target: str,
-            payload: dict[str, Any], at: str) -> int:
+def enqueue(
+    conn: sqlite3.Connection,
+    *,
+    case_id: int | None,
+    event_id: int | None,
+    kind: str,
+    target: str,
+    payload: dict[str, Any],
+    at: str,
+) -> int:
     """Queue one message inside the caller's transaction; due at once. Returns the row id."""
     cur = conn.execute(
         "INSERT INTO outbox (case_id, event_id, kind, target, payload, status, attempts, next_attempt_at, "
@@ -41,7 +65,7 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
 
 # --- delivering ---------------------------------------------------------------
 
-_DUE = ("(status = 'pending' AND next_attempt_at <= :now) OR (status = 'sending' AND claimed_until <= :now)")
+_DUE = "(status = 'pending' AND next_attempt_at <= :now) OR (status = 'sending' AND claimed_until <= :now)"
 
 
 def _kinds_sql(kinds: Iterable[str] | None) -> tuple[str, list[str]]:
@@ -62,8 +86,16 @@ def anything_due(conn: sqlite3.Connection, now: str, kinds: Iterable[str] | None
     return bool(row[0])
 
 
-def claim(conn: sqlite3.Connection, *, worker: str, now: str, until: str, limit: int,
-          ids: Iterable[int] | None = None, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def claim(
+    conn: sqlite3.Connection,
+    *,
+    worker: str,
+    now: str,
+    until: str,
+    limit: int,
+    ids: Iterable[int] | None = None,
+    kinds: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """Mark up to `limit` due rows as 'sending' by `worker` until `until`; returns them.
 
     Must run under the write lock (BEGIN IMMEDIATE) so that two deliverers
@@ -102,8 +134,9 @@ def mark_delivered(conn: sqlite3.Connection, row_id: int, *, worker: str, at: st
     return cur.rowcount == 1
 
 
-def mark_attempt_failed(conn: sqlite3.Connection, row_id: int, *, worker: str, at: str, error: str,
-                        next_attempt_at: str | None) -> bool:
+def mark_attempt_failed(
+    conn: sqlite3.Connection, row_id: int, *, worker: str, at: str, error: str, next_attempt_at: str | None
+) -> bool:
     """Back to 'pending' at `next_attempt_at`, or 'failed' when it is None."""
     status = "pending" if next_attempt_at else "failed"
     cur = conn.execute(
@@ -123,8 +156,9 @@ def get(conn: sqlite3.Connection, row_id: int) -> dict[str, Any] | None:
     return _row(r) if r else None
 
 
-def list_(conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None,
-          limit: int | None = None) -> list[dict[str, Any]]:
+def list_(
+    conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     clauses, params = [], []
     if statuses:
         clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
@@ -182,8 +216,16 @@ def cases_with_errors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 # --- hooks (webhook subscriptions) ----------------------------------------------
 
 
-def add_hook(conn: sqlite3.Connection, *, url: str, events: list[str], workflow: str | None,
-             secret_env: str | None, at: str, actor: str) -> int:
+def add_hook(
+    conn: sqlite3.Connection,
+    *,
+    url: str,
+    events: list[str],
+    workflow: str | None,
+    secret_env: str | None,
+    at: str,
+    actor: str,
+) -> int:
     cur = conn.execute(
         "INSERT INTO hooks (url, event, workflow, secret_env, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
         (url, ",".join(events), workflow, secret_env, at, actor),
@@ -222,8 +264,10 @@ def set_setting(conn: sqlite3.Connection, key: str, value: str | None) -> None:
     if value is None:
         conn.execute("DELETE FROM settings WHERE key = ?", (key,))
     else:
-        conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-                     "excluded.value", (key, value))
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
 
 # --- the digest's questions -----------------------------------------------------

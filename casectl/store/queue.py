@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..filters import CaseFilter
 from . import cases as case_store
@@ -16,8 +17,9 @@ def next_note_id(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT coalesce(max(id), 0) + 1 FROM notes").fetchone()[0]
 
 
-def add_note(conn: sqlite3.Connection, case_id: int, *, at: str, actor: str, text: str, private: bool,
-             event_id: int) -> int:
+def add_note(
+    conn: sqlite3.Connection, case_id: int, *, at: str, actor: str, text: str, private: bool, event_id: int
+) -> int:
     cur = conn.execute(
         "INSERT INTO notes (case_id, at, actor, text, private, event_id) VALUES (?, ?, ?, ?, ?, ?)",
         (case_id, at, actor, text, int(private), event_id),
@@ -39,17 +41,21 @@ def notes(conn: sqlite3.Connection, case_ids: list[int], *, include_private: boo
 
 
 def sla_clock(conn: sqlite3.Connection, case_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT due_at, sla_paused_at, sla_remaining, final, decided_at FROM cases WHERE id = ?",
-                       (case_id,)).fetchone()
+    row = conn.execute(
+        "SELECT due_at, sla_paused_at, sla_remaining, final, decided_at FROM cases WHERE id = ?", (case_id,)
+    ).fetchone()
     return dict(row) if row else {}
 
 
-def set_sla_clock(conn: sqlite3.Connection, case_id: int, *, due_at: str | None, paused_at: str | None,
-                  remaining: int | None) -> None:
+def set_sla_clock(
+    conn: sqlite3.Connection, case_id: int, *, due_at: str | None, paused_at: str | None, remaining: int | None
+) -> None:
     """Derived from the status change that the same transaction just versioned,
     so the case's version is not bumped a second time."""
-    conn.execute("UPDATE cases SET due_at = ?, sla_paused_at = ?, sla_remaining = ? WHERE id = ?",
-                 (due_at, paused_at, remaining, case_id))
+    conn.execute(
+        "UPDATE cases SET due_at = ?, sla_paused_at = ?, sla_remaining = ? WHERE id = ?",
+        (due_at, paused_at, remaining, case_id),
+    )
 
 
 # --- the take queue ----------------------------------------------------------------
@@ -79,13 +85,13 @@ def decided_figures(conn: sqlite3.Connection, f: CaseFilter) -> tuple[int, int, 
     if not (f.decided_since or f.decided_until):  # a decided range already excludes the undecided
         where = (where + " AND " if where else " WHERE ") + "c.decided_at IS NOT NULL"
     base = f"{case_store._from(where)}{where}"
-    n, breached = conn.execute(
-        f"SELECT count(*), coalesce(sum({case_store.BREACHED}), 0) {base}", params).fetchone()
+    n, breached = conn.execute(f"SELECT count(*), coalesce(sum({case_store.BREACHED}), 0) {base}", params).fetchone()
     if not n:
         return 0, 0, None
     expr = "(julianday(c.decided_at) - julianday(c.created_at)) * 86400.0"
-    rows = conn.execute(f"SELECT {expr} AS s {base} ORDER BY s LIMIT ? OFFSET ?",
-                        [*params, 2 - n % 2, (n - 1) // 2]).fetchall()
+    rows = conn.execute(
+        f"SELECT {expr} AS s {base} ORDER BY s LIMIT ? OFFSET ?", [*params, 2 - n % 2, (n - 1) // 2]
+    ).fetchall()
     return n, breached, sum(r[0] for r in rows) / len(rows)
 
 

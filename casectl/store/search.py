@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..filters import CaseFilter
 from . import cases as case_store
@@ -15,22 +16,27 @@ _COLUMNS = case_store.SELECT[: case_store.SELECT.index(" FROM cases c")]
 _RANK = "bm25(case_search, 20.0, 20.0, 4.0, 2.0, 1.0)"
 
 
-def search_sql(match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: str | None,
-               limit: int | None) -> tuple[str, list[Any]]:
+def search_sql(
+    match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: str | None, limit: int | None
+) -> tuple[str, list[Any]]:
     where, params = case_store.where_sql(f)
     if not where:
         # No filter: rank inside FTS5 first, then fetch only the page's cases.
         # Without an exact id there is nothing to put first: one sort key less over every match.
         first = "(rowid = ?) DESC, " if exact_id is not None else ""
-        sql = (f"{_COLUMNS} FROM (SELECT rowid AS id, {_RANK} AS score FROM case_search WHERE case_search MATCH ? "
-               f"ORDER BY {first}score LIMIT ?) hit JOIN cases c ON c.id = hit.id "
-               f"LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY (c.id = ?) DESC, hit.score, c.id")
+        sql = (
+            f"{_COLUMNS} FROM (SELECT rowid AS id, {_RANK} AS score FROM case_search WHERE case_search MATCH ? "
+            f"ORDER BY {first}score LIMIT ?) hit JOIN cases c ON c.id = hit.id "
+            f"LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY (c.id = ?) DESC, hit.score, c.id"
+        )
         eid = exact_id if exact_id is not None else -1
         return sql, [match, *([eid] if first else []), -1 if limit is None else limit, eid]
-    where = " WHERE case_search MATCH ?" + (" AND " + where[len(" WHERE "):] if where else "")
-    sql = (f"{_COLUMNS} FROM case_search JOIN cases c ON c.id = case_search.rowid "
-           f"LEFT JOIN subjects s ON s.id = c.subject_id{where} "
-           f"ORDER BY (c.id = ?) DESC, (c.ref = ?) DESC, {_RANK}, c.id")
+    where = " WHERE case_search MATCH ?" + (" AND " + where[len(" WHERE ") :] if where else "")
+    sql = (
+        f"{_COLUMNS} FROM case_search JOIN cases c ON c.id = case_search.rowid "
+        f"LEFT JOIN subjects s ON s.id = c.subject_id{where} "
+        f"ORDER BY (c.id = ?) DESC, (c.ref = ?) DESC, {_RANK}, c.id"
+    )
     params = [match, *params, exact_id if exact_id is not None else -1, exact_ref]
     if limit is not None:
         sql += " LIMIT ?"
@@ -38,9 +44,16 @@ def search_sql(match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: st
     return sql, params
 
 
-def search(conn: sqlite3.Connection, match: str, f: CaseFilter, *, exact_id: int | None = None,
-           exact_ref: str | None = None, limit: int | None = None,
-           narrow: str | None = None) -> Iterator[dict[str, Any]]:
+def search(
+    conn: sqlite3.Connection,
+    match: str,
+    f: CaseFilter,
+    *,
+    exact_id: int | None = None,
+    exact_ref: str | None = None,
+    limit: int | None = None,
+    narrow: str | None = None,
+) -> Iterator[dict[str, Any]]:
     """Cases matching the FTS5 query `match` and the filter, best first.
 
     `narrow` is a cheaper query that every match of `match` also matches (see
@@ -49,12 +62,19 @@ def search(conn: sqlite3.Connection, match: str, f: CaseFilter, *, exact_id: int
     tokenizer and ranked by bm25 of `narrow`: `match` is never run on the big
     index, where a short trailing prefix ("...@example") reads every email.
     """
-    if narrow is not None and conn.execute(
+    if (
+        narrow is not None
+        and conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM case_search WHERE case_search MATCH ? LIMIT ?)",
-            (narrow, NARROW_MAX + 1)).fetchone()[0] <= NARROW_MAX:
+            (narrow, NARROW_MAX + 1),
+        ).fetchone()[0]
+        <= NARROW_MAX
+    ):
         # bm25 only now: for a common token its statistics alone read the token's whole list.
-        hits = conn.execute(f"SELECT rowid, {_RANK}, case_no, ref, name, email, dob FROM case_search "
-                            f"WHERE case_search MATCH ?", (narrow,)).fetchall()
+        hits = conn.execute(
+            f"SELECT rowid, {_RANK}, case_no, ref, name, email, dob FROM case_search WHERE case_search MATCH ?",
+            (narrow,),
+        ).fetchall()
         return _narrowed(conn, hits, match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
     sql, params = search_sql(match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
     return case_store.dicts(conn, sql, params)
@@ -84,8 +104,16 @@ def _matching(rows: list[tuple], match: str) -> set[int]:
             db.execute("ROLLBACK")
 
 
-def _narrowed(conn: sqlite3.Connection, hits: list, match: str, f: CaseFilter, *, exact_id: int | None,
-              exact_ref: str | None, limit: int | None) -> Iterator[dict[str, Any]]:
+def _narrowed(
+    conn: sqlite3.Connection,
+    hits: list,
+    match: str,
+    f: CaseFilter,
+    *,
+    exact_id: int | None,
+    exact_ref: str | None,
+    limit: int | None,
+) -> Iterator[dict[str, Any]]:
     found = _matching([(h[0], *h[2:]) for h in hits], match)
     if not found:
         return iter(())

@@ -31,9 +31,18 @@ def insert(conn: sqlite3.Connection, fields: dict[str, Any], *, at: str) -> int:
     cur = conn.execute(
         "INSERT INTO subjects (ref, name, email, email_key, dob, country, entity_type, data, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (fields.get("ref"), fields.get("name"), fields.get("email"), email_key(fields.get("email")),
-         fields.get("dob"), fields.get("country"), fields.get("entity_type") or "person",
-         json.dumps(fields.get("data") or {}), at, at),
+        (
+            fields.get("ref"),
+            fields.get("name"),
+            fields.get("email"),
+            email_key(fields.get("email")),
+            fields.get("dob"),
+            fields.get("country"),
+            fields.get("entity_type") or "person",
+            json.dumps(fields.get("data") or {}),
+            at,
+            at,
+        ),
     )
     return cur.lastrowid
 

@@ -9,9 +9,7 @@ import sqlite3
 
 def get(conn: sqlite3.Connection, name: str, version: int | None = None) -> dict | None:
     if version is None:
-        row = conn.execute(
-            "SELECT * FROM workflows WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
-        ).fetchone()
+        row = conn.execute("SELECT * FROM workflows WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
     else:
         row = conn.execute("SELECT * FROM workflows WHERE name = ? AND version = ?", (name, version)).fetchone()
     return _row(row) if row else None
