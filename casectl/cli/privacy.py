@@ -41,12 +41,15 @@ def redact(
 @app.command("purge")
 def purge(
     closed_before: Annotated[
-        str, typer.Option("--closed-before", metavar="DATE", help="Delete cases closed before this date.")
+        str,
+        typer.Option(
+            "--closed-before", metavar="DATE", help="Delete cases closed before this date (not later than now)."
+        ),
     ],
     dry_run: DryRun = False,
     as_json: Json = False,
 ) -> None:
-    """Delete cases closed before a date, with their history and documents (retention).
+    """Delete cases closed before a date, with their history and documents (retention); a family goes whole or stays.
 
     Example: casectl purge --closed-before 2019-01-01 --dry-run
     """

@@ -34,6 +34,11 @@ def check(conn: sqlite3.Connection, *, limit: int = 100) -> dict[str, Any]:
             for cid, status, expected in checks.status_mismatches(conn)
         ]
         problems += [f"{ids.fmt('case', cid)} has no history" for cid in checks.cases_without_history(conn)]
+        problems += [
+            f"kyc block {name} ({ids.fmt('block', bid)}) of {ids.fmt('case', cid)} points to "
+            + (f"{ids.fmt('case', child)}, which is missing" if child is not None else "no KYC case")
+            for bid, cid, name, child in checks.kyc_blocks_without_child(conn)
+        ]
         problems += replay(conn)
         missing = GUARD_TRIGGERS - checks.event_triggers(conn)
         problems += [f"history is not protected: trigger {name} is missing" for name in sorted(missing)]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import ids
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import maintenance, rollback, write
@@ -72,8 +72,15 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
 def purge(
     conn: sqlite3.Connection, closed_before: datetime, *, actor: str, now: datetime, dry_run: bool = False
 ) -> dict:
-    """Delete cases closed before a date, with everything they hold (retention policy)."""
+    """Delete cases closed before a date, with everything they hold (retention policy).
+
+    A case goes only with its whole family (parent and children): see
+    `maintenance.purge_candidates`.
+    """
     cutoff = iso(closed_before)
+    if closed_before > now:
+        # A cut-off in the future would reach cases that are not yet past their retention.
+        raise InvalidInput(f"--closed-before: {cutoff} is later than now ({iso(now)}); give a date in the past")
     with write(conn):
         case_ids = maintenance.purge_candidates(conn, cutoff)
         result: dict[str, Any] = {

@@ -40,6 +40,18 @@ def cases_without_history(conn: sqlite3.Connection) -> list[int]:
     ]
 
 
+def kyc_blocks_without_child(conn: sqlite3.Connection) -> list[tuple[int, int, str, int | None]]:
+    """KYC blocks whose child case is not there: (block id, case id, block name, the child id it names)."""
+    return [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT b.id, b.case_id, b.name, b.child_case_id FROM blocks b WHERE b.kind = 'kyc' AND ("
+            "  b.child_case_id IS NULL OR NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = b.child_case_id)) "
+            "ORDER BY b.id"
+        )
+    ]
+
+
 def totals(conn: sqlite3.Connection) -> tuple[int, int]:
     return (
         conn.execute("SELECT count(*) FROM cases").fetchone()[0],

@@ -110,27 +110,47 @@ def erasures(conn: sqlite3.Connection) -> list[dict]:
 
 
 def purge_candidates(conn: sqlite3.Connection, closed_before: str) -> list[int]:
-    """Final cases decided before the date whose child cases all qualify too."""
-    ids = {
+    """Cases whose whole family (parent, children, transitively) was closed before the date.
+
+    A family is purged together or not at all: deleting a child under a parent
+    that stays would leave the parent's kyc block pointing at nothing, and
+    deleting a parent would orphan its children.
+    """
+    closed = {
         r[0]
         for r in conn.execute(
             "SELECT id FROM cases WHERE final = 1 AND coalesce(decided_at, updated_at) < ?", (closed_before,)
         )
     }
-    changed = True
-    while changed:  # a parent stays while any of its children stays
-        keep = {
-            r[0]
-            for r in conn.execute("SELECT DISTINCT parent_id FROM cases WHERE parent_id IS NOT NULL")
-            if r[0] in ids and _children_not_in(conn, r[0], ids)
-        }
-        changed = bool(keep)
-        ids -= keep
-    return sorted(ids)
+    relatives = _family_links(conn)
+    chosen: set[int] = set()
+    seen: set[int] = set()
+    for start in closed:
+        if start in seen:
+            continue
+        family, todo = {start}, [start]
+        while todo:
+            for other in relatives.get(todo.pop(), ()):
+                if other not in family:
+                    family.add(other)
+                    todo.append(other)
+        seen |= family
+        if family <= closed:
+            chosen |= family
+    return sorted(chosen)
 
 
-def _children_not_in(conn: sqlite3.Connection, parent: int, ids: set[int]) -> bool:
-    return any(r[0] not in ids for r in conn.execute("SELECT id FROM cases WHERE parent_id = ?", (parent,)))
+def _family_links(conn: sqlite3.Connection) -> dict[int, set[int]]:
+    """Case -> the cases it is tied to: its parent, its children, and the KYC cases its blocks point at."""
+    links: dict[int, set[int]] = {}
+    pairs = conn.execute(
+        "SELECT id, parent_id FROM cases WHERE parent_id IS NOT NULL "
+        "UNION SELECT case_id, child_case_id FROM blocks WHERE child_case_id IS NOT NULL"
+    )
+    for a, b in pairs:
+        links.setdefault(a, set()).add(b)
+        links.setdefault(b, set()).add(a)
+    return links
 
 
 def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str, int]:
