@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from conftest import snapshot
+
 COMPLAINTS = {
     "name": "complaints",
     "title": "Customer complaints",
@@ -123,6 +125,24 @@ def test_add_conflicting_version_is_refused(cli, db, tmp_path):
     changed = {**COMPLAINTS, "version": 1, "title": "Changed"}
     r = cli("workflows", "add", write(tmp_path, changed), expect=6)
     assert "already exists with a different definition" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["kyb", "simple", "screening", "kyc"])
+def test_add_under_a_builtin_name_is_refused(cli, db, tmp_path, name):
+    before = snapshot(db)
+    for doc in ({**COMPLAINTS, "name": name}, {**COMPLAINTS, "name": name, "version": 7}):
+        r = cli("workflows", "add", write(tmp_path, doc), expect=5)
+        assert "choose another name" in r.stderr and name in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert snapshot(db) == before
+    listed = {w["name"]: w for w in cli.json("workflows", "list", "--json")}
+    assert listed[name]["builtin"] is True and listed[name]["title"] != COMPLAINTS["title"]
+
+
+def test_new_kyb_cases_keep_the_builtin_statuses_after_a_refused_add(cli, db, tmp_path):
+    cli("workflows", "add", write(tmp_path, {**COMPLAINTS, "name": "kyb"}), expect=5)
+    case = cli.json("create", "--workflow", "kyb", "--json")
+    assert case["status"] == "collection_flow" and case["workflow_version"] == 1
 
 
 def test_add_invalid_writes_nothing(cli, db, tmp_path):

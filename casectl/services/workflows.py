@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import rules
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..rules import Workflow
 from ..store import workflows as wf_store
 from ..timeutil import iso
@@ -98,12 +98,18 @@ def validate_file(path: str | Path) -> Workflow:
 def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str) -> tuple[Workflow, bool]:
     """Add a custom workflow (or a new version of one). Returns (workflow, newly added)."""
     doc = read_definition_file(path)
+    name = doc.get("name") if isinstance(doc, dict) else None
+    if isinstance(name, str) and name in rules.BUILTIN:
+        # A custom file under a built-in's name would become the newest version of it,
+        # and every new case of that workflow would start in the file's statuses.
+        raise Conflict(
+            f"{path}: '{name}' is a built-in workflow; choose another name (built-in: {', '.join(sorted(rules.BUILTIN))})"
+        )
     wf, errors = validate_definition(doc)
     if errors:
         raise InvalidInput(f"{path}: {len(errors)} problem(s) in the workflow", details=errors)
     existing = wf_store.versions(conn, doc["name"])
-    builtin = rules.BUILTIN.get(doc["name"])
-    top = max([r["version"] for r in existing] + ([builtin.version] if builtin else []), default=0)
+    top = max([r["version"] for r in existing], default=0)
     if "version" not in doc:
         # Unversioned: identical to the newest version is a no-op, else a new version.
         newest = existing[-1]["definition"] if existing else None
@@ -121,10 +127,6 @@ def add(conn: sqlite3.Connection, path: str | Path, *, now: datetime, actor: str
         raise InvalidInput(
             f"{path}: version {canonical['version']} of workflow '{doc['name']}' already exists with a different "
             f'definition; give it "version": {top + 1}'
-        )
-    if builtin and canonical["version"] == builtin.version:
-        raise InvalidInput(
-            f"{path}: version {builtin.version} of '{doc['name']}' is the built-in one; give it \"version\": {top + 1}"
         )
     wf_store.save(conn, canonical, builtin=False, at=iso(now), actor=actor)
     return rules.workflow_from_dict(canonical), True
