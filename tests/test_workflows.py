@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from casectl.rules import BUILTIN
 
 from conftest import snapshot
 
@@ -142,7 +143,7 @@ def test_add_under_a_builtin_name_is_refused(cli, db, tmp_path, name):
 def test_new_kyb_cases_keep_the_builtin_statuses_after_a_refused_add(cli, db, tmp_path):
     cli("workflows", "add", write(tmp_path, {**COMPLAINTS, "name": "kyb"}), expect=5)
     case = cli.json("create", "--workflow", "kyb", "--json")
-    assert case["status"] == "collection_flow" and case["workflow_version"] == 1
+    assert (case["status"], case["workflow_version"]) == (BUILTIN["kyb"].initial, BUILTIN["kyb"].version)
 
 
 def test_add_invalid_writes_nothing(cli, db, tmp_path):
