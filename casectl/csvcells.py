@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 _FORMULA_START = "=+-@\t\r"
-
-
-def _is_number(value: str) -> bool:
-    try:
-        float(value)
-        return True
-    except ValueError:
-        return False
+# The one formula-looking start left as it is: a plain negative number. Not float(),
+# which also reads "+0", "\t5" and "-5\n" as numbers.
+_NEGATIVE_NUMBER = re.compile(r"-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _needs_escape(value: str) -> bool:
     if not value:
         return False
     if value[0] in _FORMULA_START:
-        return not _is_number(value)
+        return _NEGATIVE_NUMBER.fullmatch(value) is None
     # An apostrophe already in front of a formula-looking value is escaped
     # once more, so that `unescape` always gives back the original.
     return value[0] == "'" and _needs_escape(value[1:])

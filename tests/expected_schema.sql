@@ -216,7 +216,7 @@ CREATE TABLE "cases" (
    "created_by" TEXT,
    "last_editor" TEXT,
    "version" INTEGER NOT NULL DEFAULT 1
-, "sla_paused_at" TEXT, "sla_remaining" INTEGER);
+, "sla_paused_at" TEXT, "sla_remaining" INTEGER, "decided_by" TEXT);
 -- table documents
 CREATE TABLE "documents" (
    "sha256" TEXT PRIMARY KEY,

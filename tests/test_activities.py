@@ -30,20 +30,24 @@ def test_requirements_create_activities_with_a_snapshot(cli, case, db, tmp_path)
     dbs = a["dbs_enhanced"]
     assert dbs["team"] == "dbs" and dbs["label"] == "DBS Enhanced"
     assert dbs["requirement"]["config"] == {"level": "enhanced", "barring_lists": ["adults", "children"]}
-    assert dbs["requirement"]["workflow_version"] == 1
-    # The requirement changes; the case keeps the configuration it was created with.
+    assert dbs["requirement"]["workflow_version"] == 2
+    assert "activity.add (A-2 dbs_enhanced required by screening v2 (team dbs))" in cli("history", case).stdout
+    # The requirement changes; a case keeps the configuration it was created with.
     d = workflow_to_dict(BUILTIN["screening"])
-    d["version"] = 2
-    d["requirements"][1]["config"] = {"level": "enhanced", "barring_lists": ["children"]}
-    path = tmp_path / "screening_v2.json"
-    path.write_text(json.dumps(d))
-    cli("workflows", "add", str(path))
-    newer = cli("create", "-w", "screening").stdout.strip()
+    d.update(name="vetting", version=1)
+    for version, lists in ((1, ["adults", "children"]), (2, ["children"])):
+        d["version"] = version
+        d["requirements"][1]["config"] = {"level": "enhanced", "barring_lists": lists}
+        path = tmp_path / f"vetting_v{version}.json"
+        path.write_text(json.dumps(d))
+        cli("workflows", "add", str(path))
+        if version == 1:
+            older = cli("create", "-w", "vetting").stdout.strip()
+    newer = cli("create", "-w", "vetting").stdout.strip()
     assert acts(cli, newer)["dbs_enhanced"]["requirement"]["config"]["barring_lists"] == ["children"]
     assert acts(cli, newer)["dbs_enhanced"]["requirement"]["workflow_version"] == 2
-    assert acts(cli, case)["dbs_enhanced"]["requirement"]["config"]["barring_lists"] == ["adults", "children"]
-    history = cli("history", case).stdout
-    assert "activity.add (A-2 dbs_enhanced required by screening v1 (team dbs))" in history
+    assert acts(cli, older)["dbs_enhanced"]["requirement"]["config"]["barring_lists"] == ["adults", "children"]
+    assert acts(cli, older)["dbs_enhanced"]["requirement"]["workflow_version"] == 1
 
 
 def test_add_an_activity_and_hand_it_to_a_team(cli, case):

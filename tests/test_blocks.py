@@ -93,7 +93,21 @@ def test_bad_assignment_is_invalid_input(cli, kyb_case, db):
     assert snapshot(db) == before
 
 
-def test_approve_is_recorded_on_the_block_and_the_case_while_undecided(cli, kyb_case):
+def attach_scan(cli, case, tmp_path, block="passport"):
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.4 a passport scan")
+    cli("attach", case, block, str(scan))
+
+
+def test_approving_a_document_block_without_a_document_is_refused(cli, kyb_case, db):
+    before = snapshot(db)
+    r = cli("block", kyb_case, "passport", "approve", expect=4)
+    assert "holds no document to approve" in r.stderr and "casectl attach" in r.stderr
+    assert snapshot(db) == before
+
+
+def test_approve_is_recorded_on_the_block_and_the_case_while_undecided(cli, kyb_case, tmp_path):
+    attach_scan(cli, kyb_case, tmp_path)
     cli("block", kyb_case, "passport", "approve", "--reason", "clear scan", "--actor", "ann")
     passport = blocks_by_name(cli, kyb_case)["passport"]
     assert passport["status"] == "approved" and passport["decided_by"] == "ann" and passport["decided_at"]
@@ -265,10 +279,11 @@ def test_options_that_do_not_fit_the_verb_are_usage_errors(cli, kyb_case, db):
     assert snapshot(db) == before
 
 
-def test_blocks_by_id_and_formats(cli, kyb_case):
+def test_blocks_by_id_and_formats(cli, kyb_case, tmp_path):
+    attach_scan(cli, kyb_case, tmp_path)
     cli("block", kyb_case, "B-1", "approve")
     rows = [__import__("json").loads(x) for x in cli("blocks", kyb_case, "--format", "ndjson").stdout.splitlines()]
     assert [(r["name"], r["status"]) for r in rows if r["id"] == "B-1"] == [("passport", "approved")]
     csv_lines = cli("blocks", kyb_case, "--format", "csv").stdout.splitlines()
     assert csv_lines[0] == "name,kind,status,summary,decided_by,decided_at,id"
-    assert csv_lines[3].startswith("passport,document,approved,no document yet,tester,")
+    assert csv_lines[3].startswith('passport,document,approved,"scan.pdf, application/pdf, 24 B",tester,')

@@ -168,7 +168,8 @@ def test_status_where_the_workflow_allows_it(cli, db):
     cid = create(cli, "--workflow", "simple")
     cli("status", cid, "pending", "--reason", "waiting for statement")
     assert cli.json("show", cid, "--json")["status"] == "pending"
-    cli("status", cid, "declined")
+    cli("status", cid, "declined", "--reason", "no statement came")
+    assert cli.json("show", cid, "--json")["decision_reason"] == "no statement came"
     r = cli("status", cid, "open", expect=4)
     assert "declined" in r.stderr
     kyb = create(cli, "--workflow", "kyb")

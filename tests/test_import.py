@@ -203,7 +203,7 @@ def _creation_footprint(db_path: Path, ref: str) -> dict:
         ("simple", None),  # a running clock: due_at set
         ("simple", "pending"),  # a waiting status given in the file
         ("screening", None),  # required activities, 120 h SLA
-        ("simple", "approved"),  # a final status: no clock at all
+        ("screening", "awaiting_order"),  # a creation status other than the initial one
         ("kyc", None),  # no SLA
     ],
 )
@@ -220,7 +220,7 @@ def test_imported_case_gets_what_create_gives_it(cli, db, db_path, tmp_path, mon
     made, imported = _creation_footprint(db_path, "BY-CREATE"), _creation_footprint(db_path, "BY-IMPORT")
     assert imported == made
     assert made["outbox"] and made["search"] == [True]
-    if status == "approved" or workflow == "kyc":
+    if workflow == "kyc":
         assert made["case"]["due_at"] is None and made["case"]["sla_paused_at"] is None
     elif workflow == "kyb" or status == "pending":
         assert made["case"]["sla_paused_at"] == "2026-03-06T16:30:00Z" and made["case"]["sla_remaining"] > 0
@@ -276,7 +276,7 @@ def test_update_refuses_a_status_change_the_rules_forbid(cli, db, db_path, tmp_p
     cli("import", tmp_path / "a.csv", "--workflow", "kyb")
     before = counts(db_path)
     write(tmp_path / "b.csv", "ref,status\nK-1,approved\n")
-    r = cli("import", tmp_path / "b.csv", "--workflow", "kyb", "--update", expect=6)
+    r = cli("import", tmp_path / "b.csv", "--workflow", "kyb", "--update", expect=4)
     assert "b.csv:2: column status: cannot move case K-1 from collection_flow to approved" in r.stderr
     assert counts(db_path) == before
 

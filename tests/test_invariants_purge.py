@@ -66,11 +66,13 @@ def test_an_old_closed_child_of_an_open_parent_stays(cli, family, db):
     assert "C-2 Mei: approved" in cli("blocks", "C-1").stdout
 
 
-def test_an_old_closed_parent_stays_while_a_child_is_open(cli, family, db):
+def test_a_parent_closed_after_the_cutoff_keeps_its_old_closed_children(cli, family, db):
     family.setenv("CASECTL_NOW", OLD)
     cli("event", "C-2", "verification_passed")
+    cli("event", "C-3", "verification_failed")
     cli("event", "C-1", "collection_completed")
-    cli("reject", "C-1", "--reason", "company dissolved")  # C-3 (Ann) is still pending
+    family.setenv("CASECTL_NOW", LATER)
+    cli("reject", "C-1", "--reason", "company dissolved")  # the parent closed after the cut-off
     family.setenv("CASECTL_NOW", TODAY)
     assert_purges_nothing(cli, db)
 
@@ -78,10 +80,9 @@ def test_an_old_closed_parent_stays_while_a_child_is_open(cli, family, db):
 def test_a_family_closed_partly_after_the_cutoff_stays(cli, family, db):
     family.setenv("CASECTL_NOW", OLD)
     cli("event", "C-2", "verification_passed")
-    cli("event", "C-1", "collection_completed")
-    cli("reject", "C-1", "--reason", "company dissolved")
     family.setenv("CASECTL_NOW", LATER)
     cli("event", "C-3", "verification_failed")  # closed, but after the cut-off
+    cli("event", "C-1", "collection_completed")
     family.setenv("CASECTL_NOW", TODAY)
     assert_purges_nothing(cli, db)
 

@@ -11,6 +11,8 @@ import hashlib
 import json
 import sqlite3
 
+from conftest import snapshot
+
 
 def outbox(db_path) -> list[dict]:
     conn = sqlite3.connect(db_path)
@@ -304,10 +306,18 @@ def test_a_rejected_kyc_cannot_be_approved_on_the_parent(cli, db, tmp_path):
     assert "request_reuploads (1)" in cli("show", case).stdout
 
 
-def test_a_child_concluding_after_the_parent_is_decided_changes_nothing(cli, db, tmp_path):
+def test_deciding_the_parent_withdraws_its_open_kyc_children(cli, db, tmp_path):
     case, child = _kyb_with_ubo(cli, tmp_path)
     cli("reject", case, "--reason", "sanctions hit")
-    before = blocks(cli, case)["ubo"]["status"]
-    cli("event", child, "verification_passed")
-    assert status(cli, case) == "rejected" and blocks(cli, case)["ubo"]["status"] == before
+    kid = cli.json("show", child, "--json")
+    assert kid["status"] == "withdrawn" and kid["final"]
+    assert kid["decision"] == "withdrawn" and kid["decided_at"] and kid["decided_by"]
+    assert kid["decision_reason"] == f"parent case {case} is rejected"
     assert "(the case is already rejected)" in cli("history", case).stdout
+    assert f"child case {child} withdrawn: this case is rejected" in cli("history", case).stdout
+    # The withdrawn flow can no longer be approved, nor the parent's block.
+    before = snapshot(db)
+    r = cli("event", child, "verification_passed", expect=4)
+    assert "not allowed in status withdrawn" in r.stderr
+    cli("block", case, "ubo", "approve", expect=4)
+    assert snapshot(db) == before

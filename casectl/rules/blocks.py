@@ -50,6 +50,7 @@ def block_check(
     child_status: str | None = None,
     child_final: bool | None = None,
     child_decision: str | None = None,
+    has_document: bool | None = None,
 ) -> Verdict:
     """May a block take `action` (set, approve, reupload, attach, received) now?"""
     if action == "attach":
@@ -91,6 +92,10 @@ def block_check(
             reasons=(
                 f"the KYC case {child} was {child_decision}; start a new KYC flow with `reupload` or reject the case",
             ),
+        )
+    if action == "approve" and BLOCK_KINDS_BY_NAME[kind].needs_document and has_document is False:
+        return Verdict(
+            action, False, reasons=("the block holds no document to approve; attach one first (`casectl attach`)",)
         )
     if action == "approve" and status in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD):
         return Verdict(action, False, reasons=(f"the block is {status}: nothing new has arrived to approve yet",))

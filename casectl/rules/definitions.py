@@ -14,6 +14,8 @@ from .model import (
     BLOCK_KINDS,
     Action,
     ActivityRequirement,
+    ChildPolicy,
+    Message,
     Route,
     SetStatusRule,
     Status,
@@ -23,18 +25,18 @@ from .model import (
 
 def _routes(to: Any) -> tuple[Route, ...]:
     if isinstance(to, str):
-        return (Route(to),)
-    return tuple(Route(r["to"], r.get("when")) for r in to)
+        return (Route(to=to),)
+    return tuple(Route(to=r["to"], when=r.get("when")) for r in to)
 
 
 def workflow_from_dict(d: dict[str, Any]) -> Workflow:
     statuses = tuple(
         Status(
-            s["name"],
-            s.get("label", ""),
-            bool(s.get("final", False)),
-            bool(s.get("waiting", False)),
-            s.get("description", ""),
+            name=s["name"],
+            label=s.get("label", ""),
+            final=bool(s.get("final", False)),
+            waiting=bool(s.get("waiting", False)),
+            description=s.get("description", ""),
         )
         for s in d["statuses"]
     )
@@ -50,7 +52,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
             decision=a.get("decision"),
             takes_decision=bool(a.get("takes_decision", False)),
             block_moves=tuple(tuple(m) for m in a.get("block_moves", ())),
-            messages=tuple(a.get("messages", ())),
+            messages=tuple(Message(kind=m) for m in a.get("messages", ())),
             aliases=tuple(a.get("aliases", ())),
             effects=tuple(a.get("effects", ())),
         )
@@ -67,13 +69,17 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
         actions=actions,
         block_kinds=tuple(d.get("block_kinds", [k.name for k in BLOCK_KINDS])),
         requirements=tuple(
-            ActivityRequirement(r["type"], r.get("label", ""), r.get("team"), dict(r.get("config", {})))
+            ActivityRequirement(
+                type=r["type"], label=r.get("label", ""), team=r.get("team"), config=dict(r.get("config", {}))
+            )
             for r in d.get("requirements", ())
         ),
         activity_states=tuple(d.get("activity_states", ACTIVITY_STATES)),
         decisions=tuple(d.get("decisions", ("reviewed",))),
-        set_status=SetStatusRule(tuple(set_status.get("from", ())), tuple(set_status.get("to", ()))),
+        set_status=SetStatusRule(sources=tuple(set_status.get("from", ())), targets=tuple(set_status.get("to", ()))),
         four_eyes=tuple(d.get("four_eyes", ())),
+        create_statuses=tuple(d.get("create_statuses", ())),
+        children=ChildPolicy(**(d.get("children") or {})),
         sla=d.get("sla"),
         effects=tuple(d.get("effects", ())),
     )
@@ -105,7 +111,7 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
                     "decision": a.decision,
                     "takes_decision": a.takes_decision,
                     "block_moves": [list(m) for m in a.block_moves],
-                    "messages": list(a.messages),
+                    "messages": [m.kind for m in a.messages],
                     "aliases": list(a.aliases),
                     "effects": [dict(e) for e in a.effects],
                 }
@@ -133,6 +139,15 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
         "decisions": list(wf.decisions),
         "set_status": _drop_defaults({"from": list(wf.set_status.sources), "to": list(wf.set_status.targets)}),
         "four_eyes": list(wf.four_eyes),
+        "create_statuses": list(wf.create_statuses),
+        "children": _drop_defaults(
+            {
+                "workflow": wf.children.workflow if wf.children.workflow != ChildPolicy().workflow else None,
+                "on_parent_final": wf.children.on_parent_final
+                if wf.children.on_parent_final != ChildPolicy().on_parent_final
+                else None,
+            }
+        ),
         "sla": dict(wf.sla) if wf.sla else None,
         "effects": [dict(e) for e in wf.effects],
     }

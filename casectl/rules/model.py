@@ -13,9 +13,25 @@ from typing import Any
 
 AGENT = "agent"
 SYSTEM = "system"
+# Fired by the kernel itself as soon as its guards hold after a change; also accepted as a system event.
+AUTO = "auto"
+TRIGGERS = (AGENT, SYSTEM, AUTO)
+# How many automatic actions one change may set off in a row: a bound, so a cycle cannot hang a command.
+AUTO_LIMIT = 16
+
+# What a declared message means (Action.messages). The services that send it read only this name.
+REUPLOAD_REQUEST = "reupload_request"
+MESSAGE_KINDS: dict[str, str] = {
+    REUPLOAD_REQUEST: "ask the subject to re-upload the blocks this action moved to pending_reupload; "
+    "a KYC block gets a new KYC flow",
+}
+
+# What happens to a case's open children when it reaches a final status (ChildPolicy.on_parent_final).
+WITHDRAW = "withdraw"
+KEEP = "keep"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Status:
     name: str
     label: str = ""
@@ -29,7 +45,7 @@ class Status:
         return self.label or self.name.replace("_", " ").capitalize()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Route:
     """Where an action leads: the first route whose guard holds wins."""
 
@@ -37,7 +53,18 @@ class Route:
     when: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """A message an action sends, by kind (MESSAGE_KINDS says what each means)."""
+
+    kind: str
+
+    @property
+    def meaning(self) -> str:
+        return MESSAGE_KINDS.get(self.kind, "unknown message")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Action:
     name: str
     sources: tuple[str, ...]
@@ -53,7 +80,7 @@ class Action:
     # Block status moves the action performs, e.g. reupload_needed -> pending_reupload.
     block_moves: tuple[tuple[str, str], ...] = ()
     # Messages queued to the outbox (e.g. the re-upload email).
-    messages: tuple[str, ...] = ()
+    messages: tuple[Message, ...] = ()
     aliases: tuple[str, ...] = ()
     # Side effects declared in the workflow (webhook, email, crm).
     effects: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
@@ -66,8 +93,19 @@ class Action:
     def targets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.to for r in self.routes))
 
+    @property
+    def automatic(self) -> bool:
+        return self.trigger == AUTO
 
-@dataclass(frozen=True)
+    def sends(self, kind: str) -> bool:
+        return any(m.kind == kind for m in self.messages)
+
+    def answers_to(self, trigger: str) -> bool:
+        """Whether this action may be asked for as `trigger` (an automatic one is also a system event)."""
+        return self.trigger == trigger or (trigger == SYSTEM and self.trigger == AUTO)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ActivityRequirement:
     """An activity a workflow creates on every new case (seed 002)."""
 
@@ -77,11 +115,13 @@ class ActivityRequirement:
     config: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockKind:
     name: str
     agent_editable: bool
     actions: tuple[str, ...]
+    # Approving a block of this kind needs a stored document to approve.
+    needs_document: bool = False
 
     @property
     def has_status(self) -> bool:
@@ -90,11 +130,11 @@ class BlockKind:
 
 # Seed 000's block table, literally.
 BLOCK_KINDS: tuple[BlockKind, ...] = (
-    BlockKind("user_data", agent_editable=True, actions=()),
-    BlockKind("registry_data", agent_editable=False, actions=()),
-    BlockKind("enriched", agent_editable=False, actions=()),
-    BlockKind("document", agent_editable=True, actions=("approve", "reupload")),
-    BlockKind("kyc", agent_editable=True, actions=("approve", "reupload")),
+    BlockKind(name="user_data", agent_editable=True, actions=()),
+    BlockKind(name="registry_data", agent_editable=False, actions=()),
+    BlockKind(name="enriched", agent_editable=False, actions=()),
+    BlockKind(name="document", agent_editable=True, actions=("approve", "reupload"), needs_document=True),
+    BlockKind(name="kyc", agent_editable=True, actions=("approve", "reupload")),
 )
 BLOCK_KINDS_BY_NAME = {k.name: k for k in BLOCK_KINDS}
 
@@ -117,7 +157,7 @@ ACTIVITY_STATES = (
 ACTIVITY_DONE_STATES = ("complete", "cancelled")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SetStatusRule:
     """Which direct status changes (`casectl status`) a workflow allows."""
 
@@ -129,7 +169,17 @@ class SetStatusRule:
         return bool(self.targets)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class ChildPolicy:
+    """Child cases: the workflow a kyc block's case runs on, and what a final parent does to open ones."""
+
+    workflow: str = "kyc"
+    on_parent_final: str = WITHDRAW
+    # The system action fired on each open child when the parent is final (on_parent_final = withdraw).
+    withdraw_action: str = "withdraw"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Workflow:
     name: str
     version: int
@@ -145,6 +195,9 @@ class Workflow:
     set_status: SetStatusRule = SetStatusRule()
     # Actions that the case's creator or last data editor may not perform.
     four_eyes: tuple[str, ...] = ()
+    # The statuses a case may be created in (empty: the initial status only).
+    create_statuses: tuple[str, ...] = ()
+    children: ChildPolicy = ChildPolicy()
     sla: Mapping[str, Any] | None = field(default=None, compare=False)
     # Effects on any status change (webhook, email, crm).
     effects: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
@@ -178,6 +231,23 @@ class Workflow:
         """The actions a status offers, before guards: the seed's table."""
         return tuple(a for a in self.actions if a.trigger == trigger and status in a.sources)
 
+    def automatic_from(self, status: str) -> bool:
+        """Whether any automatic action starts from `status` (else there is nothing to advance)."""
+        return any(a.automatic and status in a.sources for a in self.actions)
+
+    @property
+    def creatable(self) -> tuple[str, ...]:
+        return self.create_statuses or (self.initial,)
+
+    def leading_into(self, status: str) -> tuple[Action, ...]:
+        """The agent actions that lead into `status`: what a direct status change there must respect."""
+        return tuple(a for a in self.actions if a.trigger == AGENT and status in a.targets)
+
+    @property
+    def protected_statuses(self) -> tuple[str, ...]:
+        """Statuses that a four-eyes action leads into."""
+        return tuple(dict.fromkeys(t for a in self.actions if a.name in self.four_eyes for t in a.targets))
+
 
 @dataclass(frozen=True)
 class BlockState:
@@ -209,11 +279,23 @@ class CaseState:
 
 
 @dataclass(frozen=True)
+class Request:
+    """What the actor asks for along with an action: the rules check these too."""
+
+    reason: str | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
 class Verdict:
     action: str
     allowed: bool
     target: str | None = None
     reasons: tuple[str, ...] = ()
+    # The refusal is about the request's input (a missing reason, an unknown decision), not the case: exit 6.
+    invalid: bool = False
+    # The decision the change records on the case (the action's, the one asked for, or a final status's).
+    decision: str | None = None
 
     @property
     def reason(self) -> str:
@@ -311,38 +393,73 @@ GUARDS: dict[str, Guard] = {
 }
 
 
-def check(wf: Workflow, state: CaseState, action_name: str, trigger: str = AGENT) -> Verdict:
-    """May `action_name` happen to a case in `state` now? If not, why not."""
+def _trigger_name(trigger: str) -> str:
+    return "system event" if trigger in (SYSTEM, AUTO) else "action"
+
+
+def _guard_reasons(wf: Workflow, state: CaseState, action: Action) -> list[str]:
+    guards = action.guards + (("four_eyes",) if action.name in wf.four_eyes else ())
+    return [GUARDS[name].why_not(wf, state) for name in guards if not GUARDS[name].holds(wf, state)]
+
+
+def _check_request(wf: Workflow, action: Action, request: Request, what: str) -> Verdict | None:
+    """A refusal when the request lacks what the action needs (a reason, a valid decision)."""
+    if action.reason_required and not (request.reason and request.reason.strip()):
+        return Verdict(action.name, False, reasons=(f"{what} needs a reason: add --reason TEXT",), invalid=True)
+    if action.takes_decision:
+        decision = request.decision or wf.decisions[0]
+        if decision not in wf.decisions:
+            return Verdict(
+                action.name,
+                False,
+                reasons=(f"decision '{decision}' is not one of {', '.join(wf.decisions)}",),
+                invalid=True,
+            )
+    elif request.decision is not None:
+        return Verdict(action.name, False, reasons=(f"{action.name} takes no --decision",), invalid=True)
+    return None
+
+
+def _decision(wf: Workflow, action: Action, request: Request | None, target: str) -> str | None:
+    if action.decision:
+        return action.decision
+    if action.takes_decision:
+        return (request.decision if request else None) or wf.decisions[0]
+    return target if wf.is_final(target) else None
+
+
+def check(
+    wf: Workflow, state: CaseState, action_name: str, trigger: str = AGENT, *, request: Request | None = None
+) -> Verdict:
+    """May `action_name` happen to a case in `state` now? If not, why not.
+
+    With `request` (the action is about to be performed) the reason and the
+    decision it carries are checked too; without it the answer is "could it".
+    """
     action = wf.action(action_name)
     if action is None:
-        names = ", ".join(a.name for a in wf.actions if a.trigger == trigger) or "none"
-        kind = "system event" if trigger == SYSTEM else "action"
+        names = ", ".join(a.name for a in wf.actions if a.answers_to(trigger)) or "none"
+        kind = _trigger_name(trigger)
         return Verdict(
             action_name, False, reasons=(f"workflow {wf.name} has no {kind} '{action_name}' ({kind}s: {names})",)
         )
-    if action.trigger != trigger:
-        how = "`casectl event`" if action.trigger == SYSTEM else "`casectl act`"
-        return Verdict(
-            action.name,
-            False,
-            reasons=(
-                f"'{action.name}' is a{' system event' if action.trigger == SYSTEM else 'n agent action'}: use {how}",
-            ),
-        )
+    if not action.answers_to(trigger):
+        how = "`casectl act`" if action.trigger == AGENT else "`casectl event`"
+        article = "an agent action" if action.trigger == AGENT else "a system event"
+        return Verdict(action.name, False, reasons=(f"'{action.name}' is {article}: use {how}",))
     if state.status not in action.sources:
         return Verdict(action.name, False, reasons=(f"not allowed in status {state.status}",))
-    reasons = []
-    guards = action.guards + (("four_eyes",) if action.name in wf.four_eyes else ())
-    for name in guards:
-        guard = GUARDS[name]
-        if not guard.holds(wf, state):
-            reasons.append(guard.why_not(wf, state))
+    reasons = _guard_reasons(wf, state, action)
     if reasons:
         return Verdict(action.name, False, reasons=tuple(reasons))
-    for route in action.routes:
-        if route.when is None or GUARDS[route.when].holds(wf, state):
-            return Verdict(action.name, True, target=route.to)
-    return Verdict(action.name, False, reasons=("no route applies",))
+    target = next((r.to for r in action.routes if r.when is None or GUARDS[r.when].holds(wf, state)), None)
+    if target is None:
+        return Verdict(action.name, False, reasons=("no route applies",))
+    if request is not None:
+        refused = _check_request(wf, action, request, action.name)
+        if refused is not None:
+            return refused
+    return Verdict(action.name, True, target=target, decision=_decision(wf, action, request, target))
 
 
 def allowed_actions(wf: Workflow, state: CaseState, trigger: str = AGENT) -> list[Verdict]:
@@ -351,8 +468,25 @@ def allowed_actions(wf: Workflow, state: CaseState, trigger: str = AGENT) -> lis
     return [v for v in verdicts if v.allowed]
 
 
-def check_set_status(wf: Workflow, state: CaseState, to: str) -> Verdict:
-    """May the status be set directly to `to` (seed 003's "update status")?"""
+def next_automatic(wf: Workflow, state: CaseState) -> Verdict | None:
+    """The first automatic action whose guards hold now (the kernel fires it), if any."""
+    if wf.is_final(state.status):
+        return None
+    for a in wf.actions:
+        if a.automatic and state.status in a.sources:
+            verdict = check(wf, state, a.name, AUTO)
+            if verdict.allowed:
+                return verdict
+    return None
+
+
+def check_set_status(wf: Workflow, state: CaseState, to: str, *, request: Request | None = None) -> Verdict:
+    """May the status be set directly to `to` (seed 003's "update status")?
+
+    A direct change respects what the actions leading into `to` require:
+    their guards and four-eyes rule (at least one of them must be allowed),
+    the reason it needs and the decision it records.
+    """
     action = "status"
     if wf.status(to) is None:
         return Verdict(
@@ -373,7 +507,50 @@ def check_set_status(wf: Workflow, state: CaseState, to: str) -> Verdict:
         )
     if to == state.status:
         return Verdict(action, False, reasons=(f"the case is already {to}",))
-    return Verdict(action, True, target=to)
+    leading = wf.leading_into(to)
+    chosen: Action | None = None
+    first_refusal: list[str] = []
+    for a in leading:
+        reasons = _guard_reasons(wf, state, a)
+        if not reasons:
+            chosen = a
+            break
+        first_refusal = first_refusal or [f"{r} (as for {a.name})" for r in reasons]
+    if leading and chosen is None:
+        return Verdict(action, False, reasons=tuple(first_refusal))
+    decision = to if wf.is_final(to) else None
+    if chosen is not None:
+        if request is not None and chosen.reason_required and not (request.reason and request.reason.strip()):
+            return Verdict(
+                action,
+                False,
+                reasons=(f"setting the status to {to} needs a reason, as {chosen.name} does: add --reason TEXT",),
+                invalid=True,
+            )
+        if chosen.decision and wf.is_final(to):
+            decision = chosen.decision
+    return Verdict(action, True, target=to, decision=decision)
+
+
+def check_create(wf: Workflow, status: str | None) -> Verdict:
+    """May a case be created in `status` (None: the initial status)?"""
+    target = status or wf.initial
+    if wf.status(target) is None:
+        return Verdict(
+            "create",
+            False,
+            reasons=(f"'{target}' is not a status of workflow {wf.name} ({', '.join(wf.status_names)})",),
+            invalid=True,
+        )
+    if target not in wf.creatable:
+        return Verdict(
+            "create",
+            False,
+            reasons=(
+                f"a {wf.name} case cannot be created in {target}; it may be created in: {', '.join(wf.creatable)}",
+            ),
+        )
+    return Verdict("create", True, target=target)
 
 
 def block_action_check(kind: str, status: str | None, action: str) -> Verdict:
@@ -399,8 +576,8 @@ def block_action_check(kind: str, status: str | None, action: str) -> Verdict:
 
 
 def reachable_statuses(wf: Workflow) -> set[str]:
-    seen = {wf.initial}
-    frontier = [wf.initial]
+    seen = {wf.initial, *wf.creatable}
+    frontier = list(seen)
     while frontier:
         current = frontier.pop()
         nexts = [t for a in wf.actions if current in a.sources for t in a.targets]
@@ -459,9 +636,81 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
     for j, k in enumerate(wf.block_kinds):
         if k not in BLOCK_KINDS_BY_NAME:
             problems.append((f"$.block_kinds[{j}]", f"unknown block kind '{k}'"))
+    for i, a in enumerate(wf.actions):
+        path = f"$.actions[{i}]"
+        if a.trigger not in TRIGGERS:
+            problems.append((f"{path}.trigger", f"unknown trigger '{a.trigger}' (triggers: {', '.join(TRIGGERS)})"))
+        for j, m in enumerate(a.messages):
+            if m.kind not in MESSAGE_KINDS:
+                problems.append(
+                    (f"{path}.messages[{j}]", f"unknown message '{m.kind}' (messages: {', '.join(MESSAGE_KINDS)})")
+                )
+        if a.automatic and (a.reason_required or a.takes_decision):
+            problems.append((path, f"automatic action '{a.name}' cannot need a reason or a decision: nobody gives one"))
+    cycle = _automatic_cycle(wf)
+    if cycle:
+        problems.append(("$.actions", f"automatic actions form a cycle: {' -> '.join(cycle)}"))
+    for j, st in enumerate(wf.create_statuses):
+        if st not in names:
+            problems.append((f"$.create_statuses[{j}]", f"create_statuses names unknown status '{st}'"))
+        elif wf.is_final(st):
+            problems.append((f"$.create_statuses[{j}]", f"a case cannot be created in the final status '{st}'"))
+    if wf.children.on_parent_final not in (WITHDRAW, KEEP):
+        problems.append(
+            ("$.children.on_parent_final", f"unknown policy '{wf.children.on_parent_final}' ({WITHDRAW} or {KEEP})")
+        )
     if wf.initial in names:
         reachable = reachable_statuses(wf)
         for i, name in enumerate(names):
             if name not in reachable:
                 problems.append((f"$.statuses[{i}]", f"status '{name}' is unreachable from '{wf.initial}'"))
     return problems
+
+
+def _automatic_cycle(wf: Workflow) -> list[str]:
+    """Statuses that automatic actions alone could move a case around in a loop (empty: none)."""
+    edges: dict[str, list[str]] = {}
+    for a in wf.actions:
+        if a.automatic:
+            for src in a.sources:
+                edges.setdefault(src, []).extend(a.targets)
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in edges.get(node, ()):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in list(edges):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return []
+
+
+def warnings(wf: Workflow) -> list[tuple[str, str]]:
+    """Things that are allowed but worth knowing, as (JSON path, message) pairs."""
+    found: list[tuple[str, str]] = []
+    protected = wf.protected_statuses
+    for j, to in enumerate(wf.set_status.targets):
+        if to in protected:
+            guarded = ", ".join(a.name for a in wf.leading_into(to) if a.name in wf.four_eyes)
+            found.append(
+                (
+                    f"$.set_status.to[{j}]",
+                    f"set_status can reach '{to}', which four_eyes protects ({guarded}); "
+                    "a direct status change there follows the four-eyes rule too",
+                )
+            )
+    return found

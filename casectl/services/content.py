@@ -25,20 +25,13 @@ from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
 from ..nested import deep_merge, set_path
 from ..rules import Verdict, Workflow
 from ..rules import blocks as block_rules
-from ..rules.model import APPROVED, PENDING_ID_VERIFICATION, PENDING_REUPLOAD
+from ..rules.model import APPROVED
 from ..store import cases as case_store
 from ..store import content as content_store
-from ..store import events as event_store
-from ..store import outbox as outbox_store
 from ..store import write
 from ..timeutil import iso
-from . import cases as case_service
+from . import children, lifecycle
 
-KYC_WORKFLOW = "kyc"
-INITIAL_ACTIVITY_STATE = "pending"
-# System events that content changes may make possible; fired as soon as their guards hold.
-AUTO_EVENTS = ("reupload_received", "kyc_completed", "processes_concluded", "activities_completed")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -54,47 +47,12 @@ def _refuse(what: str, case: dict[str, Any], verdict: Verdict) -> NotAllowed:
 
 
 def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> tuple[dict[str, Any], Workflow]:
-    case = case_service.load(conn, id_or_ref)
-    wf = case_service.workflow_of(conn, case)
+    case = lifecycle.load(conn, id_or_ref)
+    wf = lifecycle.workflow_of(conn, case)
     verdict = block_rules.case_open(wf, case["status"], what)
     if not verdict.allowed:
         raise _refuse(what, case, verdict)
     return case, wf
-
-
-def _touch(
-    conn: sqlite3.Connection, case_id: int, *, at: str, editor: str | None = None, changes: dict[str, Any] | None = None
-) -> None:
-    """Bump the case's version (and, for data edits, its last editor: the four-eyes rule reads it)."""
-    case = case_store.get(conn, case_id)
-    assert case is not None
-    more = dict(changes or {})
-    if editor is not None:
-        more["last_editor"] = editor
-    case_store.update(conn, case_id, case["version"], more, at=at)
-
-
-def _event(
-    conn: sqlite3.Connection,
-    case_id: int,
-    event_kind: str,
-    /,
-    *,
-    actor: str,
-    at: str,
-    summary: str,
-    reason: str | None = None,
-    **data: Any,
-) -> int:
-    return event_store.append(
-        conn,
-        case_id,
-        at=at,
-        actor=actor,
-        kind=event_kind,
-        reason=reason,
-        data={"summary": summary, **{k: v for k, v in data.items() if v is not None}},
-    )
 
 
 def _fmt_size(n: int) -> str:
@@ -249,7 +207,7 @@ def block_row(conn: sqlite3.Connection, b: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_blocks(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    case = case_service.load(conn, id_or_ref)
+    case = lifecycle.load(conn, id_or_ref)
     stored = content_store.blocks(conn, case["id"])
     return case, [block_row(conn, b) for b in _synthetic_blocks(case) + stored]
 
@@ -257,154 +215,15 @@ def list_blocks(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any
 # --- blocks: creating -----------------------------------------------------------
 
 
-def _check_new_block(wf: Workflow, kind: str, name: str, existing: set[str]) -> None:
-    problem = block_rules.valid_kind(wf, kind)
-    if problem:
-        raise InvalidInput(problem)
-    if not _NAME.match(name or ""):
-        raise InvalidInput(
-            f"block name '{name}': use letters, digits, _ . - (at most 64, starting with a letter or digit)"
-        )
-    if name in block_rules.RESERVED_NAMES:
-        raise InvalidInput(f"block name '{name}' is reserved (data and registry are the case's own data)")
-    if name in existing:
-        raise InvalidInput(f"block name '{name}' is already used on this case")
-
-
-def _queue_email(
-    conn: sqlite3.Connection,
-    *,
-    case_id: int,
-    event_id: int,
-    to: str,
-    subject: str,
-    text: str,
-    template: str,
-    at: str,
-    **extra: Any,
-) -> int:
-    payload = {"subject": subject, "text": text, "html": None, "template": template, "case": _cid(case_id), **extra}
-    return outbox_store.enqueue(
-        conn, case_id=case_id, event_id=event_id, kind="email", target=to, payload=payload, at=at
-    )
-
-
-def _start_kyc_flow(
-    conn: sqlite3.Connection,
-    parent: dict[str, Any],
-    block_name: str,
-    data: dict[str, Any],
-    *,
-    actor: str,
-    now: datetime,
-    subject_id: int | None = None,
-    reupload_of: int | None = None,
-) -> int:
-    """A child case on the kyc workflow: a new KYC flow for one person (a UBO)."""
-    nc = case_service.NewCase(
-        workflow=KYC_WORKFLOW,
-        parent_id=parent["id"],
-        origin=f"case:{_cid(parent['id'])}",
-        data={**data, **({"reupload_of": _cid(reupload_of)} if reupload_of else {})},
-    )
-    if subject_id is None:
-        nc.subject_name = data.get("name") if isinstance(data.get("name"), str) else None
-        nc.subject_email = data.get("email") if isinstance(data.get("email"), str) else None
-        nc.subject_dob = data.get("dob") if isinstance(data.get("dob"), str) else None
-        country = data.get("country")
-        nc.country = country.upper() if isinstance(country, str) else None
-        nc.entity_type = "person"
-    try:
-        child_id = case_service.insert_case(
-            conn, nc, actor=actor, now=now, event_data={"parent": _cid(parent["id"]), "block": block_name}
-        )
-    except InvalidInput as e:
-        raise InvalidInput(f"kyc block {block_name}: {e.message}", details=e.details) from None
-    if subject_id is not None:
-        child = case_store.get(conn, child_id)
-        case_store.update(conn, child_id, child["version"], {"subject_id": subject_id}, at=iso(now))
-    return child_id
-
-
-def _kyc_flow_email(
-    conn: sqlite3.Connection,
-    parent: dict[str, Any],
-    child_id: int,
-    block_name: str,
-    *,
-    event_id: int,
-    at: str,
-    again: bool,
-) -> str | None:
-    child = case_store.get(conn, child_id)
-    to = child.get("subject_email") if child else None
-    if not to:
-        return None
-    company = parent.get("subject_name") or _cid(parent["id"])
-    who = child.get("subject_name") or "there"
-    text = (
-        f"Hello {who},\n\n"
-        + (
-            "We could not accept your identity verification and need you to go through it again"
-            if again
-            else "Please verify your identity"
-        )
-        + f" for {company} (case {_cid(parent['id'])}).\n\nYour verification case is {_cid(child_id)}.\n"
-    )
-    _queue_email(
-        conn,
-        case_id=parent["id"],
-        event_id=event_id,
-        to=to,
-        subject=f"{'New identity verification needed' if again else 'Please verify your identity'}: {company}",
-        text=text,
-        template="kyc_flow",
-        at=at,
-        child=_cid(child_id),
-        block=block_name,
-    )
-    return to
-
-
-def _create_block(
-    conn: sqlite3.Connection,
-    case: dict[str, Any],
-    wf: Workflow,
-    kind: str,
-    name: str,
-    data: dict[str, Any],
-    *,
-    actor: str,
-    now: datetime,
-) -> int:
-    at = iso(now)
-    existing = {b["name"] for b in content_store.blocks(conn, case["id"])}
-    _check_new_block(wf, kind, name, existing)
-    child_id = None
-    status = None
-    if kind == "kyc":
-        child_id = _start_kyc_flow(conn, case, name, data, actor=actor, now=now)
-        status = PENDING_ID_VERIFICATION
-    block_id = content_store.insert_block(
-        conn, case_id=case["id"], name=name, kind=kind, data=data, status=status, child_case_id=child_id, at=at
-    )
-    summary = f"{kind} block {name} added" + (f" with KYC case {_cid(child_id)}" if child_id else "")
-    event_id = _event(
-        conn, case["id"], "block.add", actor=actor, at=at, summary=summary, block=name, kind=kind, child=_cid(child_id)
-    )
-    if child_id:
-        _kyc_flow_email(conn, case, child_id, name, event_id=event_id, at=at, again=False)
-    return block_id
-
-
 def add_block(
     conn: sqlite3.Connection, id_or_ref: str, kind: str, name: str, data: dict[str, Any], *, actor: str, now: datetime
 ) -> dict[str, Any]:
     with write(conn):
         case, wf = _open_case(conn, id_or_ref, f"add block {name}")
-        block_id = _create_block(conn, case, wf, kind, name, data, actor=actor, now=now)
-        _touch(conn, case["id"], at=iso(now), editor=actor)
-        _advance(conn, case["id"], actor=actor, now=now)
+        block_id, follow = children.new_block(conn, case, wf, kind, name, data, actor=actor, at=iso(now))
+        lifecycle.carry_out(conn, follow, actor=actor, now=now)
+        children.touch(conn, case["id"], at=iso(now), editor=actor)
+        lifecycle.advance(conn, case["id"], actor=actor, now=now)
         return block_row(conn, content_store.block_by_id(conn, case["id"], block_id))
 
 
@@ -426,6 +245,7 @@ def _checked_block(
         child_status=b.get("child_status"),
         child_final=b.get("child_final"),
         child_decision=b.get("child_decision"),
+        has_document=bool(b.get("attachment_count")),
     )
     if not verdict.allowed:
         raise _refuse(what, case, verdict)
@@ -442,11 +262,11 @@ def set_block(
         at = iso(now)
         merged = deep_merge(b["data"], changes)
         if b["id"] is None:  # the case's own data
-            _touch(conn, case["id"], at=at, editor=actor, changes={"data": merged})
+            children.touch(conn, case["id"], at=at, editor=actor, changes={"data": merged})
         else:
             content_store.update_block(conn, b["id"], {"data": merged}, at=at)
-            _touch(conn, case["id"], at=at, editor=actor)
-        _event(
+            children.touch(conn, case["id"], at=at, editor=actor)
+        children.event(
             conn,
             case["id"],
             "block.set",
@@ -470,12 +290,12 @@ def _block_decision(
         if action == "approve":
             changes.update(decided_by=actor, decided_at=at)
         content_store.update_block(conn, b["id"], changes, at=at)
-        _touch(conn, case["id"], at=at)
+        children.touch(conn, case["id"], at=at)
         if action == "approve":
             summary = f"{name} approved"
         else:
             summary = f"{name} marked {verdict.target}"
-        _event(
+        children.event(
             conn,
             case["id"],
             f"block.{action}",
@@ -583,8 +403,8 @@ def attach(
             # A changed document needs a new review.
             content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
             summary += "; approval withdrawn for the new document"
-        _event(conn, case["id"], "document.attached", actor=actor, at=at, summary=summary, block=name, **info)
-        _touch(conn, case["id"], at=at, editor=actor)
+        children.event(conn, case["id"], "document.attached", actor=actor, at=at, summary=summary, block=name, **info)
+        children.touch(conn, case["id"], at=at, editor=actor)
         return {"case": _cid(case["id"]), "block": name, **info}
 
 
@@ -598,7 +418,7 @@ def received(
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
         content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
-        _event(
+        children.event(
             conn,
             case["id"],
             "block.received",
@@ -609,14 +429,14 @@ def received(
             **{"from": b["status"], "to": None},
             **info,
         )
-        _touch(conn, case["id"], at=at)
-        fired = _advance(conn, case["id"], actor=actor, now=now)
+        children.touch(conn, case["id"], at=at)
+        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
         case = case_store.get(conn, case["id"])
         return {"case": _cid(case["id"]), "block": name, **info, "case_status": case["status"], "events": fired}
 
 
 def attachments(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    case = case_service.load(conn, id_or_ref)
+    case = lifecycle.load(conn, id_or_ref)
     b = _find_block(conn, case, name)
     rows = content_store.attachments(conn, b["id"]) if b["id"] else []
     return case, rows
@@ -624,7 +444,7 @@ def attachments(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[di
 
 def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[str, Any], bytes]:
     """The block's current document and its bytes (checked against their sha256)."""
-    case = case_service.load(conn, id_or_ref)
+    case = lifecycle.load(conn, id_or_ref)
     b = _find_block(conn, case, name)
     att = content_store.latest_attachment(conn, b["id"]) if b["id"] else None
     if att is None:
@@ -639,265 +459,6 @@ def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[
 
 
 # --- the re-upload flow and KYC propagation (hooks) -------------------------------
-
-
-def _queue_reuploads(
-    conn: sqlite3.Connection,
-    case: dict[str, Any],
-    moved: list[dict[str, Any]],
-    *,
-    event_id: int,
-    actor: str,
-    now: datetime,
-) -> None:
-    """request_reuploads moved these blocks to pending_reupload: ask the subject (and UBOs) again."""
-    at = iso(now)
-    docs, kycs = [], []
-    for m in moved:
-        b = content_store.block_by_name(conn, case["id"], m["block"])
-        if b is None:
-            continue
-        (kycs if b["kind"] == "kyc" else docs).append(b)
-    if docs:
-        lines = []
-        for b in docs:
-            why = content_store.last_block_reason(conn, case["id"], b["name"], "block.reupload")
-            lines.append(f"- {b['name']}" + (f": {why}" if why else ""))
-        to = case.get("subject_email")
-        names = ", ".join(b["name"] for b in docs)
-        if to:
-            who = case.get("subject_name") or "there"
-            _queue_email(
-                conn,
-                case_id=case["id"],
-                event_id=event_id,
-                to=to,
-                subject=f"Please re-upload {len(docs)} document{'s' if len(docs) != 1 else ''} "
-                f"(case {_cid(case['id'])})",
-                text=f"Hello {who},\n\nWe could not accept the following documents for case "
-                f"{_cid(case['id'])}:\n" + "\n".join(lines) + "\n\nPlease upload new copies.\n",
-                template="reupload_request",
-                at=at,
-                blocks=[b["name"] for b in docs],
-            )
-            _event(
-                conn,
-                case["id"],
-                "message.queued",
-                actor=actor,
-                at=at,
-                summary=f"re-upload request to {to}: {names}",
-                template="reupload_request",
-                to=to,
-            )
-        else:
-            _event(
-                conn,
-                case["id"],
-                "message.skipped",
-                actor=actor,
-                at=at,
-                summary=f"no re-upload email: the subject has no email address ({names})",
-                template="reupload_request",
-            )
-    for b in kycs:
-        old = case_store.get(conn, b["child_case_id"]) if b.get("child_case_id") else None
-        child_id = _start_kyc_flow(
-            conn,
-            case,
-            b["name"],
-            b["data"],
-            actor=actor,
-            now=now,
-            subject_id=old.get("subject_id") if old else None,
-            reupload_of=b.get("child_case_id"),
-        )
-        content_store.update_block(
-            conn, b["id"], {"child_case_id": child_id, "decided_by": None, "decided_at": None}, at=at
-        )
-        ev = _event(
-            conn,
-            case["id"],
-            "kyc.flow",
-            actor=actor,
-            at=at,
-            summary=f"{b['name']}: new KYC flow {_cid(child_id)} (replaces {_cid(b.get('child_case_id'))})",
-            block=b["name"],
-            child=_cid(child_id),
-            previous=_cid(b.get("child_case_id")),
-        )
-        to = _kyc_flow_email(conn, case, child_id, b["name"], event_id=ev, at=at, again=True)
-        if to is None:
-            _event(
-                conn,
-                case["id"],
-                "message.skipped",
-                actor=actor,
-                at=at,
-                summary=f"no KYC flow email for {b['name']}: the person has no email address",
-                template="kyc_flow",
-            )
-
-
-def _child_concluded(
-    conn: sqlite3.Connection, child: dict[str, Any], to_status: str, *, actor: str, now: datetime
-) -> None:
-    """A KYC child case reached a final status: a system event on its parent."""
-    b = content_store.block_for_child(conn, child["id"])
-    if b is None or b["case_id"] != child["parent_id"]:
-        return  # a superseded flow: the block points at a newer child
-    at = iso(now)
-    parent = case_store.get(conn, b["case_id"])
-    if case_service.workflow_of(conn, parent).is_final(parent["status"]):
-        # The parent is decided: note the outcome in its history, change nothing.
-        _event(
-            conn,
-            b["case_id"],
-            "block.kyc_concluded",
-            actor=actor,
-            at=at,
-            summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status} (the case is already {parent['status']})",
-            block=b["name"],
-            child=_cid(child["id"]),
-            child_status=to_status,
-        )
-        return
-    waiting = b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD)
-    if waiting:
-        content_store.update_block(conn, b["id"], {"status": None}, at=at)
-    _event(
-        conn,
-        b["case_id"],
-        "block.kyc_concluded",
-        actor=actor,
-        at=at,
-        summary=f"{b['name']}: KYC case {_cid(child['id'])} {to_status}; block back for review",
-        block=b["name"],
-        child=_cid(child["id"]),
-        child_status=to_status,
-        **{"from": b["status"], "to": None if waiting else b["status"]},
-    )
-    _touch(conn, b["case_id"], at=at)
-    _advance(conn, b["case_id"], actor=actor, now=now)
-
-
-def _advance(conn: sqlite3.Connection, case_id: int, *, actor: str, now: datetime) -> list[str]:
-    """Fire the system events content changes made possible (e.g. the last re-upload arrived)."""
-    fired: list[str] = []
-    for _ in range(len(AUTO_EVENTS)):
-        case = case_store.get(conn, case_id)
-        wf = case_service.workflow_of(conn, case)
-        if wf.is_final(case["status"]):
-            break
-        state = case_service.state_of(conn, case)
-        for name in AUTO_EVENTS:
-            spec = wf.action(name)
-            if spec is None or spec.trigger != rules.SYSTEM or case["status"] not in spec.sources:
-                continue
-            verdict = rules.check(wf, state, name, rules.SYSTEM)
-            if verdict.allowed:
-                case_service.transition(
-                    conn,
-                    case,
-                    wf,
-                    spec.name,
-                    verdict.target,
-                    actor=actor,
-                    now=now,
-                    kind="system",
-                    decision=spec.decision,
-                    block_moves=spec.block_moves,
-                    messages=spec.messages,
-                    data={"summary": "automatic"},
-                )
-                fired.append(spec.name)
-                break
-        else:
-            break
-    return fired
-
-
-def creates_on_create(wf: Workflow, nc: Any) -> bool:
-    """Whether on_create has anything to make for this new case (initial blocks, required activities)."""
-    return bool(getattr(nc, "blocks", None) or wf.requirements)
-
-
-def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, nc: Any, actor: str, now: datetime) -> None:
-    """Create the case's initial blocks and the activities its workflow requires."""
-    if not creates_on_create(wf, nc):
-        return
-    blocks = list(getattr(nc, "blocks", None) or [])
-    requirements = wf.requirements
-    case = case_store.get(conn, case_id)
-    at = iso(now)
-    for spec in blocks:
-        _create_block(conn, case, wf, spec["kind"], spec["name"], dict(spec.get("data") or {}), actor=actor, now=now)
-    for req in requirements:
-        snapshot = {
-            "type": req.type,
-            "label": req.label or None,
-            "team": req.team,
-            "config": dict(req.config),
-            "workflow": wf.name,
-            "workflow_version": wf.version,
-        }
-        aid = content_store.insert_activity(
-            conn,
-            case_id=case_id,
-            type=req.type,
-            label=req.label or None,
-            state=INITIAL_ACTIVITY_STATE,
-            assignee=None,
-            team=req.team,
-            requirement={k: v for k, v in snapshot.items() if v is not None},
-            at=at,
-            actor=actor,
-        )
-        _event(
-            conn,
-            case_id,
-            "activity.add",
-            actor=actor,
-            at=at,
-            summary=f"{ids.fmt('activity', aid)} {req.type} required by {wf.name} v{wf.version}"
-            + (f" (team {req.team})" if req.team else ""),
-            activity=ids.fmt("activity", aid),
-            type=req.type,
-        )
-
-
-def on_create_batch(
-    conn: sqlite3.Connection, cases: Iterable[tuple[int, Workflow, Any]], *, actor: str, now: datetime
-) -> None:
-    """on_create for many new cases (case_id, workflow, new case) in order (`casectl import`)."""
-    for case_id, wf, nc in cases:
-        if creates_on_create(wf, nc):
-            on_create(conn, case_id=case_id, wf=wf, nc=nc, actor=actor, now=now)
-
-
-def on_transition(
-    conn: sqlite3.Connection,
-    *,
-    case_id: int,
-    wf: Workflow,
-    from_status: str,
-    to_status: str,
-    actor: str,
-    now: datetime,
-    event_id: int,
-    messages: tuple[str, ...] = (),
-    moved_blocks: list[dict] = (),
-) -> None:
-    """A child case reaching a final status is a system event on its parent; re-upload requests go out."""
-    case = case_store.get(conn, case_id)
-    if case is None:
-        return
-    if "reupload_request" in messages:
-        moved = [m for m in moved_blocks if m.get("to") == PENDING_REUPLOAD]
-        if moved:
-            _queue_reuploads(conn, case, moved, event_id=event_id, actor=actor, now=now)
-    if case.get("parent_id") and wf.is_final(to_status) and not wf.is_final(from_status):
-        _child_concluded(conn, case, to_status, actor=actor, now=now)
 
 
 # --- activities -----------------------------------------------------------------
@@ -927,7 +488,7 @@ def activity_row(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_activities(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    case = case_service.load(conn, id_or_ref)
+    case = lifecycle.load(conn, id_or_ref)
     return case, [activity_row(a) for a in content_store.activities(conn, case["id"])]
 
 
@@ -1009,7 +570,7 @@ def add_activity(
             case_id=case["id"],
             type=type_,
             label=label,
-            state=INITIAL_ACTIVITY_STATE,
+            state=children.INITIAL_ACTIVITY_STATE,
             assignee=assignee,
             team=team,
             requirement=requirement,
@@ -1017,7 +578,7 @@ def add_activity(
             actor=actor,
         )
         to = f" for {assignee}" if assignee else (f" for team {team}" if team else "")
-        _event(
+        children.event(
             conn,
             case["id"],
             "activity.add",
@@ -1029,7 +590,7 @@ def add_activity(
             assignee=assignee,
             team=team,
         )
-        _touch(conn, case["id"], at=at)
+        children.touch(conn, case["id"], at=at)
         return activity_row(content_store.activity(conn, aid))
 
 
@@ -1061,7 +622,7 @@ def set_activity_state(
             raise _refuse(f"move activity {_activity_name(a)} to {state}", case, verdict)
         at = iso(now)
         content_store.update_activity(conn, a["id"], {"state": state}, at=at)
-        _event(
+        children.event(
             conn,
             case["id"],
             "activity.state",
@@ -1073,8 +634,8 @@ def set_activity_state(
             type=a["type"],
             **{"from": a["state"], "to": state},
         )
-        _touch(conn, case["id"], at=at)
-        fired = _advance(conn, case["id"], actor=actor, now=now)
+        children.touch(conn, case["id"], at=at)
+        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
         return activity_row(content_store.activity(conn, a["id"])) | {"changed": True, "events": fired}
 
 
@@ -1090,7 +651,7 @@ def set_activity_result(
             )
         at = iso(now)
         content_store.update_activity(conn, a["id"], {"result": deep_merge(a["result"], changes)}, at=at)
-        _event(
+        children.event(
             conn,
             case["id"],
             "activity.result",
@@ -1101,7 +662,7 @@ def set_activity_result(
             type=a["type"],
             changes=changes,
         )
-        _touch(conn, case["id"], at=at, editor=actor)
+        children.touch(conn, case["id"], at=at, editor=actor)
         return activity_row(content_store.activity(conn, a["id"]))
 
 
@@ -1134,7 +695,7 @@ def decide_activity(
             summary += f" (was {a['decision']})"
         if "state" in changes:
             summary += f"; {a['state']} -> complete"
-        _event(
+        children.event(
             conn,
             case["id"],
             "activity.decide",
@@ -1147,8 +708,8 @@ def decide_activity(
             decision=decision,
             previous=a.get("decision"),
         )
-        _touch(conn, case["id"], at=at)
-        fired = _advance(conn, case["id"], actor=actor, now=now)
+        children.touch(conn, case["id"], at=at)
+        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
         return activity_row(content_store.activity(conn, a["id"])) | {"events": fired}
 
 
@@ -1168,7 +729,7 @@ def assign_activity(
         at = iso(now)
         changes = {k: v for k, v in (("assignee", assignee), ("team", team)) if v is not None}
         content_store.update_activity(conn, a["id"], changes, at=at)
-        _event(
+        children.event(
             conn,
             case["id"],
             "activity.assign",
@@ -1179,7 +740,7 @@ def assign_activity(
             type=a["type"],
             **changes,
         )
-        _touch(conn, case["id"], at=at)
+        children.touch(conn, case["id"], at=at)
         return activity_row(content_store.activity(conn, a["id"]))
 
 
@@ -1188,7 +749,7 @@ def assign_activity(
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
     """Parts of `show` (key -> hooks.Section): blocks, KYC child cases, activities."""
-    from .hooks import Section
+    from .sections import Section
 
     blocks = [block_row(conn, b) for b in content_store.blocks(conn, case["id"])]
     kids = content_store.children(conn, case["id"])

@@ -29,7 +29,8 @@ from ..rules import Workflow
 from ..store import cases as case_store
 from ..store import outbox as store
 from ..timeutil import iso
-from .hooks import Section
+from .records import Created, FollowUp, Transition
+from .sections import Section
 
 CREATED = "case.created"
 STATUS_CHANGED = "case.status_changed"
@@ -148,6 +149,7 @@ def case_body(case: dict[str, Any]) -> dict[str, Any]:
         "updated_at": case.get("updated_at"),
         "due_at": case.get("due_at"),
         "decided_at": case.get("decided_at"),
+        "decided_by": case.get("decided_by"),
     }
 
 
@@ -304,6 +306,19 @@ def on_event_batch(
             on_event(conn, event_type, case_id=case_id, wf=wf, event_id=event_id, action=None, now=now)
 
 
+def quiet(conn: sqlite3.Connection, wf: Workflow) -> bool:
+    """Whether a new case of `wf` queues nothing (no effects, no subscription): a batch asks once per workflow."""
+    return _nothing_to_queue(wf, store.hooks(conn, workflow=wf.name))
+
+
+def on_created(conn: sqlite3.Connection, record: Created) -> list[FollowUp]:
+    """A follower of the kernel: queue what case.created is subscribed to."""
+    on_event(
+        conn, CREATED, case_id=record.case_id, wf=record.workflow, event_id=record.event_id, action=None, now=record.at
+    )
+    return []
+
+
 def transition_types(
     action: str | None, from_status: str, to_status: str, decision: str | None, final: bool
 ) -> list[str]:
@@ -317,40 +332,35 @@ def transition_types(
     return types
 
 
-def on_transition(
-    conn: sqlite3.Connection,
-    *,
-    case_id: int,
-    wf: Workflow,
-    action: str | None,
-    from_status: str,
-    to_status: str,
-    event_id: int,
-    messages: tuple[str, ...],
-    moved_blocks: list[dict],
-    reason: str | None,
-    decision: str | None,
-    now: datetime,
-) -> None:
-    """Queue the action's declared effects, the workflow's and the subscriptions'.
+def on_transition(conn: sqlite3.Connection, record: Transition) -> list[FollowUp]:
+    """A follower of the kernel: queue the action's declared effects, the workflow's and the subscriptions'.
 
-    `messages` (e.g. the re-upload email) are queued by the blocks work from
-    its own hook; they are delivered from the same outbox.
+    Declared messages (e.g. the re-upload email) are queued by the child-case
+    follower; they are delivered from the same outbox.
     """
-    spec = wf.action(action) if action else None
+    wf = record.workflow
+    spec = wf.action(record.action) if record.action else None
     event = {
-        "id": event_id,
-        "time": iso(now),
-        "action": action,
-        "from_status": from_status,
-        "to_status": to_status,
-        "decision": decision,
-        "reason": reason,
+        "id": record.event_id,
+        "time": iso(record.at),
+        "action": record.action,
+        "from_status": record.from_status,
+        "to_status": record.to_status,
+        "decision": record.decision,
+        "reason": record.reason,
     }
-    types = transition_types(action, from_status, to_status, decision, wf.is_final(to_status))
-    _dispatch(
-        conn, case_id=case_id, wf=wf, types=types, event=event, action_effects=tuple(spec.effects) if spec else ()
+    types = transition_types(
+        record.action, record.from_status, record.to_status, record.decision, wf.is_final(record.to_status)
     )
+    _dispatch(
+        conn,
+        case_id=record.case_id,
+        wf=wf,
+        types=types,
+        event=event,
+        action_effects=tuple(spec.effects) if spec else (),
+    )
+    return []
 
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:

@@ -18,12 +18,12 @@ from ..store import events as event_store
 from ..store import outbox as outbox_store
 from ..store import write
 from ..timeutil import iso
-from . import cases as case_service
-from .hooks import Section
+from . import lifecycle
+from .sections import Section
 
 
 def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> dict[str, Any]:
-    case = case_service.load(conn, id_or_ref)
+    case = lifecycle.load(conn, id_or_ref)
     if case["final"]:
         raise NotAllowed(f"case {ids.fmt('case', case['id'])} is {case['status']} (final); no more {what}")
     return case
@@ -58,7 +58,7 @@ def contact(
         raise InvalidInput("contact: the message is empty; give it with --message or on stdin")
     at = iso(now)
     with write(conn):
-        case = case_service.load(conn, id_or_ref)
+        case = lifecycle.load(conn, id_or_ref)
         if not case.get("subject_email"):
             raise InvalidInput(f"case {ids.fmt('case', case['id'])} has no subject email to contact")
         cid = ids.fmt("case", case["id"])
@@ -150,7 +150,7 @@ def cancel_appointment(
 ) -> dict[str, Any]:
     at = iso(now)
     with write(conn):
-        case = case_service.load(conn, id_or_ref)
+        case = lifecycle.load(conn, id_or_ref)
         n = ids.parse("appointment", appointment)
         row = appointment_store.get(conn, n) if n is not None else None
         if row is None or row["case_id"] != case["id"]:
@@ -179,7 +179,7 @@ def appointments(
     now: datetime,
     include_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
-    case_id = case_service.resolve_id(conn, id_or_ref) if id_or_ref else None
+    case_id = lifecycle.resolve_id(conn, id_or_ref) if id_or_ref else None
     since = until = None
     if upcoming_within is not None:
         since, until = iso(now), iso(now + upcoming_within)

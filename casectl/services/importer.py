@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import rules
-from ..errors import InvalidInput, NotFound, UsageError
+from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
 from ..nested import deep_merge, set_path
 from ..rules import Workflow
 from ..store import bulk, write
@@ -36,10 +36,11 @@ from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import subjects as subject_store
 from ..timeutil import iso
-from . import cases as case_service
-from . import hooks, queue
+from . import clock as sla_clock
+from . import lifecycle, validate
 from . import workflows as workflow_service
 from .exporter import csv_unescape
+from .records import Created, NewCase
 
 BATCH = 1000
 MAX_ERRORS_SHOWN = 50
@@ -74,6 +75,7 @@ RESERVED = (
     "updated_at",
     "due_at",
     "decided_at",
+    "decided_by",
     "decision",
     "decision_reason",
     "created_by",
@@ -493,7 +495,7 @@ class _NewCaseKind:
 class Row:
     line: int
     cells: list[str]
-    nc: case_service.NewCase | None = None
+    nc: NewCase | None = None
     wf: Workflow | None = None
     errors: list[str] = field(default_factory=list)  # "column COL: reason" or a row-level reason
     has: frozenset = frozenset()  # fields the row gives a value for (for --update)
@@ -509,6 +511,8 @@ class ImportResult:
     updated: int = 0
     unchanged: int = 0
     invalid: int = 0
+    # Of the invalid rows, those the workflow's rules refuse (a creation status it does not allow).
+    refused: int = 0
     dry_run: bool = False
     rejects: str | None = None
     ignored_columns: list[str] = field(default_factory=list)
@@ -544,8 +548,9 @@ class _Importer:
         self.progress = progress
         self.result = ImportResult(src.label, src.sha256, dry_run=dry_run)
         self.workflows: dict[str, Workflow | str] = {}  # name -> workflow, or why it is unknown
+        self.status_column = "status"
         self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
-        self.countries = case_service.country_codes()
+        self.countries = validate.country_codes()
         self.event_extra = {"file": src.label, "sha256": src.sha256}
         self.kinds: dict[tuple[str, int, str], _NewCaseKind] = {}
 
@@ -663,7 +668,7 @@ class _Importer:
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
         country = fields.get("country")
-        nc = case_service.NewCase(
+        nc = NewCase(
             workflow=wf.name,
             ref=ref,
             subject_name=_text(fields.get("subject_name")),
@@ -681,7 +686,7 @@ class _Importer:
             status=fields.get("status"),
             origin="import",
         )
-        for problem in case_service.validate_new_case(nc, wf):
+        for problem in validate.validate_new_case(nc, wf):
             fld, _, reason = problem.partition(": ")
             fld = {"tag": "tags"}.get(fld, fld)
             row.errors.append(f"column {plan.field_columns.get(fld, fld)}: {reason}")
@@ -726,6 +731,13 @@ class _Importer:
                 self.reject(r)
                 continue
             r.case_id = existing.get(r.nc.ref)
+            if r.case_id is None and r.wf is not None:
+                verdict = rules.check_create(r.wf, r.nc.status)
+                if not verdict.allowed:
+                    r.errors.append(f"column {self.status_column}: {verdict.reason}")
+                    self.result.refused += 1
+                    self.reject(r)
+                    continue
             (old if r.case_id is not None else new).append(r)
         if self.failing:
             return
@@ -868,7 +880,7 @@ class _Importer:
         """What every new case of `wf` in `status` shares in this import (all are created at one `now`)."""
         key = (wf.name, wf.version, status)
         # The SLA clock queue.on_create would set right after the insert: written with the row.
-        clock = queue.on_create_batch(wf, [status], self.now)[status] or _NO_CLOCK
+        clock = sla_clock.creation_clock(wf, status, self.now) or _NO_CLOCK
         extra = {"workflow": wf.name, "workflow_version": wf.version, "origin": "import", **self.event_extra}
         # store.events.append's data (sort_keys, compact) and event_hash's payload for a first event.
         event_data = _json_with_holes(lambda ref, line: _EVENT_JSON.encode({**extra, "ref": ref, "line": line}))
@@ -882,14 +894,21 @@ class _Importer:
         return kind
 
     def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
-        """The creation hooks of `casectl create`, batched (services.hooks.after_create_batch); the SLA
-        clock (queue.on_create_batch) already went in with the rows."""
-        hooks.after_create_batch(
-            self.conn,
-            [(next_case + i, r.wf, r.nc, next_event + i) for i, r in enumerate(rows)],
-            actor=self.actor,
-            now=self.now,
-        )
+        """The kernel's followers for the rows just written (lifecycle.created_batch); the SLA
+        clock (clock.creation_clock) already went in with the rows."""
+        records = [
+            Created(
+                case_id=next_case + i,
+                workflow=r.wf,
+                status=r.nc.status or r.wf.initial,
+                event_id=next_event + i,
+                at=self.now,
+                actor=self.actor,
+                new_case=r.nc,
+            )
+            for i, r in enumerate(rows)
+        ]
+        lifecycle.created_batch(self.conn, records, actor=self.actor, now=self.now)
 
     # -- updating -------------------------------------------------------------------
 
@@ -903,7 +922,7 @@ class _Importer:
                 "a case cannot change workflow"
             )
             return
-        wf = case_service.workflow_of(conn, case)
+        wf = lifecycle.workflow_of(conn, case)
         changes: dict[str, Any] = {}
         shown: dict[str, list[Any]] = {}
         for name in ("priority", "assignee", "team"):
@@ -925,13 +944,17 @@ class _Importer:
             if add or remove:
                 shown["tags"] = [case["tags"], wanted]
         to_status = nc.status if "status" in r.has and nc.status != case["status"] else None
+        verdict = None
         if to_status is not None:
-            state = case_service.state_of(conn, case, self.actor)
-            verdict = rules.check_set_status(wf, state, to_status)
+            # The same door as `casectl status`: the rules' guards, four-eyes and reasons apply.
+            wf, verdict = lifecycle.status_verdict(conn, case, to_status, actor=self.actor, reason=None)
             if not verdict.allowed:
                 r.errors.append(
-                    f"column status: cannot move case {nc.ref} from {case['status']} to {to_status}: {verdict.reason}"
+                    f"column {self.status_column}: cannot move case {nc.ref} from {case['status']} to {to_status}: "
+                    f"{verdict.reason}"
                 )
+                if not verdict.invalid:
+                    self.result.refused += 1
                 return
         if not shown and to_status is None:
             self.result.unchanged += 1
@@ -949,20 +972,17 @@ class _Importer:
                 kind="updated",
                 data={"changes": shown, "origin": "import", "line": r.line, **self.event_extra},
             )
-        if to_status is not None:
+        if to_status is not None and verdict is not None:
             case = case_store.get(conn, case["id"])
-            decision = to_status if wf.is_final(to_status) else None
-            case_service.transition(
+            lifecycle.transition(
                 conn,
                 case,
                 wf,
-                None,
-                to_status,
+                verdict,
                 actor=self.actor,
                 now=self.now,
-                reason=f"import of {self.src.label}",
                 kind="status",
-                decision=decision,
+                reason=f"import of {self.src.label}",
                 data={"origin": "import", "line": r.line, **self.event_extra},
             )
         self.result.updated += 1
@@ -1003,6 +1023,7 @@ class _Importer:
             ) from None
         plan = plan_columns(header, self.src.label, self.mapping)
         self.result.ignored_columns = plan.ignored
+        self.status_column = plan.field_columns.get("status", "status")
         if "ref" not in plan.field_columns:
             shown = ", ".join(h.strip() for h in header[:8]) + (", ..." if len(header) > 8 else "")
             raise InvalidInput(
@@ -1091,7 +1112,9 @@ def import_csv(
                 result = importer.run(text, raw)
                 if result.invalid and not skip_invalid:
                     n = result.invalid
-                    raise InvalidInput(
+                    # Every bad row is one the rules refuse (not a malformed one): exit 4, as for `create`.
+                    error = NotAllowed if result.refused == n else InvalidInput
+                    raise error(
                         f"{src.label}: {n} invalid row{'s' if n != 1 else ''} of {result.rows}; nothing was imported"
                         + (f" (the first {MAX_ERRORS_SHOWN} below)" if n > MAX_ERRORS_SHOWN else "")
                         + ". Fix them, or import the valid rows with --skip-invalid --rejects FILE",

@@ -29,58 +29,6 @@ from ..store import workflows as wf_store
 from ..timeutil import iso, parse_time
 from . import sla
 
-# --- hooks (called by services.hooks inside the case's transaction) --------------
-
-
-def creation_clock(wf: Workflow, status: str, now: datetime) -> tuple[str | None, str | None, int | None] | None:
-    """The SLA clock (due_at, sla_paused_at, sla_remaining) of a case created at `now` in `status`;
-    None when it has none (no SLA, or a final status). A case born waiting starts paused."""
-    budget = sla.budget_seconds(wf.sla)
-    if budget is None or wf.is_final(status):
-        return None
-    target = wf.status(status)
-    if target is not None and target.waiting:
-        return None, iso(now), budget
-    return iso(sla.add(wf.sla, now, budget)), None, None
-
-
-def on_create(conn: sqlite3.Connection, *, case_id: int, wf: Workflow, actor: str, now: datetime) -> None:
-    """Start the SLA clock (due_at) of a new case; a case born waiting starts paused."""
-    if sla.budget_seconds(wf.sla) is None:
-        return
-    current = case_store.status_of(conn, case_id)
-    clock = creation_clock(wf, current, now) if current is not None else None
-    if clock is not None:
-        queue_store.set_sla_clock(conn, case_id, due_at=clock[0], paused_at=clock[1], remaining=clock[2])
-
-
-def on_create_batch(wf: Workflow, statuses: Iterable[str], now: datetime) -> dict[str, tuple | None]:
-    """on_create for many cases created at once (`casectl import`): the clock of each of `statuses`
-    (as creation_clock), for the caller to write with the case rows instead of one UPDATE per case."""
-    return {s: creation_clock(wf, s, now) for s in set(statuses)}
-
-
-def on_transition(
-    conn: sqlite3.Connection, *, case_id: int, wf: Workflow, from_status: str, to_status: str, now: datetime
-) -> None:
-    """Pause or resume the SLA clock when a case enters or leaves a waiting status.
-
-    A final status stops nothing: due_at stays, so a late decision shows as a
-    breach. A case already overdue keeps running overdue while it waits.
-    """
-    if sla.budget_seconds(wf.sla) is None or wf.is_final(to_status):
-        return
-    clock = queue_store.sla_clock(conn, case_id)
-    target = wf.status(to_status)
-    waiting = bool(target and target.waiting)
-    if waiting and not clock.get("sla_paused_at") and clock.get("due_at"):
-        left = sla.between(wf.sla, now, parse_time(clock["due_at"]))
-        if left > 0:
-            queue_store.set_sla_clock(conn, case_id, due_at=None, paused_at=iso(now), remaining=left)
-    elif not waiting and clock.get("sla_paused_at"):
-        due = sla.add(wf.sla, now, int(clock.get("sla_remaining") or 0))
-        queue_store.set_sla_clock(conn, case_id, due_at=iso(due), paused_at=None, remaining=None)
-
 
 def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """Where a case stands against its SLA (None when its workflow has none)."""
@@ -124,7 +72,7 @@ def _sla_lines(s: dict[str, Any]) -> list[str]:
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
     """Parts of `show`: the SLA and every note (agents see private notes too)."""
     from ..timeutil import now
-    from .hooks import Section
+    from .sections import Section
 
     sections: dict[str, Section] = {}
     state = sla_state(case, now())
@@ -248,7 +196,7 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
     BEGIN IMMEDIATE serialises two takers, and the version check on the update
     means a case can never be handed to both.
     """
-    from . import cases as case_service
+    from . import lifecycle
 
     with write(conn):
         statuses = _actionable_statuses(conn)
@@ -258,8 +206,8 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
             return None  # no status in this filter offers an agent action
         queue_filter = CaseFilter(**{**f.__dict__, "statuses": tuple(sorted(statuses))})
         for case in queue_store.queue(conn, queue_filter):
-            wf = case_service.workflow_of(conn, case)
-            if not rules.allowed_actions(wf, case_service.state_of(conn, case, actor)):
+            wf = lifecycle.workflow_of(conn, case)
+            if not rules.allowed_actions(wf, lifecycle.state_of(conn, case, actor)):
                 continue
             assign_in(conn, case, assignee=actor, actor=actor, now=now, action="take")
             return case_store.get(conn, case["id"])
@@ -323,10 +271,10 @@ def tag_in(
 
 def apply_one(conn: sqlite3.Connection, id_or_ref: str, fn, dry_run: bool = False) -> dict[str, Any]:
     """fn(case) in its own transaction; rolled back after the fact with dry_run."""
-    from . import cases as case_service
+    from . import lifecycle
 
     with write(conn):
-        result = fn(case_service.load(conn, id_or_ref))
+        result = fn(lifecycle.load(conn, id_or_ref))
         if dry_run:
             rollback(conn)
         return result

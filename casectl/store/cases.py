@@ -22,6 +22,7 @@ UPDATABLE = (
     "priority",
     "due_at",
     "decided_at",
+    "decided_by",
     "decision",
     "decision_reason",
     "last_editor",

@@ -351,6 +351,17 @@ def m_drop_redundant_case_index(db) -> None:
     db.execute("DROP INDEX IF EXISTS idx_cases_workflow_status")
 
 
+def m_decided_by(db) -> None:
+    """Who decided a case: every case in a final status has a decision, a decider and a time.
+    Cases decided before this migration get the actor of the event that brought them there."""
+    db["cases"].add_column("decided_by", str)
+    db.execute(
+        "UPDATE cases SET decided_by = (SELECT e.actor FROM events e WHERE e.case_id = cases.id "
+        "AND e.to_status = cases.status ORDER BY e.id DESC LIMIT 1) WHERE final = 1"
+    )
+    db.execute("UPDATE cases SET decision = status WHERE final = 1 AND decision IS NULL")
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
@@ -359,4 +370,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0004_queue_counts", m_queue_counts),
     ("0005_appointments", m_appointments),
     ("0006_drop_redundant_case_index", m_drop_redundant_case_index),
+    ("0007_decided_by", m_decided_by),
 ]
