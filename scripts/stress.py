@@ -121,7 +121,8 @@ def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, i
 
 def prepare(db: Path, cases: int) -> list[str]:
     from casectl.cli.app import app
-    from casectl.services import cases as case_service
+    from casectl.services import lifecycle
+    from casectl.services.records import NewCase
     from casectl.store import connect, write
     from casectl.timeutil import now
     from typer.testing import CliRunner
@@ -134,8 +135,8 @@ def prepare(db: Path, cases: int) -> list[str]:
     with write(conn):
         for i in range(cases):
             wf = ("kyb", "simple", "screening")[i % 3]
-            nc = case_service.NewCase(workflow=wf, ref=f"STRESS-{i}", subject_email=f"s{i}@example.com")
-            ids.append(f"C-{case_service.insert_case(conn, nc, actor='setup', now=t)}")
+            nc = NewCase(workflow=wf, ref=f"STRESS-{i}", subject_email=f"s{i}@example.com")
+            ids.append(f"C-{lifecycle.insert_case(conn, nc, actor='setup', now=t)}")
     conn.close()
     return ids
 

@@ -100,7 +100,7 @@ def test_walk_forms_select_the_same_cases(tmp_path):
     )
     c.executemany(
         "INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, created_at, "
-        "updated_at, due_at) VALUES (?, ?, 'simple', 1, 'open', ?, ?, 'x', 'x', ?)",
+        "updated_at, due_at) VALUES (?, ?, 'simple', 2, 'open', ?, ?, 'x', 'x', ?)",
         [
             (i, f"R{i}", int(i % 7 == 0), i % 300 + 1, f"2025-{1 + i % 12:02d}-01" if i % 5 else "2027-01-01")
             for i in range(1, 3001)

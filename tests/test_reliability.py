@@ -188,7 +188,7 @@ def test_db_check_replays_history_through_the_rules(cli, db):
         )
         conn.execute("UPDATE cases SET status = 'approved' WHERE id = 1")
     problems = cli.json("db", "check", "--json", expect=1)["problems"]
-    assert "C-1 at E-2: approve cannot move collection_flow -> approved in kyb v1" in problems
+    assert "C-1 at E-2: approve cannot move collection_flow -> approved in kyb v2" in problems
 
 
 def test_backup_while_writers_run_then_restore(cli, db, tmp_path):

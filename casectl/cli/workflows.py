@@ -70,13 +70,21 @@ def show(
     ]
     click.echo(tabulate(body, headers=["Case status", "Description", "Available case actions"], tablefmt="github"))
     system = [
-        (a.name, ", ".join(a.sources), " | ".join(f"{r.to} if {r.when}" if r.when else r.to for r in a.routes))
+        (
+            a.name,
+            ", ".join(a.sources),
+            " | ".join(f"{r.to} if {r.when}" if r.when else r.to for r in a.routes),
+            "automatically" if a.automatic else "casectl event",
+        )
         for a in wf.actions
-        if a.trigger == rules.SYSTEM
+        if a.answers_to(rules.SYSTEM)
     ]
     if system:
         click.echo("\nSystem events:")
-        click.echo(tabulate(system, headers=["Event", "From", "To"], tablefmt="github"))
+        click.echo(tabulate(system, headers=["Event", "From", "To", "Fired"], tablefmt="github"))
+        if any(a.automatic for a in wf.actions):
+            click.echo("(automatically: casectl fires it itself as soon as its guards hold)")
+    click.echo(f"\nCases may be created in: {', '.join(wf.creatable)}.")
     if wf.set_status.enabled:
         click.echo(
             f"\nStatus may be set directly from {', '.join(wf.set_status.sources)} "
@@ -99,10 +107,13 @@ def validate(
     Example: casectl workflows validate my-flow.json
     """
     wf = workflow_service.validate_file(file)
+    warnings = workflow_service.warnings(wf)
     if as_json:
-        output.emit_json({"valid": True, "name": wf.name, "version": wf.version})
+        output.emit_json({"valid": True, "name": wf.name, "version": wf.version, "warnings": warnings})
     else:
         click.echo(f"{file}: valid workflow '{wf.name}' ({len(wf.statuses)} statuses, {len(wf.actions)} actions)")
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
 
 
 @app.command("add")

@@ -15,10 +15,11 @@ from typing import Any
 from .. import ids, rules
 from ..errors import Conflict, InvalidInput
 from ..rules import Verdict, Workflow
+from ..store import blocks as block_store
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import rollback, write
-from . import content, effects, engage, lifecycle, queue, validate
+from . import content, engage, lifecycle, outbox, queue, validate
 from .records import NewCase
 from .sections import Section
 
@@ -109,7 +110,7 @@ def act_in(
         outcome.changes["blocks"] = [
             {"block": r["name"], "from": r["status"], "to": to}
             for frm, to in spec.block_moves
-            for r in case_store.blocks_in_status(conn, case["id"], frm)
+            for r in block_store.blocks_in_status(conn, case["id"], frm)
         ]
     if dry_run:
         rollback(conn)  # nothing is written; `write` sees no transaction left
@@ -190,6 +191,6 @@ def parse_data(text: str | None, what: str = "--data") -> dict[str, Any]:
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:
     """Extra parts of `show`, by JSON key (blocks, children, activities, notes, SLA, deliveries)."""
     sections: dict[str, Section] = {}
-    for module in (content, queue, engage, effects):
+    for module in (content, queue, engage, outbox):
         sections.update(module.show_sections(conn, case=case, wf=wf, actor=actor))
     return sections

@@ -23,17 +23,20 @@ def _parsed(definition: str) -> Workflow:
     return rules.workflow_from_dict(json.loads(definition))
 
 
-def workflow(conn: sqlite3.Connection, name: str, version: int | None = None) -> Workflow:
-    """The workflow `name` at `version` (default: the newest known), parsed once per process."""
+def workflow(conn: sqlite3.Connection | None, name: str, version: int | None = None) -> Workflow:
+    """The workflow `name` at `version` (default: the newest known), parsed once per process.
+
+    Without a database only the built-ins are known.
+    """
     builtin = rules.BUILTIN.get(name)
     if builtin is not None and version == builtin.version:
         return builtin
-    row = wf_store.get(conn, name, version)
+    row = wf_store.get(conn, name, version) if conn is not None else None
     if row is not None and (version is not None or builtin is None or row["version"] >= builtin.version):
         return _parsed(json.dumps(row["definition"], sort_keys=True))
     if builtin is not None and version is None:
         return builtin
-    known = sorted(set(rules.BUILTIN) | {r["name"] for r in wf_store.latest_all(conn)})
+    known = sorted(set(rules.BUILTIN) | ({r["name"] for r in wf_store.latest_all(conn)} if conn else set()))
     what = f"{name} version {version}" if version is not None else name
     raise NotFound(f"unknown workflow '{what}'; known: {', '.join(known)}")
 

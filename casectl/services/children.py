@@ -22,8 +22,9 @@ from ..errors import InvalidInput
 from ..rules import Workflow
 from ..rules import blocks as block_rules
 from ..rules.model import PENDING_ID_VERIFICATION, PENDING_REUPLOAD
+from ..store import activities as activity_store
+from ..store import blocks as block_store
 from ..store import cases as case_store
-from ..store import content as content_store
 from ..store import events as event_store
 from ..store import outbox as outbox_store
 from ..timeutil import iso
@@ -194,17 +195,17 @@ def new_block(
     at: str,
 ) -> tuple[int, list[FollowUp]]:
     """Add a block to `case`; a kyc block's child case comes back as a follow-up."""
-    existing = {b["name"] for b in content_store.blocks(conn, case["id"])}
+    existing = {b["name"] for b in block_store.blocks(conn, case["id"])}
     check_new_block(wf, kind, name, existing)
     if kind != "kyc":
-        block_id = content_store.insert_block(
+        block_id = block_store.insert_block(
             conn, case_id=case["id"], name=name, kind=kind, data=data, status=None, child_case_id=None, at=at
         )
         event(conn, case["id"], "block.add", actor=actor, at=at, summary=f"{kind} block {name} added", block=name,
               kind=kind)  # fmt: skip
         return block_id, []
     nc = kyc_case(case, wf, name, data)
-    block_id = content_store.insert_block(
+    block_id = block_store.insert_block(
         conn,
         case_id=case["id"],
         name=name,
@@ -216,7 +217,7 @@ def new_block(
     )
 
     def link(conn: sqlite3.Connection, child_id: int) -> list[FollowUp]:
-        content_store.update_block(conn, block_id, {"child_case_id": child_id}, at=at)
+        block_store.update_block(conn, block_id, {"child_case_id": child_id}, at=at)
         event_id = event(
             conn,
             case["id"],
@@ -261,7 +262,7 @@ def on_created(conn: sqlite3.Connection, record: Created) -> list[FollowUp]:
             "workflow": wf.name,
             "workflow_version": wf.version,
         }
-        aid = content_store.insert_activity(
+        aid = activity_store.insert_activity(
             conn,
             case_id=record.case_id,
             type=req.type,
@@ -311,14 +312,14 @@ def _queue_reuploads(conn: sqlite3.Connection, record: Transition, moved: list[M
     at, actor = iso(record.at), record.actor
     docs, kycs = [], []
     for m in moved:
-        b = content_store.block_by_name(conn, case["id"], m["block"])
+        b = block_store.block_by_name(conn, case["id"], m["block"])
         if b is None:
             continue
         (kycs if b["kind"] == "kyc" else docs).append(b)
     if docs:
         lines = []
         for b in docs:
-            why = content_store.last_block_reason(conn, case["id"], b["name"], "block.reupload")
+            why = block_store.last_block_reason(conn, case["id"], b["name"], "block.reupload")
             lines.append(f"- {b['name']}" + (f": {why}" if why else ""))
         to = case.get("subject_email")
         names = ", ".join(b["name"] for b in docs)
@@ -373,7 +374,7 @@ def _new_kyc_flow(
                   reupload_of=previous)  # fmt: skip
 
     def link(conn: sqlite3.Connection, child_id: int) -> list[FollowUp]:
-        content_store.update_block(
+        block_store.update_block(
             conn, b["id"], {"child_case_id": child_id, "decided_by": None, "decided_at": None}, at=at
         )
         ev = event(
@@ -404,7 +405,7 @@ def _new_kyc_flow(
 
 def _child_concluded(conn: sqlite3.Connection, record: Transition) -> list[FollowUp]:
     """A KYC child case reached a final status: its parent's block goes back for review."""
-    b = content_store.block_for_child(conn, record.case_id)
+    b = block_store.block_for_child(conn, record.case_id)
     if b is None or b["case_id"] != record.parent_id:
         return []  # a superseded flow: the block points at a newer child
     at, actor, to_status = iso(record.at), record.actor, record.to_status
@@ -427,7 +428,7 @@ def _child_concluded(conn: sqlite3.Connection, record: Transition) -> list[Follo
         return []
     waiting = b["status"] in (PENDING_ID_VERIFICATION, PENDING_REUPLOAD)
     if waiting:
-        content_store.update_block(conn, b["id"], {"status": None}, at=at)
+        block_store.update_block(conn, b["id"], {"status": None}, at=at)
     event(
         conn,
         b["case_id"],
@@ -447,7 +448,7 @@ def _child_concluded(conn: sqlite3.Connection, record: Transition) -> list[Follo
 def _settle_children(conn: sqlite3.Connection, record: Transition) -> list[FollowUp]:
     """The case reached a final status: its open children are settled as its workflow says."""
     policy = record.workflow.children
-    open_children = [k for k in content_store.children(conn, record.case_id) if not k["final"]]
+    open_children = [k for k in block_store.children(conn, record.case_id) if not k["final"]]
     if not open_children or policy.on_parent_final != rules.WITHDRAW:
         return []
     follow: list[FollowUp] = []

@@ -26,8 +26,10 @@ from ..nested import deep_merge, set_path
 from ..rules import Verdict, Workflow
 from ..rules import blocks as block_rules
 from ..rules.model import APPROVED
+from ..store import activities as activity_store
+from ..store import blocks as block_store
 from ..store import cases as case_store
-from ..store import content as content_store
+from ..store import documents as document_store
 from ..store import write
 from ..timeutil import iso
 from . import children, lifecycle
@@ -53,6 +55,20 @@ def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> tuple[dic
     if not verdict.allowed:
         raise _refuse(what, case, verdict)
     return case, wf
+
+
+def _changed(
+    conn: sqlite3.Connection,
+    case_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    editor: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> list[str]:
+    """The case's content changed: bump its version, then fire the automatic actions this made possible."""
+    children.touch(conn, case_id, at=iso(now), editor=editor, changes=changes)
+    return lifecycle.advance(conn, case_id, actor=actor, now=now)
 
 
 def _fmt_size(n: int) -> str:
@@ -139,13 +155,13 @@ def _find_block(conn: sqlite3.Connection, case: dict[str, Any], name: str) -> di
     for b in _synthetic_blocks(case):
         if b["name"] == name:
             return b
-    found = content_store.block_by_name(conn, case["id"], name)
+    found = block_store.block_by_name(conn, case["id"], name)
     if found is None:
         n = ids.parse("block", name) if name.upper().startswith("B") else None
-        found = content_store.block_by_id(conn, case["id"], n) if n else None
+        found = block_store.block_by_id(conn, case["id"], n) if n else None
     if found is None:
         names = [block_rules.DATA_BLOCK, block_rules.REGISTRY_BLOCK] + [
-            b["name"] for b in content_store.blocks(conn, case["id"])
+            b["name"] for b in block_store.blocks(conn, case["id"])
         ]
         raise NotFound(
             f"case {_cid(case['id'])} has no block '{name}' (blocks: {', '.join(names)}); "
@@ -165,7 +181,7 @@ def _fields_summary(data: dict[str, Any]) -> str:
 def block_row(conn: sqlite3.Connection, b: dict[str, Any]) -> dict[str, Any]:
     """A block as `blocks` and `show` print it."""
     kind = rules.BLOCK_KINDS_BY_NAME[b["kind"]]
-    doc = content_store.latest_attachment(conn, b["id"]) if b.get("id") else None
+    doc = document_store.latest_attachment(conn, b["id"]) if b.get("id") else None
     if b["kind"] == "kyc":
         who = b.get("child_subject_name") or b.get("child_subject_email") or b["data"].get("name") or ""
         summary = f"{_cid(b.get('child_case_id'))} {who}: {b.get('child_status')}".replace("  ", " ")
@@ -208,7 +224,7 @@ def block_row(conn: sqlite3.Connection, b: dict[str, Any]) -> dict[str, Any]:
 
 def list_blocks(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     case = lifecycle.load(conn, id_or_ref)
-    stored = content_store.blocks(conn, case["id"])
+    stored = block_store.blocks(conn, case["id"])
     return case, [block_row(conn, b) for b in _synthetic_blocks(case) + stored]
 
 
@@ -222,9 +238,8 @@ def add_block(
         case, wf = _open_case(conn, id_or_ref, f"add block {name}")
         block_id, follow = children.new_block(conn, case, wf, kind, name, data, actor=actor, at=iso(now))
         lifecycle.carry_out(conn, follow, actor=actor, now=now)
-        children.touch(conn, case["id"], at=iso(now), editor=actor)
-        lifecycle.advance(conn, case["id"], actor=actor, now=now)
-        return block_row(conn, content_store.block_by_id(conn, case["id"], block_id))
+        _changed(conn, case["id"], actor=actor, now=now, editor=actor)
+        return block_row(conn, block_store.block_by_id(conn, case["id"], block_id))
 
 
 # --- blocks: changing -----------------------------------------------------------
@@ -262,10 +277,10 @@ def set_block(
         at = iso(now)
         merged = deep_merge(b["data"], changes)
         if b["id"] is None:  # the case's own data
-            children.touch(conn, case["id"], at=at, editor=actor, changes={"data": merged})
+            _changed(conn, case["id"], actor=actor, now=now, editor=actor, changes={"data": merged})
         else:
-            content_store.update_block(conn, b["id"], {"data": merged}, at=at)
-            children.touch(conn, case["id"], at=at, editor=actor)
+            block_store.update_block(conn, b["id"], {"data": merged}, at=at)
+            _changed(conn, case["id"], actor=actor, now=now, editor=actor)
         children.event(
             conn,
             case["id"],
@@ -289,8 +304,8 @@ def _block_decision(
         changes: dict[str, Any] = {"status": verdict.target}
         if action == "approve":
             changes.update(decided_by=actor, decided_at=at)
-        content_store.update_block(conn, b["id"], changes, at=at)
-        children.touch(conn, case["id"], at=at)
+        block_store.update_block(conn, b["id"], changes, at=at)
+        _changed(conn, case["id"], actor=actor, now=now)
         if action == "approve":
             summary = f"{name} approved"
         else:
@@ -358,8 +373,8 @@ def read_file(path: str | Path) -> FileContent:
 def _store_document(
     conn: sqlite3.Connection, case: dict[str, Any], b: dict[str, Any], f: FileContent, *, actor: str, at: str
 ) -> dict[str, Any]:
-    new = content_store.put_document(conn, sha256=f.sha256, content=f.content, media_type=f.media_type, at=at)
-    attachment_id = content_store.insert_attachment(
+    new = document_store.put_document(conn, sha256=f.sha256, content=f.content, media_type=f.media_type, at=at)
+    attachment_id = document_store.insert_attachment(
         conn,
         case_id=case["id"],
         block_id=b["id"],
@@ -401,10 +416,10 @@ def attach(
         summary = f"{name}: {f.filename} ({f.media_type}, {_fmt_size(len(f.content))}, sha256 {f.sha256[:12]})"
         if b["status"] == APPROVED:
             # A changed document needs a new review.
-            content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
+            block_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
             summary += "; approval withdrawn for the new document"
         children.event(conn, case["id"], "document.attached", actor=actor, at=at, summary=summary, block=name, **info)
-        children.touch(conn, case["id"], at=at, editor=actor)
+        _changed(conn, case["id"], actor=actor, now=now, editor=actor)
         return {"case": _cid(case["id"]), "block": name, **info}
 
 
@@ -417,7 +432,7 @@ def received(
         case, wf, b, _ = _checked_block(conn, id_or_ref, name, "received", f"receive a re-upload for block {name}")
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
-        content_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
+        block_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
         children.event(
             conn,
             case["id"],
@@ -429,8 +444,7 @@ def received(
             **{"from": b["status"], "to": None},
             **info,
         )
-        children.touch(conn, case["id"], at=at)
-        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
+        fired = _changed(conn, case["id"], actor=actor, now=now)
         case = case_store.get(conn, case["id"])
         return {"case": _cid(case["id"]), "block": name, **info, "case_status": case["status"], "events": fired}
 
@@ -438,7 +452,7 @@ def received(
 def attachments(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     case = lifecycle.load(conn, id_or_ref)
     b = _find_block(conn, case, name)
-    rows = content_store.attachments(conn, b["id"]) if b["id"] else []
+    rows = document_store.attachments(conn, b["id"]) if b["id"] else []
     return case, rows
 
 
@@ -446,13 +460,13 @@ def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[
     """The block's current document and its bytes (checked against their sha256)."""
     case = lifecycle.load(conn, id_or_ref)
     b = _find_block(conn, case, name)
-    att = content_store.latest_attachment(conn, b["id"]) if b["id"] else None
+    att = document_store.latest_attachment(conn, b["id"]) if b["id"] else None
     if att is None:
         raise NotFound(
             f"block {name} of case {_cid(case['id'])} has no document; attach one with "
             f"`casectl attach {_cid(case['id'])} {name} FILE`"
         )
-    content = content_store.document_content(conn, att["sha256"])
+    content = document_store.document_content(conn, att["sha256"])
     if content is None or hashlib.sha256(content).hexdigest() != att["sha256"]:
         raise InvalidInput(f"the stored document {att['sha256'][:12]} is missing or damaged; run `casectl db check`")
     return att, content
@@ -489,7 +503,7 @@ def activity_row(a: dict[str, Any]) -> dict[str, Any]:
 
 def list_activities(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     case = lifecycle.load(conn, id_or_ref)
-    return case, [activity_row(a) for a in content_store.activities(conn, case["id"])]
+    return case, [activity_row(a) for a in activity_store.activities(conn, case["id"])]
 
 
 def select_activities(
@@ -520,12 +534,12 @@ def select_activities(
     }
     return (
         activity_row(a)
-        for a in content_store.select_activities(conn, filters=filters, undecided=undecided, limit=limit)
+        for a in activity_store.select_activities(conn, filters=filters, undecided=undecided, limit=limit)
     )
 
 
 def _find_activity(conn: sqlite3.Connection, case: dict[str, Any], ref: str) -> dict[str, Any]:
-    rows = content_store.activities(conn, case["id"])
+    rows = activity_store.activities(conn, case["id"])
     n = ids.parse("activity", ref)
     if n is not None:
         for a in rows:
@@ -565,7 +579,7 @@ def add_activity(
         case, wf = _open_case(conn, id_or_ref, f"add activity {type_}")
         at = iso(now)
         requirement = {"type": type_, "added_by": actor}
-        aid = content_store.insert_activity(
+        aid = activity_store.insert_activity(
             conn,
             case_id=case["id"],
             type=type_,
@@ -590,8 +604,8 @@ def add_activity(
             assignee=assignee,
             team=team,
         )
-        children.touch(conn, case["id"], at=at)
-        return activity_row(content_store.activity(conn, aid))
+        _changed(conn, case["id"], actor=actor, now=now)
+        return activity_row(activity_store.activity(conn, aid))
 
 
 def _activity_change(conn: sqlite3.Connection, id_or_ref: str, ref: str, what: str):
@@ -621,7 +635,7 @@ def set_activity_state(
         if not verdict.allowed:
             raise _refuse(f"move activity {_activity_name(a)} to {state}", case, verdict)
         at = iso(now)
-        content_store.update_activity(conn, a["id"], {"state": state}, at=at)
+        activity_store.update_activity(conn, a["id"], {"state": state}, at=at)
         children.event(
             conn,
             case["id"],
@@ -634,9 +648,8 @@ def set_activity_state(
             type=a["type"],
             **{"from": a["state"], "to": state},
         )
-        children.touch(conn, case["id"], at=at)
-        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
-        return activity_row(content_store.activity(conn, a["id"])) | {"changed": True, "events": fired}
+        fired = _changed(conn, case["id"], actor=actor, now=now)
+        return activity_row(activity_store.activity(conn, a["id"])) | {"changed": True, "events": fired}
 
 
 def set_activity_result(
@@ -650,7 +663,7 @@ def set_activity_result(
                 f"cannot record results on activity {_activity_name(a)} of case {_cid(case['id'])}: it is cancelled"
             )
         at = iso(now)
-        content_store.update_activity(conn, a["id"], {"result": deep_merge(a["result"], changes)}, at=at)
+        activity_store.update_activity(conn, a["id"], {"result": deep_merge(a["result"], changes)}, at=at)
         children.event(
             conn,
             case["id"],
@@ -662,8 +675,8 @@ def set_activity_result(
             type=a["type"],
             changes=changes,
         )
-        children.touch(conn, case["id"], at=at, editor=actor)
-        return activity_row(content_store.activity(conn, a["id"]))
+        _changed(conn, case["id"], actor=actor, now=now, editor=actor)
+        return activity_row(activity_store.activity(conn, a["id"]))
 
 
 def decide_activity(
@@ -689,7 +702,7 @@ def decide_activity(
         changes: dict[str, Any] = {"decision": decision, "decided_by": actor, "decided_at": at}
         if a["state"] != "complete":
             changes["state"] = "complete"
-        content_store.update_activity(conn, a["id"], changes, at=at)
+        activity_store.update_activity(conn, a["id"], changes, at=at)
         summary = f"{_activity_name(a)} decided {decision}"
         if a.get("decision") and a["decision"] != decision:
             summary += f" (was {a['decision']})"
@@ -708,9 +721,8 @@ def decide_activity(
             decision=decision,
             previous=a.get("decision"),
         )
-        children.touch(conn, case["id"], at=at)
-        fired = lifecycle.advance(conn, case["id"], actor=actor, now=now)
-        return activity_row(content_store.activity(conn, a["id"])) | {"events": fired}
+        fired = _changed(conn, case["id"], actor=actor, now=now)
+        return activity_row(activity_store.activity(conn, a["id"])) | {"events": fired}
 
 
 def assign_activity(
@@ -728,7 +740,7 @@ def assign_activity(
         case, wf, a = _activity_change(conn, id_or_ref, ref, "assign")
         at = iso(now)
         changes = {k: v for k, v in (("assignee", assignee), ("team", team)) if v is not None}
-        content_store.update_activity(conn, a["id"], changes, at=at)
+        activity_store.update_activity(conn, a["id"], changes, at=at)
         children.event(
             conn,
             case["id"],
@@ -740,8 +752,8 @@ def assign_activity(
             type=a["type"],
             **changes,
         )
-        children.touch(conn, case["id"], at=at)
-        return activity_row(content_store.activity(conn, a["id"]))
+        _changed(conn, case["id"], actor=actor, now=now)
+        return activity_row(activity_store.activity(conn, a["id"]))
 
 
 # --- show -------------------------------------------------------------------------
@@ -751,9 +763,9 @@ def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: 
     """Parts of `show` (key -> hooks.Section): blocks, KYC child cases, activities."""
     from .sections import Section
 
-    blocks = [block_row(conn, b) for b in content_store.blocks(conn, case["id"])]
-    kids = content_store.children(conn, case["id"])
-    acts = [activity_row(a) for a in content_store.activities(conn, case["id"])]
+    blocks = [block_row(conn, b) for b in block_store.blocks(conn, case["id"])]
+    kids = block_store.children(conn, case["id"])
+    acts = [activity_row(a) for a in activity_store.activities(conn, case["id"])]
     block_lines = [
         f"{b['name']:<16} {b['kind']:<13} {b['status_label']:<24} {b['summary']}"
         + (f" (decided by {b['decided_by']})" if b["decided_by"] else "")

@@ -30,7 +30,6 @@ from ..store import cases as case_store
 from ..store import outbox as store
 from ..timeutil import iso
 from .records import Created, FollowUp, Transition
-from .sections import Section
 
 CREATED = "case.created"
 STATUS_CHANGED = "case.status_changed"
@@ -361,21 +360,3 @@ def on_transition(conn: sqlite3.Connection, record: Transition) -> list[FollowUp
         action_effects=tuple(spec.effects) if spec else (),
     )
     return []
-
-
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
-    """Parts of `show` (key -> hooks.Section): this case's deliveries."""
-    from .outbox import row_view
-
-    rows = [row_view(r) for r in store.list_(conn, case_id=case["id"])]
-    if not rows:
-        return {}
-    lines = []
-    for r in rows:
-        line = f"{r['id']}  {r['kind']} {r['what'] or ''} -> {r['target'] or '?'}: {r['status']}"
-        if r["status"] != "delivered" and r["attempts"]:
-            line += f" after {r['attempts']} attempt(s)"
-        if r["last_error"] and r["status"] != "delivered":
-            line += f" — {r['last_error']}"
-        lines.append(line)
-    return {"deliveries": Section("Deliveries", rows, lines)}

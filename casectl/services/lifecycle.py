@@ -22,6 +22,8 @@ from typing import Any
 from .. import ids, rules
 from ..errors import CasectlError, Conflict, InvalidInput, NotAllowed, NotFound
 from ..rules import CaseState, Verdict, Workflow
+from ..store import activities as activity_store
+from ..store import blocks as block_store
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import subjects as subject_store
@@ -45,11 +47,11 @@ def state_of(conn: sqlite3.Connection, case: Mapping[str, Any], actor: str | Non
         rules.BlockState(
             r["name"], r["kind"], r["status"], None if r["child_case_id"] is None else bool(r["child_final"])
         )
-        for r in case_store.block_states(conn, case["id"])
+        for r in block_store.block_states(conn, case["id"])
     )
     activities = tuple(
         rules.ActivityState(ids.fmt("activity", r["id"]), r["type"], r["state"], r["decision"])
-        for r in case_store.activity_states(conn, case["id"])
+        for r in activity_store.activity_states(conn, case["id"])
     )
     return CaseState(
         case["status"],
@@ -259,8 +261,8 @@ def transition(
         decision = decision or to_status
     moved: list[dict[str, Any]] = []
     for frm, to in spec.block_moves if spec else ():
-        rows = case_store.blocks_in_status(conn, case["id"], frm)
-        case_store.move_blocks(conn, case["id"], frm, to, at=at)
+        rows = block_store.blocks_in_status(conn, case["id"], frm)
+        block_store.move_blocks(conn, case["id"], frm, to, at=at)
         moved += [{"block": r["name"], "from": frm, "to": to} for r in rows]
     case_store.update(conn, case["id"], case["version"], changes, at=at)
     event_data = dict(data or {})

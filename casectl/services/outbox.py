@@ -18,39 +18,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import ids, timeutil
+from .. import ids
 from ..errors import InvalidInput, NotFound, UsageError
 from ..store import outbox as store
 from ..store import write
 from ..timeutil import iso
 
+if TYPE_CHECKING:
+    from . import notify
+
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
-
-
-def _env_number(name: str, default: float, kind=float):
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: '{raw}' is not a number") from None
-    if value <= 0:
-        raise InvalidInput(f"{name}: must be greater than 0")
-    return value
-
-
-def default_timeout() -> float:
-    return _env_number("CASECTL_DELIVERY_TIMEOUT", DEFAULT_TIMEOUT)
-
-
-def default_max_attempts() -> int:
-    return _env_number("CASECTL_DELIVERY_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, int)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -95,7 +77,7 @@ class Report:
         return {k: self.count(k) for k in ("delivered", "retry", "failed")}
 
 
-def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
+def send(row: dict[str, Any], *, timeout: float, settings: notify.SendSettings, smtp: notify.SmtpConfig | None) -> None:
     """Send one outbox row; raises notify.DeliveryError when it did not go out."""
     from . import notify
 
@@ -103,19 +85,20 @@ def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
     msg_id = message_id(row)
     kind = row["kind"]
     if kind == "webhook":
-        notify.send_webhook(row["target"] or "", payload, msg_id, timeout=timeout)
+        notify.send_webhook(row["target"] or "", payload, msg_id, timeout=timeout, secrets=settings.secrets)
     elif kind == "crm":
-        notify.send_crm(row["target"] or "", payload, msg_id, timeout=timeout)
+        notify.send_crm(row["target"] or "", payload, msg_id, timeout=timeout, secrets=settings.secrets)
     elif kind == "email":
         to = [a.strip() for a in (row["target"] or "").split(",") if a.strip()]
         notify.send_email(
-            smtp or notify.smtp_config(),
+            smtp or settings.smtp(),
             to,
             payload.get("subject") or "(no subject)",
             payload.get("text") or "",
             payload.get("html"),
             f"{msg_id}.{ids.fmt('outbox', row['id'])}",
             timeout=timeout,
+            secrets=settings.secrets,
         )
     else:
         raise notify.DeliveryError(f"unknown kind of message '{kind}'")
@@ -124,19 +107,21 @@ def send(row: dict[str, Any], *, timeout: float, smtp=None) -> None:
 def deliver(
     conn: sqlite3.Connection,
     *,
-    now: Callable[[], datetime] = timeutil.now,
-    timeout: float | None = None,
-    max_attempts: int | None = None,
+    now: Callable[[], datetime],
+    settings: notify.SendSettings,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     limit: int | None = None,
     budget: float | None = None,
     worker: str | None = None,
     kinds: tuple[str, ...] | None = None,
 ) -> Report:
-    """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds."""
+    """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds.
+
+    `now` is the clock, read for each message: a long run must not claim with a stale time.
+    """
     from . import notify
 
-    timeout = default_timeout() if timeout is None else timeout
-    max_attempts = default_max_attempts() if max_attempts is None else max_attempts
     if timeout <= 0:
         raise UsageError("--timeout must be greater than 0")
     if max_attempts < 1:
@@ -144,7 +129,7 @@ def deliver(
     worker = worker or worker_id()
     report = Report()
     started = time.monotonic()
-    smtp = None
+    smtp: notify.SmtpConfig | None = None
     while limit is None or len(report.results) < limit:
         if budget is not None and time.monotonic() - started > budget:
             break
@@ -158,10 +143,10 @@ def deliver(
         try:
             if row["kind"] == "email" and smtp is None:
                 try:
-                    smtp = notify.smtp_config()
+                    smtp = settings.smtp()
                 except InvalidInput as e:
                     raise notify.DeliveryError(e.message) from None
-            send(row, timeout=timeout, smtp=smtp)
+            send(row, timeout=timeout, settings=settings, smtp=smtp)
         except notify.DeliveryError as e:
             error = str(e)
         t = now()
@@ -221,12 +206,12 @@ def retry(conn: sqlite3.Connection, *, row_id: str | None, all_failed: bool, now
     if bool(row_id) == bool(all_failed):
         raise UsageError("give one outbox id (O-3) or --all-failed")
     with write(conn):
-        if all_failed:
+        if all_failed or not row_id:  # (not both, not neither: checked above)
             wanted = store.failed_ids(conn)
         else:
             n = ids.parse("outbox", row_id)
             row = store.get(conn, n) if n is not None else None
-            if row is None:
+            if n is None or row is None:
                 raise NotFound(f"no outbox message '{row_id}'; see `casectl outbox list`")
             if row["status"] != "failed":
                 raise UsageError(
@@ -358,3 +343,21 @@ def remove_hook(conn: sqlite3.Connection, hook_id: str) -> str:
         if n is None or not store.remove_hook(conn, n):
             raise NotFound(f"no hook '{hook_id}'; see `casectl hooks list`")
     return f"H-{n}"
+
+
+def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Any, actor: str | None) -> dict:
+    """Parts of `show` (key -> Section): this case's deliveries."""
+    from .sections import Section
+
+    rows = [row_view(r) for r in store.list_(conn, case_id=case["id"])]
+    if not rows:
+        return {}
+    lines = []
+    for r in rows:
+        line = f"{r['id']}  {r['kind']} {r['what'] or ''} -> {r['target'] or '?'}: {r['status']}"
+        if r["status"] != "delivered" and r["attempts"]:
+            line += f" after {r['attempts']} attempt(s)"
+        if r["last_error"] and r["status"] != "delivered":
+            line += f" — {r['last_error']}"
+        lines.append(line)
+    return {"deliveries": Section("Deliveries", rows, lines)}

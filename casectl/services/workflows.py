@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import rules
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput
 from ..rules import Workflow
 from ..store import workflows as wf_store
 from ..timeutil import iso
+from . import catalog
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -23,28 +24,17 @@ def load_schema(name: str) -> dict:
 
 def get(conn: sqlite3.Connection | None, name: str, version: int | None = None) -> Workflow:
     """The workflow `name` at `version` (default: the newest known)."""
-    if conn is not None:
-        row = wf_store.get(conn, name, version)
-        builtin = rules.BUILTIN.get(name)
-        if row is not None and (version is not None or builtin is None or row["version"] >= builtin.version):
-            return rules.workflow_from_dict(row["definition"])
-    builtin = rules.BUILTIN.get(name)
-    if builtin is not None and version in (None, builtin.version):
-        return builtin
-    known = sorted(set(rules.BUILTIN) | ({r["name"] for r in wf_store.latest_all(conn)} if conn else set()))
-    what = f"{name} version {version}" if version is not None else name
-    raise NotFound(f"unknown workflow '{what}'; known: {', '.join(known)}")
+    return catalog.workflow(conn, name, version)
 
 
 def ensure_recorded(conn: sqlite3.Connection, wf: Workflow, *, now: datetime, actor: str) -> None:
     """Record the definition a case is about to use (a no-op when already there)."""
-    wf_store.save(
-        conn,
-        rules.workflow_to_dict(wf),
-        builtin=wf.name in rules.BUILTIN and rules.BUILTIN[wf.name] == wf,
-        at=iso(now),
-        actor=actor,
-    )
+    catalog.record_workflow(conn, wf, at=iso(now), actor=actor)
+
+
+def warnings(wf: Workflow) -> list[str]:
+    """What `workflows validate` points out without refusing: 'JSON path: message'."""
+    return [f"{path}: {msg}" for path, msg in rules.warnings(wf)]
 
 
 def all_latest(conn: sqlite3.Connection | None) -> list[tuple[Workflow, bool]]:
@@ -142,7 +132,9 @@ def status_table(wf: Workflow) -> list[dict[str, Any]]:
             "description": s.description,
             "actions": [a.name for a in wf.actions_from(s.name)],
             "action_labels": [a.title for a in wf.actions_from(s.name)],
-            "system_events": [a.name for a in wf.actions_from(s.name, rules.SYSTEM)],
+            "system_events": [a.name for a in wf.actions if a.answers_to(rules.SYSTEM) and s.name in a.sources],
+            "automatic": [a.name for a in wf.actions_from(s.name, rules.AUTO)],
+            "creatable": s.name in wf.creatable,
         }
         for s in wf.statuses
     ]
@@ -154,7 +146,7 @@ def graph(wf: Workflow, fmt: str) -> str:
     for a in wf.actions:
         for src in a.sources:
             for to in a.targets:
-                label = a.name if a.trigger == rules.AGENT else f"{a.name} (system)"
+                label = a.name if a.trigger == rules.AGENT else f"{a.name} ({'automatic' if a.automatic else 'system'})"
                 edges.append((src, to, label))
     if wf.set_status.enabled:
         for src in wf.set_status.sources:

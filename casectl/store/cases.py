@@ -377,36 +377,6 @@ def count_by(conn: sqlite3.Connection, f: CaseFilter, column: str) -> list[tuple
     return [(r[0], r[1]) for r in conn.execute(sql, params)]
 
 
-# --- what the rules look at ---------------------------------------------------
-
-
-def block_states(conn: sqlite3.Connection, case_id: int) -> list[sqlite3.Row]:
-    """Each block's name, kind, status and (for KYC blocks) whether its child case is final."""
-    return conn.execute(
-        "SELECT b.name, b.kind, b.status, b.child_case_id, ch.final AS child_final FROM blocks b "
-        "LEFT JOIN cases ch ON ch.id = b.child_case_id WHERE b.case_id = ? ORDER BY b.id",
-        (case_id,),
-    ).fetchall()
-
-
-def activity_states(conn: sqlite3.Connection, case_id: int) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT id, type, state, decision FROM activities WHERE case_id = ? ORDER BY id", (case_id,)
-    ).fetchall()
-
-
-def blocks_in_status(conn: sqlite3.Connection, case_id: int, status: str) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT id, name, status FROM blocks WHERE case_id = ? AND status = ? ORDER BY id", (case_id, status)
-    ).fetchall()
-
-
-def move_blocks(conn: sqlite3.Connection, case_id: int, frm: str, to: str, *, at: str) -> None:
-    conn.execute(
-        "UPDATE blocks SET status = ?, updated_at = ? WHERE case_id = ? AND status = ?", (to, at, case_id, frm)
-    )
-
-
 def event_count(conn: sqlite3.Connection, case_id: int) -> int:
     return conn.execute("SELECT count(*) FROM events WHERE case_id = ?", (case_id,)).fetchone()[0]
 
