@@ -35,8 +35,8 @@ def atomic_output(
     except OSError as e:
         raise InvalidInput(f"{option} {target}: cannot write in {path.parent}: {e.strerror}") from None
     try:
-        mode = "wb" if binary else "w"
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding, "newline": ""})) as f:
+        f: IO
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding, newline="") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

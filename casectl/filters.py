@@ -31,7 +31,6 @@ SORT_FIELDS = {
     "decided_at": "decided_at",
 }
 
-SUBJECT_FIELDS = ("name", "email", "dob", "country", "entity_type", "ref")
 _PATH_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
@@ -91,7 +90,7 @@ class CaseFilter:
 
     def describe(self) -> list[str]:
         """The filter in words, for report headers and `views list`."""
-        out = []
+        out: list[str] = []
         for f in fields(self):
             v = getattr(self, f.name)
             if v in (None, (), False, {}):

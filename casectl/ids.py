@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import overload
 
 PREFIXES = {
     "case": "C",
@@ -17,6 +18,10 @@ PREFIXES = {
 _ID = re.compile(r"^\s*([A-Za-z])?-?(\d+)\s*$")
 
 
+@overload
+def fmt(kind: str, n: int) -> str: ...
+@overload
+def fmt(kind: str, n: int | None) -> str | None: ...
 def fmt(kind: str, n: int | None) -> str | None:
     return None if n is None else f"{PREFIXES[kind]}-{n}"
 

@@ -7,12 +7,16 @@ and data fields whose key looks personal are hidden.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, overload
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PERSONAL_KEY = re.compile(r"name|email|e_mail|mail|dob|birth|phone|address|passport|national_id", re.I)
 
 
+@overload
+def mask_name(value: str) -> str: ...
+@overload
+def mask_name(value: None) -> None: ...
 def mask_name(value: str | None) -> str | None:
     """'Ada Lovelace' -> 'A*** L***': initials only, never the length."""
     if not value:
@@ -20,6 +24,10 @@ def mask_name(value: str | None) -> str | None:
     return " ".join(w[0] + "***" for w in value.split())
 
 
+@overload
+def mask_email(value: str) -> str: ...
+@overload
+def mask_email(value: None) -> None: ...
 def mask_email(value: str | None) -> str | None:
     if not value:
         return value

@@ -11,12 +11,17 @@ from .errors import UsageError
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def now() -> datetime:
-    """The clock, read once per command. CASECTL_NOW pins it (tests, back-dated imports)."""
-    pinned = os.environ.get("CASECTL_NOW")
+def clock(pinned: str | None = None) -> datetime:
+    """The time now, to the second; `pinned` (CASECTL_NOW: tests, back-dated imports) stops the clock."""
     if pinned:
         return parse_time(pinned, "CASECTL_NOW")
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def now() -> datetime:
+    """The clock with CASECTL_NOW read from the environment, for code that has no settings
+    (scripts, tests, services/queue.py's SLA section for now). Commands use their settings' clock."""
+    return clock(os.environ.get("CASECTL_NOW"))
 
 
 def iso(t: datetime) -> str:

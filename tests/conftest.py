@@ -25,6 +25,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CASECTL_DB", str(tmp_path / "cases.db"))
     monkeypatch.setenv("CASECTL_ACTOR", "tester")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))  # no test reads a real config file
     monkeypatch.setenv("CASECTL_NO_DELIVER", "1")  # tests that deliver turn it back on
     yield
 

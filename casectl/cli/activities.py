@@ -107,7 +107,7 @@ def activities(
         return
     fmt = output.choose_format(fmt, as_json)
     columns = output.pick_fields(fields, FIELDS, FIELDS if fmt in ("json", "ndjson") else ALL_COLUMNS)
-    rows = content.select_activities(
+    matching = content.select_activities(
         conn,
         states=state or [],
         types=type_ or [],
@@ -118,7 +118,7 @@ def activities(
         undecided=undecided,
         limit=limit,
     )
-    output.emit_rows(rows, columns, fmt, empty="no activities match")
+    output.emit_rows(matching, columns, fmt, empty="no activities match")
 
 
 @app.command("activity")

@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import click
 import typer
@@ -19,6 +20,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import CasectlError, ExitCode
+from .context import Invocation, Settings, invocation
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,12 @@ COMMANDS: dict[str, Entry] = {
 }
 
 
-def _remember(key: str):
-    def callback(ctx: click.Context, param: click.Parameter, value):
-        if value not in (None, False):  # an unset flag must not undo the root option
-            ctx.meta[key] = value
-        return value
-
-    return callback
+def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """--db, --actor or --no-deliver after the command: it wins over the root's and the environment's."""
+    if value not in (None, False):  # an unset flag must not undo the root option
+        inv = invocation(ctx)
+        inv.settings = inv.settings.with_options(**{str(param.name): value})
+    return value
 
 
 def _common_options() -> list[click.Option]:
@@ -113,14 +114,14 @@ def _common_options() -> list[click.Option]:
             ["--db"],
             metavar="PATH",
             expose_value=False,
-            callback=_remember("casectl.db"),
+            callback=_override,
             help="Database file [env: CASECTL_DB].",
         ),
         click.Option(
             ["--actor"],
             metavar="NAME",
             expose_value=False,
-            callback=_remember("casectl.actor"),
+            callback=_override,
             help="Who is acting, recorded on every event [env: CASECTL_ACTOR].",
         ),
         click.Option(
@@ -128,7 +129,7 @@ def _common_options() -> list[click.Option]:
             is_flag=True,
             default=None,
             expose_value=False,
-            callback=_remember("casectl.no_deliver"),
+            callback=_override,
             help="Leave queued messages for `casectl outbox deliver` [env: CASECTL_NO_DELIVER=1].",
         ),
     ]
@@ -158,14 +159,6 @@ class LazyGroup(TyperGroup):
         if group is None:
             module = importlib.import_module(entry.module)
             group = typer.main.get_group(getattr(module, entry.attr))
-            # Commands that select cases get the shared filter options.
-            filtered = getattr(module, "FILTERED", ())
-            if filtered:
-                from .filtering import add_filter_options
-
-                for sub_name, sub in group.commands.items():
-                    if sub_name in filtered:
-                        add_filter_options(sub)
             self._loaded[key] = group
         if entry.group:
             group.name = name
@@ -183,17 +176,18 @@ class LazyGroup(TyperGroup):
             return super().resolve_command(ctx, args)
         except click.UsageError as e:
             if args and args[0] not in COMMANDS:
-                e.message = f"no command '{args[0]}'. Commands: {', '.join(COMMANDS)}"
+                raise click.UsageError(f"no command '{args[0]}'. Commands: {', '.join(COMMANDS)}", e.ctx) from None
             raise
 
     def invoke(self, ctx: click.Context):
         try:
             result = super().invoke(ctx)
             # Deliver what the command queued in the outbox, unless told not to.
-            if "casectl.conn" in ctx.meta and not ctx.meta.get("casectl.no_deliver"):
+            inv = ctx.find_object(Invocation)
+            if inv is not None and inv.conn is not None:
                 from .delivery import after_command
 
-                after_command(ctx)
+                after_command(inv)
             return result
         except CasectlError as e:
             report(e)
@@ -252,12 +246,8 @@ def root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    if no_deliver or os.environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"):
-        ctx.meta["casectl.no_deliver"] = True
-    if db:
-        ctx.meta["casectl.db"] = db
-    if actor:
-        ctx.meta["casectl.actor"] = actor
+    # The one place the environment is read: everything below gets these settings.
+    ctx.obj = Invocation(Settings.from_environ(os.environ, db=db, actor=actor, no_deliver=no_deliver))
 
 
 def main() -> None:

@@ -215,7 +215,7 @@ def doc(
         return
     att, data = content.document(conn, case, block_name)
     if out == "-":
-        stream = click.get_binary_stream("stdout")
+        stream = output.binary_stdout()
         stream.write(data)
         stream.flush()
         return

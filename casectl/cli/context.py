@@ -1,49 +1,203 @@
-"""What every command needs from its invocation: the database, the actor, the clock."""
+"""The settings of one invocation, read from the environment once, at the root.
+
+The root callback builds a `Settings` from the command line and the
+environment (like httpie's `Environment`) and keeps it, with the connection
+the command opens, in an `Invocation` on the click context's `obj`. Commands
+read it through `settings()`, `open_db()`, `actor()` and `now()`, and hand
+the values to the services as arguments: nothing below the CLI reads an
+environment variable.
+"""
 
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from .. import timeutil
+from ..errors import InvalidInput, UsageError
+
+if TYPE_CHECKING:
+    from ..services.notify import SendSettings
+
+SMTP_KEYS = ("host", "port", "from", "user", "tls")  # CASECTL_SMTP_<KEY> overrides the config file's [smtp] <key>
 
 
-def default_db_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    db_path: Path
+    actor: str
+    no_deliver: bool = False
+    busy_timeout: float  # seconds a writer waits for another before giving up (exit 5)
+    pinned_now: str | None = None  # CASECTL_NOW; parsed when the clock is read, as before
+    config_path: Path
+    smtp_overrides: Mapping[str, str]
+    digest_to: str | None = None
+    # Parsed when a delivery needs them, so that a bad value fails only the commands that deliver.
+    delivery_timeout_raw: str | None = None
+    delivery_max_attempts_raw: str | None = None
+    # Secrets are looked up by the variable name a hook, a CRM effect or the config gives,
+    # so the whole environment is kept, as the command found it (and never printed).
+    secrets: Mapping[str, str] = field(repr=False)
+
+    @classmethod
+    def from_environ(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        db: str | None = None,
+        actor: str | None = None,
+        no_deliver: bool = False,
+    ) -> Settings:
+        def get(name: str) -> str | None:
+            return environ.get(name) or None  # set but empty is unset
+
+        return cls(
+            db_path=_db_path(db or get("CASECTL_DB"), environ),
+            actor=actor or get("CASECTL_ACTOR") or _login_name(),
+            no_deliver=no_deliver or environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"),
+            busy_timeout=_busy_timeout(get("CASECTL_BUSY_TIMEOUT")),
+            pinned_now=get("CASECTL_NOW"),
+            config_path=_config_path(environ),
+            smtp_overrides={k: v for k in SMTP_KEYS if (v := environ.get(f"CASECTL_SMTP_{k.upper()}"))},
+            digest_to=get("CASECTL_DIGEST_TO"),
+            delivery_timeout_raw=get("CASECTL_DELIVERY_TIMEOUT"),
+            delivery_max_attempts_raw=get("CASECTL_DELIVERY_MAX_ATTEMPTS"),
+            secrets=dict(environ),
+        )
+
+    def with_options(self, *, db: str | None = None, actor: str | None = None, no_deliver: bool = False) -> Settings:
+        """The settings with --db, --actor or --no-deliver given after the command."""
+        return replace(
+            self,
+            db_path=Path(db).expanduser() if db else self.db_path,
+            actor=actor or self.actor,
+            no_deliver=self.no_deliver or no_deliver,
+        )
+
+    def now(self) -> datetime:
+        return timeutil.clock(self.pinned_now)
+
+    def delivery_timeout(self) -> float:
+        from ..services.outbox import DEFAULT_TIMEOUT
+
+        return _positive("CASECTL_DELIVERY_TIMEOUT", self.delivery_timeout_raw, DEFAULT_TIMEOUT, float)
+
+    def delivery_max_attempts(self) -> int:
+        from ..services.outbox import DEFAULT_MAX_ATTEMPTS
+
+        return _positive("CASECTL_DELIVERY_MAX_ATTEMPTS", self.delivery_max_attempts_raw, DEFAULT_MAX_ATTEMPTS, int)
+
+    def send_settings(self) -> SendSettings:
+        """What sending a webhook, an email or a CRM call needs from outside the database."""
+        from ..services.notify import SendSettings
+
+        return SendSettings(
+            config_path=self.config_path,
+            smtp_overrides=self.smtp_overrides,
+            digest_to=self.digest_to,
+            secrets=self.secrets,
+        )
+
+
+def _db_path(given: str | None, environ: Mapping[str, str]) -> Path:
+    if given:
+        return Path(given).expanduser()
+    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "casectl" / "casectl.db"
 
 
-def db_path(ctx: click.Context | None = None) -> Path:
-    ctx = ctx or click.get_current_context()
-    given = ctx.meta.get("casectl.db") or os.environ.get("CASECTL_DB")
-    return Path(given).expanduser() if given else default_db_path()
+def _config_path(environ: Mapping[str, str]) -> Path:
+    given = environ.get("CASECTL_CONFIG")
+    if given:
+        return Path(given).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "casectl" / "config.toml"
 
 
-def actor(ctx: click.Context | None = None) -> str:
-    ctx = ctx or click.get_current_context()
-    name = ctx.meta.get("casectl.actor") or os.environ.get("CASECTL_ACTOR")
-    if name:
-        return name
+def _login_name() -> str:
+    # getpass looks at LOGNAME, USER, LNAME and USERNAME, then the password database.
     try:
         return getpass.getuser()
     except Exception:  # no login name (containers, cron without USER)
         return "unknown"
 
 
-def open_db(*, create: bool = False) -> sqlite3.Connection:
-    """The command's connection (kept on the context for after-command delivery)."""
-    from ..store import connect
+def _busy_timeout(raw: str | None) -> float:
+    if raw is None:
+        from ..store.db import DEFAULT_BUSY_TIMEOUT
 
-    ctx = click.get_current_context()
-    conn = connect(db_path(ctx), create=create)
-    ctx.meta["casectl.conn"] = conn
-    return conn
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"CASECTL_BUSY_TIMEOUT: '{raw}' is not a positive number of seconds")
+    return value
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive(name: str, raw: str | None, default: N, kind: type[N]) -> N:
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: '{raw}' is not a number") from None
+    if value <= 0:
+        raise InvalidInput(f"{name}: must be greater than 0")
+    return value
+
+
+@dataclass
+class Invocation:
+    """One run of a command: its settings, and the connection it opened (delivered from afterwards)."""
+
+    settings: Settings
+    conn: sqlite3.Connection | None = None
+    delivers_itself: bool = False  # `outbox deliver`: no second delivery after it
+
+
+def invocation(ctx: click.Context | None = None) -> Invocation:
+    ctx = ctx or click.get_current_context()
+    found = ctx.find_object(Invocation)
+    if found is None:  # a command run without the root callback: a bug, not a user error
+        raise RuntimeError("casectl command invoked outside the casectl root command")
+    return found
+
+
+def settings() -> Settings:
+    return invocation().settings
+
+
+def db_path() -> Path:
+    return settings().db_path
+
+
+def actor() -> str:
+    return settings().actor
 
 
 def now() -> datetime:
-    return timeutil.now()
+    return settings().now()
+
+
+def open_db(*, create: bool = False) -> sqlite3.Connection:
+    """The command's connection (kept on the invocation for after-command delivery)."""
+    from ..store import connect
+
+    inv = invocation()
+    conn = connect(inv.settings.db_path, create=create, busy_timeout=inv.settings.busy_timeout)
+    inv.conn = conn
+    return conn

@@ -8,32 +8,32 @@ the next command or `casectl outbox deliver`.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 import click
 
 from ..errors import CasectlError
+from .context import Invocation, Settings
 
 TIMEOUT = 5.0  # per message, so a hanging receiver costs a command seconds, not minutes
 BUDGET = 10.0  # stop starting new sends after this many seconds
 
 
-def after_command(ctx: click.Context) -> None:
+def after_command(inv: Invocation) -> None:
     """Try the outbox items that are due now; failures stay queued for retry."""
     from .. import timeutil
     from ..store import outbox as outbox_store
 
-    conn = ctx.meta.get("casectl.conn")
-    if conn is None:
+    conn, settings = inv.conn, inv.settings
+    if conn is None or settings.no_deliver or inv.delivers_itself:
         return
-    now = timeutil.iso(timeutil.now())
+    now = timeutil.iso(settings.now())
     try:
         if conn.in_transaction or not outbox_store.anything_due(conn, now):
             return
         # Emails wait for `casectl outbox deliver` until an SMTP server is configured:
         # trying them after every command would only burn their attempts.
-        kinds = ("webhook", "crm", "email") if _smtp_configured() else ("webhook", "crm")
+        kinds = ("webhook", "crm", "email") if _smtp_configured(settings) else ("webhook", "crm")
         if not outbox_store.anything_due(conn, now, kinds):
             return
     except sqlite3.Error:  # e.g. a database closed by the command
@@ -42,7 +42,13 @@ def after_command(ctx: click.Context) -> None:
 
     try:
         report = outbox_service.deliver(
-            conn, timeout=min(outbox_service.default_timeout(), TIMEOUT), budget=BUDGET, kinds=kinds
+            conn,
+            now=settings.now,
+            settings=settings.send_settings(),
+            timeout=min(settings.delivery_timeout(), TIMEOUT),
+            max_attempts=settings.delivery_max_attempts(),
+            budget=BUDGET,
+            kinds=kinds,
         )
     except CasectlError as e:  # e.g. the database stayed locked: the messages wait for the next run
         click.echo(f"casectl: note: queued messages not delivered now ({e.message})", err=True)
@@ -52,12 +58,10 @@ def after_command(ctx: click.Context) -> None:
         click.echo(f"casectl: note: {waiting} message(s) not delivered yet; see `casectl outbox list`", err=True)
 
 
-def _smtp_configured() -> bool:
-    if os.environ.get("CASECTL_SMTP_HOST"):
+def _smtp_configured(settings: Settings) -> bool:
+    if settings.smtp_overrides.get("host"):
         return True
-    from ..services import notify
-
     try:
-        return bool(notify.smtp_config().host)
+        return bool(settings.send_settings().smtp().host)
     except CasectlError:  # a broken config file: `outbox deliver` reports it
         return False

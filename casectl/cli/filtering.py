@@ -1,71 +1,136 @@
-"""The case filter options, declared once and attached to every command that
-selects cases (list, export, report, stats, take, views add), so they all
-accept the same flags and mean the same thing."""
+"""The case filter options, declared once and given to every command that
+selects cases (list, search, export, report, stats, take, views add), so they
+all accept the same flags and mean the same thing.
+
+`@filter_options` works like sqlite-utils' `output_options`: Typer sees each
+option below as a parameter of the command, and the command receives them all
+as one visible parameter, `filters: FilterOptions`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-import click
+import functools
+import inspect
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from .. import ids
 from ..errors import UsageError
 from ..filters import CaseFilter, WhereClause
 from ..timeutil import iso, parse_duration, parse_time
+from .options import (
+    Assignee,
+    Closed,
+    Country,
+    CreatedSince,
+    CreatedUntil,
+    DueWithin,
+    Mine,
+    Open,
+    Overdue,
+    Parent,
+    Priority,
+    Status,
+    Tag,
+    Team,
+    Unassigned,
+    View,
+    Where,
+    Workflow,
+)
 
-META = "casectl.filter"
+# Parameter name -> (declaration, default), in the order `--help` lists them.
+OPTIONS: dict[str, tuple[Any, Any]] = {
+    "status": (Status, None),
+    "workflow": (Workflow, None),
+    "assignee": (Assignee, None),
+    "team": (Team, None),
+    "tag": (Tag, None),
+    "country": (Country, None),
+    "priority": (Priority, None),
+    "created_since": (CreatedSince, None),
+    "created_until": (CreatedUntil, None),
+    "where": (Where, None),
+    "parent": (Parent, None),
+    "open": (Open, False),
+    "closed": (Closed, False),
+    "mine": (Mine, False),
+    "unassigned": (Unassigned, False),
+    "overdue": (Overdue, False),
+    "due_within": (DueWithin, None),
+    "view": (View, None),
+}
+_REPEATABLE = {"status", "tag", "where"}
 
 
-def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value not in (None, (), False):
-        ctx.meta.setdefault(META, {})[param.name] = value
-    return value
+@dataclass(frozen=True, kw_only=True)
+class FilterOptions:
+    """The filter options of one command, as given on its command line."""
+
+    status: tuple[str, ...] = ()
+    workflow: str | None = None
+    assignee: str | None = None
+    team: str | None = None
+    tag: tuple[str, ...] = ()
+    country: str | None = None
+    priority: str | None = None
+    created_since: str | None = None
+    created_until: str | None = None
+    where: tuple[str, ...] = ()
+    parent: str | None = None
+    open: bool = False
+    closed: bool = False
+    mine: bool = False
+    unassigned: bool = False
+    overdue: bool = False
+    due_within: str | None = None
+    view: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> FilterOptions:
+        """From the command's parameters (Typer gives a repeatable option as a list, or None)."""
+        values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATABLE else v for k, v in params.items()}
+        return cls(**values)
+
+    def given(self) -> dict[str, Any]:
+        """The options that were given, by parameter name (an unset one must not undo a view's)."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) not in (None, (), False)}
 
 
-def _opt(decls: list[str], help: str, **kw: Any) -> click.Option:
-    return click.Option(decls, expose_value=False, callback=_store, help=help, **kw)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def filter_options() -> list[click.Option]:
-    return [
-        _opt(["--status", "-s"], "Status (repeatable: any of them).", multiple=True, metavar="STATUS"),
-        _opt(["--workflow", "-w"], "Workflow name.", metavar="NAME"),
-        _opt(["--assignee"], "Assigned agent.", metavar="USER"),
-        _opt(["--team"], "Assigned team.", metavar="TEAM"),
-        _opt(["--tag", "-t"], "Tag (repeatable: all of them).", multiple=True, metavar="TAG"),
-        _opt(["--country"], "Subject's ISO 3166 country code.", metavar="CC"),
-        _opt(["--priority"], "low, normal, high or urgent.", metavar="P"),
-        _opt(["--created-since"], "Created at or after (date or ISO time).", metavar="WHEN"),
-        _opt(["--created-until"], "Created at or before (a date includes its whole day).", metavar="WHEN"),
-        _opt(
-            ["--where"],
-            "KEY=VALUE on case data (dotted path) or subject.FIELD (repeatable).",
-            multiple=True,
-            metavar="KEY=VALUE",
-        ),
-        _opt(["--parent"], "Child cases of case ID.", metavar="ID"),
-        _opt(["--open"], "Only cases not in a final status.", is_flag=True, default=False),
-        _opt(["--closed"], "Only cases in a final status.", is_flag=True, default=False),
-        _opt(["--mine"], "Only cases assigned to the actor.", is_flag=True, default=False),
-        _opt(["--unassigned"], "Only cases with no assignee.", is_flag=True, default=False),
-        _opt(["--overdue"], "Only open cases past their due time.", is_flag=True, default=False),
-        _opt(["--due-within"], "Only open cases due within a duration (30m, 24h, 3d).", metavar="DURATION"),
-        _opt(["--view"], "Start from a saved view's filters.", metavar="NAME"),
+def filter_options(command: F) -> F:
+    """Give `command` the filter options; it takes them as a keyword-only `filters: FilterOptions`."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "filters"]
+    if len(own) == len(signature.parameters):
+        raise TypeError(f"{command.__name__} takes no `filters` parameter")
+    clash = {p.name for p in own} & OPTIONS.keys()
+    if clash:
+        raise TypeError(f"{command.__name__} has parameters named like filter options: {sorted(clash)}")
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=declaration)
+        for name, (declaration, default) in OPTIONS.items()
     ]
 
+    @functools.wraps(command)
+    def with_filters(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, default) for name, (_, default) in OPTIONS.items()}
+        return command(*args, filters=FilterOptions.from_params(given), **kwargs)
 
-def add_filter_options(cmd: click.Command) -> click.Command:
-    names = {p.name for p in cmd.params}
-    cmd.params.extend(o for o in filter_options() if o.name not in names)
-    return cmd
+    # Typer reads the parameters from the signature (and their types from __annotations__).
+    parameters = own + added
+    # (mypy knows no __signature__ on functions; inspect.signature() reads it first.)
+    with_filters.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_filters.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": signature.return_annotation}
+    return cast(F, with_filters)
 
 
-def given(ctx: click.Context | None = None) -> dict[str, Any]:
-    ctx = ctx or click.get_current_context()
-    return dict(ctx.meta.get(META, {}))
-
-
-def build(values: dict[str, Any], *, actor: str, now, base: CaseFilter | None = None) -> CaseFilter:
+def build(values: dict[str, Any], *, actor: str, now: datetime, base: CaseFilter | None = None) -> CaseFilter:
     """Turn option values into a CaseFilter (on top of a view's filter, if any)."""
     f: dict[str, Any] = base.to_dict() if base else {}
     if base:
@@ -110,28 +175,31 @@ def build(values: dict[str, Any], *, actor: str, now, base: CaseFilter | None = 
     return CaseFilter(**{**cf.__dict__, "where": where_objs})
 
 
-def _with_view(conn, values: dict[str, Any]) -> tuple[dict[str, Any], CaseFilter | None, dict[str, Any]]:
+def _view(conn: sqlite3.Connection, name: str | None) -> tuple[CaseFilter | None, dict[str, Any]]:
+    """A named view's fixed filter and its relative options (none without a name)."""
     from ..services import views as view_service
 
-    if not values.get("view"):
-        return values, None, {}
-    base, relative = view_service.split(view_service.get(conn, values["view"]))
-    return values, base, relative
+    if not name:
+        return None, {}
+    return view_service.split(view_service.get(conn, name))
 
 
-def resolve(conn, *, actor: str, now) -> CaseFilter:
+def resolve(conn: sqlite3.Connection, filters: FilterOptions, *, actor: str, now: datetime) -> CaseFilter:
     """The filter a command was given, starting from `--view` (saved or built-in) when named."""
-    values, base, relative = _with_view(conn, given())
-    merged = {**relative, **values}
-    return build(merged, actor=actor, now=now, base=base)
+    values = filters.given()
+    base, relative = _view(conn, filters.view)
+    return build({**relative, **values}, actor=actor, now=now, base=base)
 
 
-def resolve_for_saving(conn, *, actor: str, now) -> tuple[CaseFilter, dict[str, Any]]:
+def resolve_for_saving(
+    conn: sqlite3.Connection, filters: FilterOptions, *, actor: str, now: datetime
+) -> tuple[CaseFilter, dict[str, Any]]:
     """For `views add`: the fixed filter, and the filters that stay relative to
     who uses the view and when (--mine, --overdue, --due-within)."""
     from ..services.views import RELATIVE
 
-    values, base, relative = _with_view(conn, given())
+    values = filters.given()
+    base, relative = _view(conn, filters.view)
     relative = {**relative, **{k: values[k] for k in RELATIVE if values.get(k)}}
     fixed = {k: v for k, v in values.items() if k not in RELATIVE}
     return build(fixed, actor=actor, now=now, base=base), relative

@@ -13,13 +13,14 @@ import typer
 
 from ..services import listing
 from . import context, filtering, output
+from .filtering import FilterOptions, filter_options
 from .options import Format, Json
 
 app = typer.Typer()
-FILTERED = {"list"}
 
 
 @app.command("list")
+@filter_options
 def list_cases(
     sort: Annotated[
         str | None, typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD descending.")
@@ -35,6 +36,8 @@ def list_cases(
     ] = None,
     fmt: Format = None,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """List cases matching filters.
 
@@ -53,7 +56,7 @@ def list_cases(
     column, descending = parse_sort(sort)
     cursor = decode_cursor(after, column, descending) if after else None
     conn = context.open_db()
-    f = filtering.resolve(conn, actor=context.actor(), now=context.now())
+    f = filtering.resolve(conn, filters, actor=context.actor(), now=context.now())
     last: list[dict[str, Any]] = []
 
     def remember(cases):

@@ -1,4 +1,4 @@
-"""Options shared by many commands, declared once."""
+"""Options shared by many commands, declared once as Annotated aliases."""
 
 from __future__ import annotations
 
@@ -20,28 +20,37 @@ ExpectVersion = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would change (or why not); write nothing.")]
 
-# Filters shared by list, export, report, stats and views.
-Status = Annotated[list[str] | None, typer.Option("--status", "-s", help="Status (repeatable).")]
-Workflow = Annotated[str | None, typer.Option("--workflow", "-w", help="Workflow name.")]
-Assignee = Annotated[str | None, typer.Option("--assignee", help="Assigned agent.")]
-Team = Annotated[str | None, typer.Option("--team", help="Assigned team.")]
-Tag = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable; all must match).")]
-Country = Annotated[str | None, typer.Option("--country", help="Subject's ISO country code.")]
-Priority = Annotated[str | None, typer.Option("--priority", help="low, normal, high or urgent.")]
-CreatedSince = Annotated[str | None, typer.Option("--created-since", metavar="DATE|TIME", help="Created at or after.")]
+# The case filters of every command that selects cases (see filtering.filter_options).
+Status = Annotated[
+    list[str] | None, typer.Option("--status", "-s", metavar="STATUS", help="Status (repeatable: any of them).")
+]
+Workflow = Annotated[str | None, typer.Option("--workflow", "-w", metavar="NAME", help="Workflow name.")]
+Assignee = Annotated[str | None, typer.Option("--assignee", metavar="USER", help="Assigned agent.")]
+Team = Annotated[str | None, typer.Option("--team", metavar="TEAM", help="Assigned team.")]
+Tag = Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="TAG", help="Tag (repeatable: all of them).")]
+Country = Annotated[str | None, typer.Option("--country", metavar="CC", help="Subject's ISO 3166 country code.")]
+Priority = Annotated[str | None, typer.Option("--priority", metavar="P", help="low, normal, high or urgent.")]
+CreatedSince = Annotated[
+    str | None, typer.Option("--created-since", metavar="WHEN", help="Created at or after (date or ISO time).")
+]
 CreatedUntil = Annotated[
     str | None,
-    typer.Option("--created-until", metavar="DATE|TIME", help="Created at or before (a date includes the whole day)."),
+    typer.Option("--created-until", metavar="WHEN", help="Created at or before (a date includes its whole day)."),
 ]
 Where = Annotated[
     list[str] | None,
     typer.Option(
-        "--where", metavar="KEY=VALUE", help="Data field (dotted path) or subject.FIELD equals VALUE (repeatable)."
+        "--where", metavar="KEY=VALUE", help="KEY=VALUE on case data (dotted path) or subject.FIELD (repeatable)."
     ),
 ]
-Parent = Annotated[str | None, typer.Option("--parent", metavar="ID", help="Child cases of this case.")]
+Parent = Annotated[str | None, typer.Option("--parent", metavar="ID", help="Child cases of case ID.")]
 Open = Annotated[bool, typer.Option("--open", help="Only cases not in a final status.")]
 Closed = Annotated[bool, typer.Option("--closed", help="Only cases in a final status.")]
+Mine = Annotated[bool, typer.Option("--mine", help="Only cases assigned to the actor.")]
 Unassigned = Annotated[bool, typer.Option("--unassigned", help="Only cases with no assignee.")]
-Sort = Annotated[str | None, typer.Option("--sort", metavar="FIELD", help="Sort by FIELD; -FIELD for descending.")]
-Limit = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N cases.")]
+Overdue = Annotated[bool, typer.Option("--overdue", help="Only open cases past their due time.")]
+DueWithin = Annotated[
+    str | None,
+    typer.Option("--due-within", metavar="DURATION", help="Only open cases due within a duration (30m, 24h, 3d)."),
+]
+View = Annotated[str | None, typer.Option("--view", metavar="NAME", help="Start from a saved view's filters.")]

@@ -80,9 +80,17 @@ def deliver(
 
     Example: casectl outbox deliver   # from cron, every minute
     """
+    settings = context.settings()
     conn = context.open_db()
-    click.get_current_context().meta["casectl.no_deliver"] = True  # this command is the delivery
-    report = outbox_service.deliver(conn, now=context.now, timeout=timeout, max_attempts=max_attempts, limit=limit)
+    context.invocation().delivers_itself = True  # no second delivery after this one
+    report = outbox_service.deliver(
+        conn,
+        now=settings.now,
+        settings=settings.send_settings(),
+        timeout=settings.delivery_timeout() if timeout is None else timeout,
+        max_attempts=settings.delivery_max_attempts() if max_attempts is None else max_attempts,
+        limit=limit,
+    )
     summary = report.summary()
     if as_json:
         output.emit_json({**summary, "results": [vars(r) for r in report.results]})
@@ -166,16 +174,23 @@ def digest(
     fmt = "json" if as_json else (fmt or "text").lower()
     if fmt not in digest_service.FORMATS:
         raise UsageError(f"unknown format '{fmt}'; available: {', '.join(digest_service.FORMATS)}")
+    settings = context.settings()
     conn = context.open_db()
     outcome = digest_service.run(
-        conn, since=since, to=list(to or []), dry_run=dry_run, now=context.now(), redact=redact
+        conn,
+        since=since,
+        to=list(to or []),
+        dry_run=dry_run,
+        now=settings.now(),
+        settings=settings.send_settings(),
+        redact=redact,
     )
-    if outcome.skipped:
+    d = outcome.digest
+    if d is None:  # skipped: another digest holds the window
         click.echo(f"casectl: {outcome.skipped}", err=True)
         if fmt == "json":
             output.emit_json({"sent": False, "skipped": outcome.skipped})
         return
-    d = outcome.digest
     if dry_run:
         click.echo(digest_service.render(d, fmt), nl=False)
         return

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -28,6 +28,11 @@ def is_tty(stream=None) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def binary_stdout() -> IO[bytes]:
+    """stdout for bytes (a PDF, a document): the binary buffer under the text stream."""
+    return sys.stdout.buffer
 
 
 def dumps(obj: Any, *, indent: int | None = 2) -> str:

@@ -14,15 +14,15 @@ import click
 import typer
 
 from .. import ids
-from ..errors import CasectlError, UsageError
+from ..errors import UsageError
 from ..services import bulk
 from ..services import queue as queue_service
 from . import context, filtering, output
+from .filtering import FilterOptions, filter_options
 from .options import DryRun, Format, Json
 
 app = typer.Typer()
 views_app = typer.Typer(help="Save, list and remove named filters (views).", no_args_is_help=True)
-FILTERED = {"stats", "take", "add", "search"}
 
 CaseArg = Annotated[str, typer.Argument(metavar="ID_OR_REF|-", help="Case id or reference; - reads ids from stdin.")]
 
@@ -93,6 +93,7 @@ def _changes_line(r: dict[str, Any], dry_run: bool) -> str:
 
 
 @app.command("search")
+@filter_options
 def search(
     text: Annotated[str, typer.Argument(metavar="TEXT", help="Words to find (prefixes match; accents are ignored).")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N cases.")] = 50,
@@ -100,6 +101,8 @@ def search(
     only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
     fmt: Format = None,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """Search cases by id, reference, subject name, email or date of birth, best match first.
 
@@ -116,7 +119,7 @@ def search(
         )
     )
     conn = context.open_db()
-    f = filtering.resolve(conn, actor=context.actor(), now=context.now())
+    f = filtering.resolve(conn, filters, actor=context.actor(), now=context.now())
     rows = (output.case_row(c) for c in search_service.search(conn, text, f, limit=limit))
     if only_ids:
         for r in rows:
@@ -178,13 +181,14 @@ def unassign(
 
 
 @app.command("take")
-def take(as_json: Json = False) -> None:
+@filter_options
+def take(as_json: Json = False, *, filters: FilterOptions) -> None:
     """Claim the oldest unassigned case you can act on now and print its id.
 
     Example: id=$(casectl take --view kyb-manual-review); [ -n "$id" ] && casectl show "$id"
     """
     conn = context.open_db()
-    f = filtering.resolve(conn, actor=context.actor(), now=context.now())
+    f = filtering.resolve(conn, filters, actor=context.actor(), now=context.now())
     case = queue_service.take(conn, f, actor=context.actor(), now=context.now())
     if case is None:
         # An empty queue is not an error (exit 0, nothing on stdout), like a list with no results.
@@ -320,6 +324,7 @@ def act_many(
 
 
 @app.command("stats")
+@filter_options
 def stats(
     since: Annotated[
         str | None, typer.Option("--since", metavar="WHEN", help="Period start (default: 30 days before --until).")
@@ -335,6 +340,8 @@ def stats(
         typer.Option("--compare", metavar="previous", help="Compare with the previous period of the same length."),
     ] = None,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """Open and closed counts, opened vs closed, time to decision, SLA breaches, workload.
 
@@ -347,7 +354,7 @@ def stats(
         raise UsageError(f"--compare: '{compare}' is not supported; use --compare previous")
     now = context.now()
     conn = context.open_db()
-    f = filtering.resolve(conn, actor=context.actor(), now=now)
+    f = filtering.resolve(conn, filters, actor=context.actor(), now=now)
     doc = stats_service.stats(
         conn,
         f,
@@ -378,7 +385,7 @@ def stats(
         lines.append("workload (open cases):")
         lines += [f"  {w['assignee'] or '(unassigned)'}: {w['open']}" for w in doc["workload"]]
     click.echo("\n".join(lines))
-    if doc.get("groups"):
+    if by and doc.get("groups"):
         click.echo(f"by {by}:")
         cols = [by, "open", "overdue", "closed_total", "opened", "closed", "sla_breached"]
         output.emit_rows(doc["groups"], cols, "table")
@@ -395,10 +402,13 @@ def _delta(doc: dict[str, Any], key: str, unit: str = "") -> str:
 
 
 @views_app.command("add")
+@filter_options
 def views_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite a saved view of the same name.")] = False,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """Save the given list filters as a named view.
 
@@ -407,7 +417,7 @@ def views_add(
     from ..services import views as view_service
 
     conn = context.open_db()
-    fixed, relative = filtering.resolve_for_saving(conn, actor=context.actor(), now=context.now())
+    fixed, relative = filtering.resolve_for_saving(conn, filters, actor=context.actor(), now=context.now())
     stored = view_service.to_stored(fixed, relative)
     view = view_service.add(conn, name, stored, replace=replace, actor=context.actor(), now=context.now())
     if as_json:
@@ -444,4 +454,4 @@ def views_rm(name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
     click.echo(f"removed view {name}", err=True)
 
 
-__all__ = ["app", "views_app", "FILTERED", "CasectlError"]
+__all__ = ["app", "views_app"]

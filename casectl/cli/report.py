@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import click
 import typer
@@ -13,13 +14,13 @@ from .. import ids
 from ..errors import UsageError
 from ..files import atomic_output
 from . import context, filtering, output
+from .filtering import FilterOptions, filter_options
 from .options import Json
 
 app = typer.Typer()
-FILTERED = {"report"}
 
 
-def write_atomically(target: str, render: Callable[[Any], int]) -> int:
+def write_atomically(target: str, render: Callable[[IO[bytes]], int]) -> int:
     """Render into a temporary file beside `target`, then rename it over `target`.
 
     A reader sees the old file or the new one, never half a PDF; a failure
@@ -30,6 +31,7 @@ def write_atomically(target: str, render: Callable[[Any], int]) -> int:
 
 
 @app.command("report")
+@filter_options
 def report(
     case: Annotated[
         str | None, typer.Argument(metavar="[ID_OR_REF]", help="A case for its dossier; none for the overview.")
@@ -46,6 +48,8 @@ def report(
     ] = None,
     title: Annotated[str | None, typer.Option("--title", help="Overview: the report's title.")] = None,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """Write a PDF overview of cases, or the dossier of one case.
 
@@ -55,7 +59,7 @@ def report(
 
     if not out:
         raise UsageError("report needs --output FILE (or -o - for stdout)")
-    given = filtering.given()
+    given = filters.given()
     if case is not None:
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
@@ -64,31 +68,35 @@ def report(
             raise UsageError("--sort and --title are for the overview; drop them or the case id")
     elif include_private:
         raise UsageError("--include-private is for a dossier: give a case id")
-    if out == "-" and output.is_tty(click.get_binary_stream("stdout")):
+    if out == "-" and output.is_tty(output.binary_stdout()):
         raise UsageError("stdout is a terminal; redirect it (-o - > file.pdf) or give -o FILE")
     if out == "-" and as_json:
         raise UsageError("--json prints a summary to stdout, where -o - writes the PDF; give -o FILE")
 
     conn = context.open_db()
     actor, now = context.actor(), context.now()
+    what: dict[str, Any]
+    render: Callable[[IO[bytes]], int]
     with reports.snapshot(conn):
         if case is not None:
-            data = reports.dossier(conn, case, actor=actor, now=now, include_private=include_private, redact=redact)
-            from ..pdf import dossier as renderer
+            from ..pdf import dossier as dossier_pdf
 
-            what = {"report": "dossier", "case": ids.fmt("case", data.case["id"])}
+            d = reports.dossier(conn, case, actor=actor, now=now, include_private=include_private, redact=redact)
+            what = {"report": "dossier", "case": ids.fmt("case", d.case["id"])}
+            render = partial(dossier_pdf.build, d)
         else:
-            f = filtering.resolve(conn, actor=actor, now=now)
-            data = reports.overview(conn, f, actor=actor, now=now, sort=sort, redact=redact, title=title)
-            from ..pdf import overview as renderer
+            from ..pdf import overview as overview_pdf
 
-            what = {"report": "overview", "cases": data.total, "filters": data.filter_dict}
+            f = filtering.resolve(conn, filters, actor=actor, now=now)
+            o = reports.overview(conn, f, actor=actor, now=now, sort=sort, redact=redact, title=title)
+            what = {"report": "overview", "cases": o.total, "filters": o.filter_dict}
+            render = partial(overview_pdf.build, o)
         if out == "-":
-            stream = click.get_binary_stream("stdout")
-            pages = renderer.build(data, stream)
+            stream = output.binary_stdout()
+            pages = render(stream)
             stream.flush()
             return
-        pages = write_atomically(out, lambda f: renderer.build(data, f))
+        pages = write_atomically(out, render)
     summary = {**what, "output": str(Path(out)), "pages": pages}
     if as_json:
         output.emit_json(summary)

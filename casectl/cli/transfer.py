@@ -18,10 +18,10 @@ from ..filters import CaseFilter
 from ..services import cases as case_service
 from ..services import exporter, importer
 from . import context, filtering, output
+from .filtering import FilterOptions, filter_options
 from .options import Json
 
 app = typer.Typer()
-FILTERED = {"export"}
 
 
 class _Progress:
@@ -145,6 +145,7 @@ EXPORT_FORMATS = ("csv", "json", "ndjson")
 
 
 @app.command("export")
+@filter_options
 def export_cases(
     case: Annotated[
         str | None, typer.Argument(metavar="[ID]", help="One case (id or ref); with --package, its data package.")
@@ -180,6 +181,8 @@ def export_cases(
     ] = False,
     include_private: Annotated[bool, typer.Option("--include-private", help="Put private notes in a package.")] = False,
     as_json: Json = False,
+    *,
+    filters: FilterOptions,
 ) -> None:
     """Export cases as CSV, JSON or NDJSON, or one case as a data package (the CSV imports back).
 
@@ -201,7 +204,7 @@ def export_cases(
     fmt = fmt.lower()
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown format '{fmt}'; available: {', '.join(EXPORT_FORMATS)}")
-    f = filtering.resolve(conn, actor=actor, now=now)
+    f = filtering.resolve(conn, filters, actor=actor, now=now)
     if case:
         f = CaseFilter(**{**f.__dict__, "ids": (case_service.resolve_id(conn, case),)})
     if fmt == "csv" and not fields:

@@ -4,12 +4,16 @@ holds, and its whole history, in order."""
 from __future__ import annotations
 
 import json
+from typing import IO, TYPE_CHECKING
 
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Paragraph, Spacer
 
 from .. import ids
 from .layout import ReportDoc, data_text, grid, key_values, markup, styles
+
+if TYPE_CHECKING:
+    from ..services.reports import Dossier
 
 
 def _when(at: str | None) -> str:
@@ -30,7 +34,7 @@ def _event_text(e: dict) -> str:
     return what
 
 
-def build(d, out) -> int:
+def build(d: Dossier, out: IO[bytes]) -> int:
     """Write the dossier `d` (services.reports.Dossier) to `out`; returns the page count."""
     s = styles()
     c = d.case

@@ -25,7 +25,6 @@ RULE = colors.HexColor("#c8ced6")
 HEAD_BG = colors.HexColor("#e4e8ee")
 ZEBRA = colors.HexColor("#f5f7f9")
 ACCENT = colors.HexColor("#2f5f8f")
-ALERT = colors.HexColor("#a23b2a")
 
 BODY = 9
 SMALL = 7.5

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.shapes import Drawing
@@ -19,6 +19,9 @@ from reportlab.platypus import CondPageBreak, Flowable, PageBreak, Paragraph, Sp
 
 from . import fonts
 from .layout import ACCENT, INK, MUTED, SMALL, ReportDoc, grid, key_values, styles
+
+if TYPE_CHECKING:
+    from ..services.reports import Overview
 
 COLUMNS = ("id", "subject", "workflow", "status", "assignee", "created", "age")
 HEADERS = ("Case", "Subject", "Workflow", "Status", "Assignee", "Created", "Age")
@@ -36,7 +39,6 @@ class CaseRows(Flowable):
         self.rows = rows
         self.widths = widths
         self._next = next(rows, None)
-        self.tables = 0
 
     def wrap(self, aw, ah):
         # Always ask for more than there is: the frame then calls split(), which takes what fits.
@@ -46,11 +48,10 @@ class CaseRows(Flowable):
         n = int((ah - ROW_H) // ROW_H)
         if n < 3:  # too little room left on this page: go on at the next
             return []
-        page = []
+        page: list[dict[str, Any]] = []
         while self._next is not None and len(page) < n:
             page.append(self._next)
             self._next = next(self.rows, None)
-        self.tables += 1
         # Platypus marks a flowable it had to carry to the next page and fails if that
         # happens twice; this one goes on page after page by design.
         self.__dict__.pop("_postponed", None)
@@ -128,7 +129,7 @@ def _totals(title: str, pairs: list[tuple[str, int]], total: int, width: float) 
     return [Paragraph(f"Cases by {title.lower()}", s["h2"]), side]
 
 
-def build(data, out) -> int:
+def build(data: Overview, out: IO[bytes]) -> int:
     """Write the overview of `data` (services.reports.Overview) to `out`; returns the page count."""
     s = styles()
     filters_text = "; ".join(data.filters) if data.filters else "none (all cases)"

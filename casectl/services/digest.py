@@ -20,7 +20,7 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from ..errors import CasectlError, UsageError
@@ -30,6 +30,9 @@ from ..store import outbox as store
 from ..store import read, write
 from ..timeutil import iso, parse_time
 from . import listing
+
+if TYPE_CHECKING:
+    from . import notify
 
 WATERMARK = "digest.last_event_id"
 LAST_SENT = "digest.last_sent_at"
@@ -243,6 +246,7 @@ def run(
     to: list[str] | None = None,
     dry_run: bool = False,
     now: datetime,
+    settings: notify.SendSettings,
     timeout: float = 30.0,
     redact: bool = False,
 ) -> Outcome:
@@ -255,7 +259,7 @@ def run(
         with read(conn):
             after, start = _window_start(conn, since, now)
             return Outcome(build(conn, after_event=after, since=start, now=now, redact=redact), dry_run=True)
-    cfg = notify.smtp_config()
+    cfg = settings.smtp()
     recipients = list(to or cfg.digest_to)
     if not recipients:
         raise UsageError(
@@ -284,6 +288,7 @@ def run(
             render_html(digest),
             f"digest.{digest.upto_event}.{iso(now)}",
             timeout=timeout,
+            secrets=settings.secrets,
         )
     except notify.DeliveryError as e:
         with write(conn):

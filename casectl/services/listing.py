@@ -6,18 +6,8 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import NotFound
 from ..filters import CaseFilter, parse_sort
 from ..store import cases as case_store
-from ..store import views as view_store
-
-
-def view_filter(conn: sqlite3.Connection, name: str) -> CaseFilter:
-    row = view_store.get(conn, name)
-    if row is None:
-        names = ", ".join(v["name"] for v in view_store.list_(conn)) or "none saved yet"
-        raise NotFound(f"no view '{name}' (views: {names})")
-    return CaseFilter.from_dict(row["filters"])
 
 
 def select(

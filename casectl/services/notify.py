@@ -1,9 +1,10 @@
 """Sending one message: a Standard Webhooks POST, an email over SMTP, a CRM API call.
 
 requests and smtplib are imported inside the functions that use them. Secrets
-(webhook signing keys, the SMTP password, CRM tokens) are read from
-environment variables at send time, by name; they are never stored, and no
-error message ever contains one.
+(webhook signing keys, the SMTP password, CRM tokens) are environment
+variables, looked up by name at send time in the `secrets` the caller passes
+(the CLI's settings hold the environment it started with); they are never
+stored, and no error message ever contains one.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import hashlib
 import hmac
 import html
 import json
-import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,23 @@ class DeliveryError(Exception):
 # --- configuration ---------------------------------------------------------------
 
 
-def config_path() -> Path:
-    given = os.environ.get("CASECTL_CONFIG")
-    if given:
-        return Path(given).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "casectl" / "config.toml"
+@dataclass(frozen=True, kw_only=True)
+class SendSettings:
+    """What sending needs from outside the database, read by the caller (the CLI, once per command)."""
+
+    config_path: Path  # $CASECTL_CONFIG, else $XDG_CONFIG_HOME/casectl/config.toml
+    smtp_overrides: Mapping[str, str] = field(default_factory=dict)  # CASECTL_SMTP_<KEY>, by lower-case key
+    digest_to: str | None = None  # CASECTL_DIGEST_TO
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # where secrets are looked up, by name
+
+    def smtp(self) -> SmtpConfig:
+        return smtp_config(self.config_path, overrides=self.smtp_overrides, digest_to=self.digest_to)
 
 
-def load_config() -> dict[str, Any]:
-    """The config file ($CASECTL_CONFIG or $XDG_CONFIG_HOME/casectl/config.toml), or {} when there is none."""
+def load_config(path: Path) -> dict[str, Any]:
+    """The config file, or {} when there is none."""
     import tomllib
 
-    path = config_path()
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -71,19 +76,22 @@ class SmtpConfig:
         return self.port or {"ssl": 465, "starttls": 587}.get(self.tls, 25)
 
 
-def smtp_config() -> SmtpConfig:
-    """CASECTL_SMTP_* environment variables, else the [smtp] table of the config file."""
-    doc = load_config()
+def smtp_config(
+    config_path: Path, *, overrides: Mapping[str, str] | None = None, digest_to: str | None = None
+) -> SmtpConfig:
+    """`overrides` (the CASECTL_SMTP_* variables, by lower-case key), else the [smtp] table of the config file."""
+    doc = load_config(config_path)
     smtp = doc.get("smtp", {}) if isinstance(doc.get("smtp"), dict) else {}
     digest = doc.get("digest", {}) if isinstance(doc.get("digest"), dict) else {}
+    given = overrides or {}
 
     def pick(key: str) -> Any:
-        value = os.environ.get(f"CASECTL_SMTP_{key.upper()}")
+        value = given.get(key)
         return value if value not in (None, "") else smtp.get(key)
 
     if "password" in smtp:
         raise InvalidInput(
-            f"config file {config_path()}: [smtp] password is not allowed there; put the password "
+            f"config file {config_path}: [smtp] password is not allowed there; put the password "
             "in CASECTL_SMTP_PASSWORD (or name another variable with password_env)"
         )
     tls = str(pick("tls") or "none").lower()
@@ -97,7 +105,7 @@ def smtp_config() -> SmtpConfig:
     password_env = smtp.get("password_env") or "CASECTL_SMTP_PASSWORD"
     if not ENV_NAME.match(str(password_env)):
         raise InvalidInput(f"config [smtp] password_env: '{password_env}' is not an environment variable name")
-    to = os.environ.get("CASECTL_DIGEST_TO") or digest.get("to") or []
+    to = digest_to or digest.get("to") or []
     if isinstance(to, str):
         to = [a.strip() for a in to.split(",") if a.strip()]
     return SmtpConfig(
@@ -131,15 +139,15 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def _secret(var: str, what: str) -> str:
-    value = os.environ.get(var)
+def _secret(secrets: Mapping[str, str], var: str, what: str) -> str:
+    value = secrets.get(var)
     if not value:
         raise DeliveryError(f"environment variable {var} ({what}) is not set")
     return value
 
 
 def webhook_request(
-    url: str, payload: dict[str, Any], msg_id: str, *, timestamp: int | None = None
+    url: str, payload: dict[str, Any], msg_id: str, *, secrets: Mapping[str, str], timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """The exact bytes and headers a webhook is sent with."""
     body = json.dumps(payload.get("body", {}), ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
@@ -152,7 +160,7 @@ def webhook_request(
     }
     var = payload.get("secret_env")
     if var:
-        headers["webhook-signature"] = sign(signing_key(_secret(var, "the webhook secret")), msg_id, ts, body)
+        headers["webhook-signature"] = sign(signing_key(_secret(secrets, var, "the webhook secret")), msg_id, ts, body)
     return body, headers
 
 
@@ -188,23 +196,23 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def send_webhook(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float) -> None:
-    body, headers = webhook_request(url, payload, msg_id)
+def send_webhook(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, secrets: Mapping[str, str]) -> None:
+    body, headers = webhook_request(url, payload, msg_id, secrets=secrets)
     _http("POST", url, data=body, headers=headers, timeout=timeout)
 
 
 # --- CRM API calls -----------------------------------------------------------------
 
 
-def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float) -> None:
+def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, secrets: Mapping[str, str]) -> None:
     """method, headers (values may name secrets as {env.VAR}), JSON or text body."""
     method = str(payload.get("method") or "POST").upper()
     headers = {"user-agent": "casectl", "idempotency-key": msg_id}
     for name, value in (payload.get("headers") or {}).items():
-        headers[str(name)] = _ENV_REF.sub(lambda m, name=name: _secret(m.group(1), f"header {name}"), str(value))
+        headers[str(name)] = _fill_secrets(str(value), secrets, f"header {name}")
     var = payload.get("secret_env")
     if var and not any(k.lower() == "authorization" for k in headers):
-        headers["authorization"] = f"Bearer {_secret(var, 'the CRM token')}"
+        headers["authorization"] = f"Bearer {_secret(secrets, var, 'the CRM token')}"
     body = payload.get("body")
     if body is None or method == "GET":
         data = b""
@@ -215,6 +223,11 @@ def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float) 
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers.setdefault("content-type", "application/json")
     _http(method, url, data=data, headers=headers, timeout=timeout)
+
+
+def _fill_secrets(value: str, secrets: Mapping[str, str], what: str) -> str:
+    """`Bearer {env.CRM_TOKEN}` -> the value with each named secret in place."""
+    return _ENV_REF.sub(lambda m: _secret(secrets, m.group(1), what), value)
 
 
 # --- email ---------------------------------------------------------------------------
@@ -243,7 +256,15 @@ def build_email(cfg: SmtpConfig, to: list[str], subject: str, text: str, html_pa
 
 
 def send_email(
-    cfg: SmtpConfig, to: list[str], subject: str, text: str, html_part: str | None, msg_id: str, *, timeout: float
+    cfg: SmtpConfig,
+    to: list[str],
+    subject: str,
+    text: str,
+    html_part: str | None,
+    msg_id: str,
+    *,
+    timeout: float,
+    secrets: Mapping[str, str],
 ) -> None:
     import smtplib
     import ssl
@@ -254,6 +275,7 @@ def send_email(
         raise DeliveryError("no recipient")
     msg = build_email(cfg, to, subject, text, html_part, msg_id)
     try:
+        client: smtplib.SMTP
         if cfg.tls == "ssl":
             client = smtplib.SMTP_SSL(
                 cfg.host, cfg.effective_port, timeout=timeout, context=ssl.create_default_context()
@@ -264,7 +286,7 @@ def send_email(
             if cfg.tls == "starttls":
                 client.starttls(context=ssl.create_default_context())
             if cfg.user:
-                client.login(cfg.user, _secret(cfg.password_env, "the SMTP password"))
+                client.login(cfg.user, _secret(secrets, cfg.password_env, "the SMTP password"))
             refused = client.send_message(msg)
     except DeliveryError:
         raise

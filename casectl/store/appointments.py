@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .db import inserted_id
+
 
 def add(
     conn: sqlite3.Connection,
@@ -17,11 +19,12 @@ def add(
     created_at: str,
     created_by: str,
 ) -> int:
-    return conn.execute(
+    cur = conn.execute(
         "INSERT INTO appointments (case_id, starts_at, minutes, title, with_whom, created_at, created_by) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (case_id, starts_at, minutes, title, with_whom, created_at, created_by),
-    ).lastrowid
+    )
+    return inserted_id(cur)
 
 
 _SELECT = (
@@ -50,7 +53,8 @@ def select(
     include_cancelled: bool = False,
     limit: int | None = None,
 ) -> list[dict]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[str | int] = []
     if case_id is not None:
         clauses.append("a.case_id = ?")
         params.append(case_id)

@@ -21,11 +21,25 @@ DEFAULT_BUSY_TIMEOUT = 10.0
 
 
 def busy_timeout() -> float:
+    """CASECTL_BUSY_TIMEOUT read here, for store/maintenance.py only: connections take
+    theirs from `connect(busy_timeout=...)` (the CLI reads the variable once, in its settings).
+    Remove once maintenance.py takes the timeout from the connection it is given."""
     raw = os.environ.get("CASECTL_BUSY_TIMEOUT")
     try:
         return float(raw) if raw else DEFAULT_BUSY_TIMEOUT
     except ValueError:
         return DEFAULT_BUSY_TIMEOUT
+
+
+def _busy_timeout_of(conn: sqlite3.Connection) -> float:
+    return conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+
+
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just gave its row (sqlite3 types it optional: only an insert sets it)."""
+    if cur.lastrowid is None:  # not after an INSERT: a bug in the caller
+        raise RuntimeError("no row was inserted")
+    return cur.lastrowid
 
 
 def _create_private_file(path: Path) -> None:
@@ -35,10 +49,13 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str | Path, *, create: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+) -> sqlite3.Connection:
     """Connect, set pragmas and apply pending migrations.
 
     A missing file is NotFound unless `create` is set (only `casectl init`).
+    A writer waits up to `busy_timeout` seconds for another to finish.
     """
     path = Path(path)
     if path.is_dir():
@@ -49,7 +66,7 @@ def connect(path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     if new:
         _create_private_file(path)
     try:
-        conn = sqlite3.connect(path, timeout=busy_timeout(), isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -84,11 +101,12 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     with write(conn):
         # Re-read under the lock: another process may have migrated meanwhile.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if not db["_migrations"].exists():
-            db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+        migrations = db.table("_migrations")
+        if not migrations.exists():
+            migrations.create({"name": str, "applied_at": str}, pk="name")
         for name, fn in MIGRATIONS[version:]:
             fn(db)
-            db["_migrations"].insert({"name": name, "applied_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+            migrations.insert({"name": name, "applied_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
             applied.append(name)
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
     return applied
@@ -107,7 +125,7 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except sqlite3.OperationalError as e:
         if _is_locked(e):
             raise Conflict(
-                f"the database stayed locked by another writer for {busy_timeout():g}s; try again "
+                f"the database stayed locked by another writer for {_busy_timeout_of(conn):g}s; try again "
                 "(or raise CASECTL_BUSY_TIMEOUT)"
             ) from None
         raise

@@ -15,6 +15,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from .db import inserted_id
+
 COLUMNS = (
     "id",
     "case_id",
@@ -51,7 +53,7 @@ def enqueue(
         "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
         (case_id, event_id, kind, target, json.dumps(payload, ensure_ascii=False, sort_keys=True), at, at, at),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
@@ -159,7 +161,8 @@ def get(conn: sqlite3.Connection, row_id: int) -> dict[str, Any] | None:
 def list_(
     conn: sqlite3.Connection, *, statuses: tuple[str, ...] = (), case_id: int | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[str | int] = []
     if statuses:
         clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
         params += list(statuses)
@@ -230,7 +233,7 @@ def add_hook(
         "INSERT INTO hooks (url, event, workflow, secret_env, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
         (url, ",".join(events), workflow, secret_env, at, actor),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def _hook(r: sqlite3.Row) -> dict[str, Any]:

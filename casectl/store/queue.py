@@ -8,6 +8,7 @@ from typing import Any
 
 from ..filters import CaseFilter
 from . import cases as case_store
+from .db import inserted_id
 
 # --- notes ----------------------------------------------------------------------
 
@@ -24,7 +25,7 @@ def add_note(
         "INSERT INTO notes (case_id, at, actor, text, private, event_id) VALUES (?, ?, ?, ?, ?, ?)",
         (case_id, at, actor, text, int(private), event_id),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def notes(conn: sqlite3.Connection, case_ids: list[int], *, include_private: bool) -> list[dict[str, Any]]:
@@ -93,8 +94,3 @@ def decided_figures(conn: sqlite3.Connection, f: CaseFilter) -> tuple[int, int, 
         f"SELECT {expr} AS s {base} ORDER BY s LIMIT ? OFFSET ?", [*params, 2 - n % 2, (n - 1) // 2]
     ).fetchall()
     return n, breached, sum(r[0] for r in rows) / len(rows)
-
-
-def decision_seconds_median(conn: sqlite3.Connection, f: CaseFilter) -> float | None:
-    """Median seconds from creation to decision over the decided cases matching `f`."""
-    return decided_figures(conn, f)[2]

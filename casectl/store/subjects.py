@@ -6,6 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
+from .db import inserted_id
+
 SUBJECT_COLUMNS = ("ref", "name", "email", "dob", "country", "entity_type")
 
 
@@ -44,7 +46,7 @@ def insert(conn: sqlite3.Connection, fields: dict[str, Any], *, at: str) -> int:
             at,
         ),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def update(conn: sqlite3.Connection, subject_id: int, changes: dict[str, Any], *, at: str) -> None:
