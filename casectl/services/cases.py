@@ -167,7 +167,7 @@ def view(conn: sqlite3.Connection, id_or_ref: str, *, actor: str | None, history
         "case": case,
         "workflow": wf,
         "allowed": [v for v in verdicts if v.allowed],
-        "refused": [v for v in verdicts if not v.allowed and case["status"] in wf.action(v.action).sources],
+        "refused": [v for v in verdicts if not v.allowed and case["status"] in _sources(wf, v.action)],
         "reupload_marks": marked,
         "history": event_store.for_case(conn, case["id"], limit=history_limit, newest=True),
         "events_total": case_store.event_count(conn, case["id"]),
@@ -186,6 +186,11 @@ def parse_data(text: str | None, what: str = "--data") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _sources(wf: Workflow, action: str) -> tuple[str, ...]:
+    spec = wf.action(action)
+    return spec.sources if spec else ()
 
 
 def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:

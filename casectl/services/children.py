@@ -310,7 +310,8 @@ def _queue_reuploads(conn: sqlite3.Connection, record: Transition, moved: list[M
     case = case_store.get(conn, record.case_id)
     assert case is not None
     at, actor = iso(record.at), record.actor
-    docs, kycs = [], []
+    docs: list[dict[str, Any]] = []
+    kycs: list[dict[str, Any]] = []
     for m in moved:
         b = block_store.block_by_name(conn, case["id"], m["block"])
         if b is None:

@@ -22,7 +22,7 @@ def creation_clock(wf: Workflow, status: str, now: datetime) -> tuple[str | None
     """The SLA clock (due_at, sla_paused_at, sla_remaining) of a case created at `now` in `status`;
     None when it has none (no SLA, or a final status). A case born waiting starts paused."""
     budget = sla.budget_seconds(wf.sla)
-    if budget is None or wf.is_final(status):
+    if budget is None or wf.sla is None or wf.is_final(status):
         return None
     target = wf.status(status)
     if target is not None and target.waiting:
@@ -52,7 +52,7 @@ def on_transition(conn: sqlite3.Connection, record: Transition) -> list[FollowUp
     breach. A case already overdue keeps running overdue while it waits.
     """
     wf, now = record.workflow, record.at
-    if sla.budget_seconds(wf.sla) is None or wf.is_final(record.to_status):
+    if wf.sla is None or sla.budget_seconds(wf.sla) is None or wf.is_final(record.to_status):
         return []
     clock = queue_store.sla_clock(conn, record.case_id)
     target = wf.status(record.to_status)

@@ -14,7 +14,7 @@ import json
 import mimetypes
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +71,14 @@ def _changed(
     return lifecycle.advance(conn, case_id, actor=actor, now=now)
 
 
-def _fmt_size(n: int) -> str:
+def _activity(conn: sqlite3.Connection, activity_id: int) -> dict[str, Any]:
+    found = activity_store.activity(conn, activity_id)
+    if found is None:
+        raise NotFound(f"no activity {ids.fmt('activity', activity_id)}")
+    return found
+
+
+def _fmt_size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -239,7 +246,9 @@ def add_block(
         block_id, follow = children.new_block(conn, case, wf, kind, name, data, actor=actor, at=iso(now))
         lifecycle.carry_out(conn, follow, actor=actor, now=now)
         _changed(conn, case["id"], actor=actor, now=now, editor=actor)
-        return block_row(conn, block_store.block_by_id(conn, case["id"], block_id))
+        found = block_store.block_by_id(conn, case["id"], block_id)
+        assert found is not None  # inserted in this transaction
+        return block_row(conn, found)
 
 
 # --- blocks: changing -----------------------------------------------------------
@@ -291,7 +300,7 @@ def set_block(
             block=name,
             changes=changes,
         )
-        case = case_store.get(conn, case["id"])
+        case = case_store.fetch(conn, case["id"])
         return block_row(conn, _find_block(conn, case, name))
 
 
@@ -322,7 +331,7 @@ def _block_decision(
             kind=b["kind"],
             **{"from": b["status"], "to": verdict.target},
         )
-        case = case_store.get(conn, case["id"])
+        case = case_store.fetch(conn, case["id"])
         return block_row(conn, _find_block(conn, case, name))
 
 
@@ -445,7 +454,7 @@ def received(
             **info,
         )
         fired = _changed(conn, case["id"], actor=actor, now=now)
-        case = case_store.get(conn, case["id"])
+        case = case_store.fetch(conn, case["id"])
         return {"case": _cid(case["id"]), "block": name, **info, "case_status": case["status"], "events": fired}
 
 
@@ -509,11 +518,11 @@ def list_activities(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str,
 def select_activities(
     conn: sqlite3.Connection,
     *,
-    states: list[str] = (),
-    types: list[str] = (),
-    teams: list[str] = (),
-    assignees: list[str] = (),
-    decisions: list[str] = (),
+    states: Sequence[str] = (),
+    types: Sequence[str] = (),
+    teams: Sequence[str] = (),
+    assignees: Sequence[str] = (),
+    decisions: Sequence[str] = (),
     workflow: str | None = None,
     undecided: bool = False,
     limit: int | None = None,
@@ -605,7 +614,7 @@ def add_activity(
             team=team,
         )
         _changed(conn, case["id"], actor=actor, now=now)
-        return activity_row(activity_store.activity(conn, aid))
+        return activity_row(_activity(conn, aid))
 
 
 def _activity_change(conn: sqlite3.Connection, id_or_ref: str, ref: str, what: str):
@@ -649,7 +658,7 @@ def set_activity_state(
             **{"from": a["state"], "to": state},
         )
         fired = _changed(conn, case["id"], actor=actor, now=now)
-        return activity_row(activity_store.activity(conn, a["id"])) | {"changed": True, "events": fired}
+        return activity_row(_activity(conn, a["id"])) | {"changed": True, "events": fired}
 
 
 def set_activity_result(
@@ -676,7 +685,7 @@ def set_activity_result(
             changes=changes,
         )
         _changed(conn, case["id"], actor=actor, now=now, editor=actor)
-        return activity_row(activity_store.activity(conn, a["id"]))
+        return activity_row(_activity(conn, a["id"]))
 
 
 def decide_activity(
@@ -722,7 +731,7 @@ def decide_activity(
             previous=a.get("decision"),
         )
         fired = _changed(conn, case["id"], actor=actor, now=now)
-        return activity_row(activity_store.activity(conn, a["id"])) | {"events": fired}
+        return activity_row(_activity(conn, a["id"])) | {"events": fired}
 
 
 def assign_activity(
@@ -753,7 +762,7 @@ def assign_activity(
             **changes,
         )
         _changed(conn, case["id"], actor=actor, now=now)
-        return activity_row(activity_store.activity(conn, a["id"]))
+        return activity_row(_activity(conn, a["id"]))
 
 
 # --- show -------------------------------------------------------------------------

@@ -190,11 +190,9 @@ def _enqueue_effect(
     if kind == "email":
         to = [render(a, fields).strip() for a in effect.get("to", ())]
         subject = render(effect.get("subject") or "{case.id} is now {case.status}", fields)
+        body = effect.get("body")
         text = render(
-            effect.get("body")
-            if isinstance(effect.get("body"), str)
-            else "Case {case.id} ({subject.name}) is now {case.status}.",
-            fields,
+            body if isinstance(body, str) else "Case {case.id} ({subject.name}) is now {case.status}.", fields
         )
         page = render(effect["html"], fields, escape=html.escape) if effect.get("html") else None
         return store.enqueue(
@@ -256,7 +254,7 @@ def _dispatch(
     hooks = store.hooks(conn, workflow=wf.name)
     if _nothing_to_queue(wf, hooks, action_effects):
         return
-    case = case_store.get(conn, case_id)
+    case = case_store.fetch(conn, case_id)
     if event.get("to_status") is None:
         event = {**event, "to_status": case["status"]}
     primary = types[0]

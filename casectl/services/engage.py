@@ -142,6 +142,7 @@ def add_appointment(
                 at=at,
             )
         row = appointment_store.get(conn, appointment_id)
+    assert row is not None  # inserted in this transaction
     return appointment_row(row)
 
 
@@ -153,7 +154,7 @@ def cancel_appointment(
         case = lifecycle.load(conn, id_or_ref)
         n = ids.parse("appointment", appointment)
         row = appointment_store.get(conn, n) if n is not None else None
-        if row is None or row["case_id"] != case["id"]:
+        if n is None or row is None or row["case_id"] != case["id"]:
             raise NotFound(f"no appointment '{appointment}' on case {ids.fmt('case', case['id'])}")
         if row["cancelled_at"]:
             raise NotAllowed(f"{ids.fmt('appointment', n)} was already cancelled at {row['cancelled_at']}")
@@ -168,6 +169,7 @@ def cancel_appointment(
             data={"appointment": ids.fmt("appointment", n), "summary": f"{ids.fmt('appointment', n)} cancelled"},
         )
         row = appointment_store.get(conn, n)
+    assert row is not None
     return appointment_row(row)
 
 

@@ -48,7 +48,7 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
         maintenance.erase_subject(conn, subject["id"], at=at)
         result["erased"] = maintenance.erase_case_content(conn, case_ids, at=at)
         for case_id in case_ids:
-            case = case_store.get(conn, case_id)
+            case = case_store.fetch(conn, case_id)
             case_store.update(conn, case_id, case["version"], {"data": {}, "registry_data": {}}, at=at)
             event_store.append(
                 conn,

@@ -47,7 +47,7 @@ def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
         out.update(state="breached" if late else "met", breached=late)
     elif paused:
         out.update(state="paused", remaining_seconds=case.get("sla_remaining"))
-    else:
+    elif due:
         left = int((parse_time(due) - now).total_seconds())
         out.update(remaining_seconds=left, state="overdue" if left < 0 else "on_track", breached=left < 0)
     return out
@@ -189,7 +189,7 @@ def _actionable_statuses(conn: sqlite3.Connection) -> set[str]:
     return found
 
 
-def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) -> dict[str, Any]:
+def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) -> dict[str, Any] | None:
     """Claim the oldest unassigned open case matching `f` on which the actor may
     perform at least one agent action now; returns it.
 
@@ -210,7 +210,7 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
             if not rules.allowed_actions(wf, lifecycle.state_of(conn, case, actor)):
                 continue
             assign_in(conn, case, assignee=actor, actor=actor, now=now, action="take")
-            return case_store.get(conn, case["id"])
+            return case_store.fetch(conn, case["id"])
     return None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from .columns import dumps as _dumps
 from .columns import loads as _loads
+from .db import inserted_id
 
 ACTIVITY_FILTERS = ("state", "type", "team", "assignee", "decision", "workflow", "case_status")
 
@@ -42,7 +43,7 @@ def insert_activity(
         "updated_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?)",
         (case_id, type, label, state, assignee, team, _dumps(requirement), at, at, actor),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def activities(conn: sqlite3.Connection, case_id: int) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .columns import dumps as _dumps
 from .columns import loads as _loads
+from .db import inserted_id
 
 _BLOCK_SELECT = (
     "SELECT b.*, ch.status AS child_status, ch.final AS child_final, ch.decision AS child_decision, cs.name AS child_subject_name, "
@@ -39,7 +40,7 @@ def insert_block(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (case_id, name, kind, status, _dumps(data), child_case_id, at, at),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def blocks(conn: sqlite3.Connection, case_id: int) -> list[dict[str, Any]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import Conflict
+from ..errors import Conflict, NotFound
 from ..filters import CaseFilter
+from .db import inserted_id
 
 # Columns a service may change through `update`.
 UPDATABLE = (
@@ -48,12 +49,20 @@ def insert(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
         f"INSERT INTO cases ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
         [row[c] for c in cols],
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def get(conn: sqlite3.Connection, case_id: int) -> dict | None:
     row = conn.execute(f"{SELECT} WHERE c.id = ?", (case_id,)).fetchone()
     return to_dict(row) if row else None
+
+
+def fetch(conn: sqlite3.Connection, case_id: int) -> dict[str, Any]:
+    """A case that must exist (the caller holds its id from the same transaction)."""
+    case = get(conn, case_id)
+    if case is None:
+        raise NotFound(f"no case C-{case_id}")
+    return case
 
 
 def get_by_ref(conn: sqlite3.Connection, ref: str) -> dict | None:
@@ -89,7 +98,7 @@ def update(conn: sqlite3.Connection, case_id: int, version: int, changes: dict[s
     return version + 1
 
 
-def set_tags(conn: sqlite3.Connection, case_id: int, add: list[str] = (), remove: list[str] = ()) -> None:
+def set_tags(conn: sqlite3.Connection, case_id: int, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
     conn.executemany("INSERT OR IGNORE INTO case_tags (case_id, tag) VALUES (?, ?)", [(case_id, t) for t in add])
     conn.executemany("DELETE FROM case_tags WHERE case_id = ? AND tag = ?", [(case_id, t) for t in remove])
 

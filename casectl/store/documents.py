@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .db import inserted_id
+
 
 def put_document(conn: sqlite3.Connection, *, sha256: str, content: bytes, media_type: str | None, at: str) -> bool:
     """Store the bytes once under their sha256; returns whether they were new."""
@@ -32,7 +34,7 @@ def insert_attachment(
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (case_id, block_id, sha256, filename, media_type, size, at, actor),
     )
-    return cur.lastrowid
+    return inserted_id(cur)
 
 
 def attachments(conn: sqlite3.Connection, block_id: int) -> list[dict[str, Any]]:

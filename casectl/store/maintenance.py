@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from .db import busy_timeout
+from .db import busy_timeout, inserted_id
 
 
 def backup_to(conn: sqlite3.Connection, dest: Path) -> None:
@@ -95,10 +95,12 @@ def delete_orphan_documents(conn: sqlite3.Connection) -> int:
 
 
 def record_erasure(conn: sqlite3.Connection, *, at: str, actor: str, kind: str, details: dict) -> int:
-    return conn.execute(
-        "INSERT INTO erasures (at, actor, kind, details) VALUES (?, ?, ?, ?)",
-        (at, actor, kind, json.dumps(details, sort_keys=True)),
-    ).lastrowid
+    return inserted_id(
+        conn.execute(
+            "INSERT INTO erasures (at, actor, kind, details) VALUES (?, ?, ?, ?)",
+            (at, actor, kind, json.dumps(details, sort_keys=True)),
+        )
+    )
 
 
 def erasures(conn: sqlite3.Connection) -> list[dict]:
