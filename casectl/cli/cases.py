@@ -12,7 +12,7 @@ import typer
 from .. import ids, rules
 from ..errors import InvalidInput, UsageError
 from ..services import cases as case_service
-from . import context, output
+from . import context, output, show_render
 from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason
 
 app = typer.Typer()
@@ -129,7 +129,7 @@ def show(
     Example: casectl show C-12
     """
     conn = context.open_db()
-    v = case_service.view(conn, case, actor=context.actor())
+    v = case_service.view(conn, case, actor=context.actor(), now=context.now())
     c = v["case"]
     allowed = [{"action": x.action, "to": x.target} for x in v["allowed"]]
     refused = [{"action": x.action, "reason": x.reason} for x in v["refused"]]
@@ -141,7 +141,7 @@ def show(
             reupload_marks=v["reupload_marks"],
             history=[output.event_row(e) for e in v["history"]],
             events_total=v["events_total"],
-            **{key: section.json for key, section in v["sections"].items()},
+            **v["parts"],
         )
         output.emit_json(doc)
         return
@@ -191,10 +191,9 @@ def show(
     lines.append(f"  allowed now: {', '.join(names) if names else 'none'}")
     for x in v["refused"]:
         lines.append(f"    not {x.action}: {x.reason}")
-    for section in v["sections"].values():
-        if section.lines:
-            lines.append(f"  {section.title}:")
-            lines.extend(f"    {t}" for t in section.lines)
+    for title, body in show_render.sections(v["parts"]):
+        lines.append(f"  {title}:")
+        lines.extend(f"    {t}" for t in body)
     shown = len(v["history"])
     lines.append(f"  history ({shown} of {v['events_total']}; `casectl history {ids.fmt('case', c['id'])}` for all):")
     lines.extend(f"    {output.describe_event(e)}" for e in v["history"])

@@ -264,7 +264,7 @@ def _export_package(
     from ..services import queue as queue_service
     from ..timeutil import iso
 
-    v = case_service.view(conn, case, actor=actor, history_limit=10)
+    v = case_service.view(conn, case, actor=actor, now=now, history_limit=10)
     c = v["case"]
     names = tuple(n for n in (c.get("subject_name"),) if n)
     if redact:
@@ -282,7 +282,7 @@ def _export_package(
         reupload_marks=v["reupload_marks"],
         history=[output.event_row(e) for e in v["history"]],
         events_total=v["events_total"],
-        **{key: section.json for key, section in v["sections"].items()},
+        **v["parts"],
     )
     # `show` gives agents every note; a package carries private ones only when asked.
     notes = [queue_service.note_row(n) for n in queue_service.notes(conn, c["id"], include_private=include_private)]

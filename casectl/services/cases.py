@@ -21,7 +21,6 @@ from ..store import events as event_store
 from ..store import rollback, write
 from . import content, engage, lifecycle, outbox, queue, validate
 from .records import NewCase
-from .sections import Section
 
 __all__ = ["NewCase", "Outcome", "act", "act_in", "create", "history", "load", "set_status", "view"]
 
@@ -156,7 +155,9 @@ def history(conn: sqlite3.Connection, id_or_ref: str) -> tuple[dict[str, Any], l
     return case, event_store.for_case(conn, case["id"])
 
 
-def view(conn: sqlite3.Connection, id_or_ref: str, *, actor: str | None, history_limit: int = 10) -> dict[str, Any]:
+def view(
+    conn: sqlite3.Connection, id_or_ref: str, *, actor: str | None, now: datetime, history_limit: int = 10
+) -> dict[str, Any]:
     """Everything `show` prints: the case, what may happen now and why not the rest."""
     case = load(conn, id_or_ref)
     wf = workflow_of(conn, case)
@@ -171,7 +172,7 @@ def view(conn: sqlite3.Connection, id_or_ref: str, *, actor: str | None, history
         "reupload_marks": marked,
         "history": event_store.for_case(conn, case["id"], limit=history_limit, newest=True),
         "events_total": case_store.event_count(conn, case["id"]),
-        "sections": show_sections(conn, case=case, wf=wf, actor=actor),
+        "parts": show_parts(conn, case=case, wf=wf, actor=actor, now=now),
     }
 
 
@@ -193,9 +194,11 @@ def _sources(wf: Workflow, action: str) -> tuple[str, ...]:
     return spec.sources if spec else ()
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:
-    """Extra parts of `show`, by JSON key (blocks, children, activities, notes, SLA, deliveries)."""
-    sections: dict[str, Section] = {}
+def show_parts(
+    conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None, now: datetime
+) -> dict[str, Any]:
+    """Extra parts of `show`, by JSON key (blocks, children, activities, SLA, notes, appointments, deliveries)."""
+    parts: dict[str, Any] = {}
     for module in (content, queue, engage, outbox):
-        sections.update(module.show_sections(conn, case=case, wf=wf, actor=actor))
-    return sections
+        parts.update(module.show_parts(conn, case=case, wf=wf, actor=actor, now=now))
+    return parts

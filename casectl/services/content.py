@@ -768,51 +768,23 @@ def assign_activity(
 # --- show -------------------------------------------------------------------------
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
-    """Parts of `show` (key -> hooks.Section): blocks, KYC child cases, activities."""
-    from .sections import Section
-
-    blocks = [block_row(conn, b) for b in block_store.blocks(conn, case["id"])]
+def show_parts(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None, now: datetime) -> dict:
+    """Parts of `show`, by JSON key: blocks, KYC child cases, activities."""
     kids = block_store.children(conn, case["id"])
-    acts = [activity_row(a) for a in activity_store.activities(conn, case["id"])]
-    block_lines = [
-        f"{b['name']:<16} {b['kind']:<13} {b['status_label']:<24} {b['summary']}"
-        + (f" (decided by {b['decided_by']})" if b["decided_by"] else "")
-        for b in blocks
-    ]
-    child_json = [
-        {
-            "id": _cid(k["id"]),
-            "block": k["block"],
-            "workflow": k["workflow"],
-            "status": k["status"],
-            "final": k["final"],
-            "decision": k["decision"],
-            "subject_name": k["subject_name"],
-            "subject_email": k["subject_email"],
-        }
-        for k in kids
-    ]
-    child_lines = [
-        f"{k['id']:<6} {k['block'] or '(superseded)':<16} {k['status']:<22} "
-        f"{k['subject_name'] or k['subject_email'] or ''}".rstrip()
-        for k in child_json
-    ]
-    act_lines = [
-        f"{a['id']:<6} {a['type']:<20} {a['state']:<26} "
-        + " ".join(
-            x
-            for x in (
-                f"assignee {a['assignee']}" if a["assignee"] else "",
-                f"team {a['team']}" if a["team"] else "",
-                f"decision {a['decision']}" if a["decision"] else "undecided",
-            )
-            if x
-        )
-        for a in acts
-    ]
     return {
-        "blocks": Section("blocks", blocks, block_lines),
-        "children": Section("KYC child cases", child_json, child_lines),
-        "activities": Section("activities", acts, act_lines),
+        "blocks": [block_row(conn, b) for b in block_store.blocks(conn, case["id"])],
+        "children": [
+            {
+                "id": _cid(k["id"]),
+                "block": k["block"],
+                "workflow": k["workflow"],
+                "status": k["status"],
+                "final": k["final"],
+                "decision": k["decision"],
+                "subject_name": k["subject_name"],
+                "subject_email": k["subject_email"],
+            }
+            for k in kids
+        ],
+        "activities": [activity_row(a) for a in activity_store.activities(conn, case["id"])],
     }

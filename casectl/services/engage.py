@@ -19,7 +19,6 @@ from ..store import outbox as outbox_store
 from ..store import write
 from ..timeutil import iso
 from . import lifecycle
-from .sections import Section
 
 
 def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> dict[str, Any]:
@@ -205,9 +204,7 @@ def appointment_row(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict[str, Section]:
+def show_parts(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None, now: datetime) -> dict:
+    """Parts of `show`: the case's appointments."""
     rows = [appointment_row(r) for r in appointment_store.select(conn, case_id=case["id"])]
-    if not rows:
-        return {}
-    lines = [f"{r['id']} {r['starts_at']} {r['title']}" + (f" with {r['with']}" if r["with"] else "") for r in rows]
-    return {"appointments": Section(f"appointments ({len(rows)})", rows, lines)}
+    return {"appointments": rows} if rows else {}

@@ -345,19 +345,7 @@ def remove_hook(conn: sqlite3.Connection, hook_id: str) -> str:
     return f"H-{n}"
 
 
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Any, actor: str | None) -> dict:
-    """Parts of `show` (key -> Section): this case's deliveries."""
-    from .sections import Section
-
+def show_parts(conn: sqlite3.Connection, *, case: dict, wf: Any, actor: str | None, now: datetime) -> dict:
+    """Parts of `show`: this case's deliveries."""
     rows = [row_view(r) for r in store.list_(conn, case_id=case["id"])]
-    if not rows:
-        return {}
-    lines = []
-    for r in rows:
-        line = f"{r['id']}  {r['kind']} {r['what'] or ''} -> {r['target'] or '?'}: {r['status']}"
-        if r["status"] != "delivered" and r["attempts"]:
-            line += f" after {r['attempts']} attempt(s)"
-        if r["last_error"] and r["status"] != "delivered":
-            line += f" — {r['last_error']}"
-        lines.append(line)
-    return {"deliveries": Section("Deliveries", rows, lines)}
+    return {"deliveries": rows} if rows else {}

@@ -27,7 +27,6 @@ from ..store import queue as queue_store
 from ..store import rollback, write
 from ..store import workflows as wf_store
 from ..timeutil import iso, parse_time
-from . import sla
 
 
 def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
@@ -53,41 +52,14 @@ def sla_state(case: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     return out
 
 
-def _sla_lines(s: dict[str, Any]) -> list[str]:
-    state = s["state"]
-    if state == "paused":
-        return [
-            f"paused since {s['paused_at']} (waiting on the subject); "
-            f"{sla.describe(s['remaining_seconds'] or 0)} of SLA time left"
-        ]
-    if state == "overdue":
-        return [f"BREACHED: due {s['due_at']}, overdue by {sla.describe(-s['remaining_seconds'])}"]
-    if state == "on_track":
-        return [f"due {s['due_at']} (in {sla.describe(s['remaining_seconds'])})"]
-    if state == "breached":
-        return [f"BREACHED: decided after it was due ({s['due_at']})"]
-    return [f"met: decided before it was due ({s['due_at']})"]
-
-
-def show_sections(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None) -> dict:
+def show_parts(conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None, now: datetime) -> dict:
     """Parts of `show`: the SLA and every note (agents see private notes too)."""
-    from ..timeutil import now
-    from .sections import Section
-
-    sections: dict[str, Section] = {}
-    state = sla_state(case, now())
+    parts: dict[str, Any] = {}
+    state = sla_state(case, now)
     if state is not None:
-        sections["sla"] = Section("SLA", state, _sla_lines(state))
-    found = notes(conn, case["id"], include_private=True)
-    sections["notes"] = Section(
-        f"notes ({len(found)})",
-        [note_row(n) for n in found],
-        [
-            f"{ids.fmt('note', n['id'])} {n['at']} {n['actor']}{' (private)' if n['private'] else ''}: {n['text']}"
-            for n in found
-        ],
-    )
-    return sections
+        parts["sla"] = state
+    parts["notes"] = [note_row(n) for n in notes(conn, case["id"], include_private=True)]
+    return parts
 
 
 # --- notes -----------------------------------------------------------------------

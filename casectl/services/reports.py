@@ -170,7 +170,7 @@ def dossier(
     redact: bool = False,
 ) -> Dossier:
     """Everything known about one case, for printing."""
-    v = case_service.view(conn, id_or_ref, actor=actor, history_limit=1)
+    v = case_service.view(conn, id_or_ref, actor=actor, now=now, history_limit=1)
     case = v["case"]
     _, history = case_service.history(conn, ids.fmt("case", case["id"]))
     children = [case_line(c, now, redact=redact) for c in listing.select(conn, CaseFilter(parent=case["id"]))]
