@@ -270,3 +270,17 @@ def test_followers_never_import_the_kernel():
     graph = import_graph()
     for follower in ("clock", "effects", "children", "records", "catalog", "validate"):
         assert "casectl.services.lifecycle" not in graph[f"casectl.services.{follower}"], follower
+
+
+def test_a_cases_public_fields_are_declared_once(cli, db):
+    from casectl import fields
+
+    assert set(fields.EXPORT_COLUMNS) == set(fields.IMPORTABLE)
+    assert set(fields.IMPORTABLE) | set(fields.RESERVED) == set(fields.NAMES)
+    cid = cli("create", "-w", "simple", "--subject-email", "f@example.com").stdout.strip()
+    assert list(cli.json("list", "--json")[0]) == list(fields.NAMES)
+    r = cli("list", "--fields", "id,nope", expect=2)
+    assert "available: " + ", ".join(fields.NAMES) in r.stderr
+    header = cli("export", "--format", "csv").stdout.splitlines()[0]
+    assert header == ",".join(fields.EXPORT_COLUMNS)
+    assert cid

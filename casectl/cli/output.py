@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import click
 
-from .. import ids
+from .. import fields, ids
 from ..errors import UsageError
 
 FORMATS = ("table", "json", "ndjson", "csv")
@@ -133,78 +133,13 @@ def csv_safe(value: str) -> str:
 
 # --- cases --------------------------------------------------------------------
 
-CASE_FIELDS = (
-    "id",
-    "ref",
-    "workflow",
-    "workflow_version",
-    "status",
-    "final",
-    "subject_id",
-    "subject_ref",
-    "subject_name",
-    "subject_email",
-    "subject_dob",
-    "country",
-    "entity_type",
-    "assignee",
-    "team",
-    "priority",
-    "tags",
-    "data",
-    "registry_data",
-    "parent",
-    "origin",
-    "created_at",
-    "updated_at",
-    "due_at",
-    "decided_at",
-    "decided_by",
-    "decision",
-    "decision_reason",
-    "created_by",
-    "last_editor",
-    "version",
-)
-CASE_TABLE = ("id", "ref", "workflow", "status", "subject_name", "assignee", "priority", "created_at")
+# The case's public fields are declared once, in casectl.fields.
+CASE_FIELDS = fields.NAMES
+CASE_TABLE = fields.TABLE
 CASE_HEADERS = {"subject_name": "subject", "created_at": "created"}
 
 
-def case_row(case: dict[str, Any]) -> dict[str, Any]:
-    """A case as the flat record every listing and export shows."""
-    return {
-        "id": ids.fmt("case", case["id"]),
-        "ref": case.get("ref"),
-        "workflow": case["workflow"],
-        "workflow_version": case["workflow_version"],
-        "status": case["status"],
-        "final": bool(case["final"]),
-        "subject_id": ids.fmt("subject", case.get("subject_id")),
-        "subject_ref": case.get("subject_ref"),
-        "subject_name": case.get("subject_name"),
-        "subject_email": case.get("subject_email"),
-        "subject_dob": case.get("subject_dob"),
-        "country": case.get("subject_country"),
-        "entity_type": case.get("subject_entity_type"),
-        "assignee": case.get("assignee"),
-        "team": case.get("team"),
-        "priority": case.get("priority"),
-        "tags": case.get("tags") or [],
-        "data": case.get("data") or {},
-        "registry_data": case.get("registry_data") or {},
-        "parent": ids.fmt("case", case.get("parent_id")),
-        "origin": case.get("origin"),
-        "created_at": case.get("created_at"),
-        "updated_at": case.get("updated_at"),
-        "due_at": case.get("due_at"),
-        "decided_at": case.get("decided_at"),
-        "decided_by": case.get("decided_by"),
-        "decision": case.get("decision"),
-        "decision_reason": case.get("decision_reason"),
-        "created_by": case.get("created_by"),
-        "last_editor": case.get("last_editor"),
-        "version": case.get("version"),
-    }
+case_row = fields.case_row
 
 
 def case_document(case: dict[str, Any]) -> dict[str, Any]:

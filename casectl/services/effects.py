@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from .. import ids
+from .. import fields, ids
 from ..rules import Workflow
 from ..store import cases as case_store
 from ..store import outbox as store
@@ -116,40 +116,7 @@ def _url(template: str, fields: dict[str, str]) -> str:
 # --- what a message says -------------------------------------------------------------
 
 
-def case_body(case: dict[str, Any]) -> dict[str, Any]:
-    """The case as a webhook carries it."""
-    subject = None
-    if case.get("subject_id") is not None:
-        subject = {
-            "id": ids.fmt("subject", case["subject_id"]),
-            "ref": case.get("subject_ref"),
-            "name": case.get("subject_name"),
-            "email": case.get("subject_email"),
-            "country": case.get("subject_country"),
-            "entity_type": case.get("subject_entity_type"),
-        }
-    return {
-        "id": ids.fmt("case", case["id"]),
-        "ref": case.get("ref"),
-        "workflow": case.get("workflow"),
-        "workflow_version": case.get("workflow_version"),
-        "status": case.get("status"),
-        "final": bool(case.get("final")),
-        "decision": case.get("decision"),
-        "reason": case.get("decision_reason"),
-        "priority": case.get("priority"),
-        "assignee": case.get("assignee"),
-        "team": case.get("team"),
-        "tags": case.get("tags") or [],
-        "subject": subject,
-        "data": case.get("data") or {},
-        "registry_data": case.get("registry_data") or {},
-        "created_at": case.get("created_at"),
-        "updated_at": case.get("updated_at"),
-        "due_at": case.get("due_at"),
-        "decided_at": case.get("decided_at"),
-        "decided_by": case.get("decided_by"),
-    }
+case_body = fields.webhook_case
 
 
 def webhook_body(case: dict[str, Any], event: dict[str, Any], event_type: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import csvcells
+from .. import csvcells, fields
 from ..errors import InvalidInput
 from ..files import atomic_output
 from ..filters import CaseFilter
@@ -22,23 +22,7 @@ from . import listing
 # The CSV columns `casectl import` reads back to the same cases. Ids, times,
 # versions, decisions and the origin are the new database's own, so they are
 # left out: export -> import into a fresh database -> export is the same file.
-CSV_COLUMNS = (
-    "ref",
-    "workflow",
-    "status",
-    "priority",
-    "assignee",
-    "team",
-    "tags",
-    "subject_ref",
-    "subject_name",
-    "subject_email",
-    "subject_dob",
-    "country",
-    "entity_type",
-    "data",
-    "registry_data",
-)
+CSV_COLUMNS = fields.EXPORT_COLUMNS
 
 # The escaping lives in casectl.csvcells; these names are the importer's and tests'.
 csv_escape = csvcells.escape
