@@ -36,7 +36,8 @@ def median_ms(cmd: list[str], runs: int, env: dict) -> float:
 
 
 def populate(db: Path, n: int) -> None:
-    from casectl.services import cases
+    from casectl.services import lifecycle
+    from casectl.services.records import NewCase
     from casectl.store import connect, write
     from casectl.timeutil import now
 
@@ -44,7 +45,7 @@ def populate(db: Path, n: int) -> None:
     t = now()
     with write(conn):
         for i in range(n):
-            nc = cases.NewCase(
+            nc = NewCase(
                 workflow=("kyb", "simple", "screening")[i % 3],
                 ref=f"REF-{i}",
                 subject_name=f"Subject {i}",
@@ -52,7 +53,7 @@ def populate(db: Path, n: int) -> None:
                 country="GB",
                 data={"n": i},
             )
-            cases.insert_case(conn, nc, actor="bench", now=t)
+            lifecycle.insert_case(conn, nc, actor="bench", now=t)
     conn.close()
 
 
