@@ -15,7 +15,10 @@ PREFIXES = {
     "block": "B",
     "appointment": "M",
 }
-_ID = re.compile(r"^\s*([A-Za-z])?-?(\d+)\s*$")
+# ASCII letters and digits only: C-١ or C-１ are not case 1.
+_ID = re.compile(r"^\s*([A-Za-z])?-?([0-9]+)\s*$", re.ASCII)
+# Names a case by its external reference explicitly (`casectl show ref:12`).
+REF_PREFIX = "ref:"
 
 
 @overload

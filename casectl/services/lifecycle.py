@@ -24,6 +24,7 @@ from ..errors import CasectlError, Conflict, InvalidInput, NotAllowed, NotFound
 from ..rules import CaseState, Verdict, Workflow
 from ..store import activities as activity_store
 from ..store import blocks as block_store
+from ..store import bulk
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import subjects as subject_store
@@ -33,8 +34,9 @@ from .catalog import record_workflow, workflow, workflow_of
 from .records import Advance, Created, Fire, FollowUp, NewCase, StartCase, Transition
 from .validate import validate_new_case
 
-# The followers, in the order they hear of a new case and of a status change.
-CREATION_FOLLOWERS = (clock, children, effects)
+# The followers, in the order they hear of a new case and of a status change. A new case's
+# SLA clock is part of its row (clock.creation_clock, written by insert_cases).
+CREATION_FOLLOWERS = (children, effects)
 TRANSITION_FOLLOWERS = (clock, effects, children)
 
 
@@ -67,14 +69,22 @@ def state_of(conn: sqlite3.Connection, case: Mapping[str, Any], actor: str | Non
 
 
 def resolve_id(conn: sqlite3.Connection, id_or_ref: str) -> int:
-    """A case id (C-12, 12) or an external reference -> the case's number."""
-    ref_id = case_store.id_for_ref(conn, id_or_ref)
+    """A case id (C-12, c12, 12) or an external reference (`ref:VALUE`, or any text that is no id form).
+
+    An id form always names that case number: an external reference never
+    shadows an id; a reference that reads like one is reached as `ref:VALUE`.
+    """
+    explicit = id_or_ref.startswith(ids.REF_PREFIX)
+    n = None if explicit else ids.parse("case", id_or_ref)
+    if n is not None:
+        if case_store.exists(conn, n):
+            return n
+        raise NotFound(f"no case {ids.fmt('case', n)} (an external reference that reads like an id: ref:{id_or_ref})")
+    ref = id_or_ref[len(ids.REF_PREFIX) :] if explicit else id_or_ref
+    ref_id = case_store.id_for_ref(conn, ref)
     if ref_id is not None:
         return ref_id
-    n = ids.parse("case", id_or_ref)
-    if n is not None and case_store.exists(conn, n):
-        return n
-    raise NotFound(f"no case '{id_or_ref}' (looked up by id and by external reference)")
+    raise NotFound(f"no case with external reference '{ref}'")
 
 
 def load(conn: sqlite3.Connection, id_or_ref: str) -> dict[str, Any]:
@@ -117,41 +127,91 @@ def check_new_case(nc: NewCase, wf: Workflow) -> None:
         raise InvalidInput(verdict.reason) if verdict.invalid else NotAllowed(verdict.reason)
 
 
-def find_or_create_subject(conn: sqlite3.Connection, nc: NewCase, *, at: str) -> int | None:
-    """Reuse the subject with this email (or subject ref); create one otherwise."""
-    if nc.subject_id is not None:
-        return nc.subject_id
-    if not any((nc.subject_email, nc.subject_ref, nc.subject_name)):
-        return None
-    found = subject_store.find(conn, email=nc.subject_email, ref=nc.subject_ref)
-    if found:
-        # Fill in what was unknown; never overwrite what the subject already has.
-        missing = {
-            k: v
-            for k, v in (
-                ("name", nc.subject_name),
-                ("dob", nc.subject_dob),
-                ("country", nc.country),
-                ("email", nc.subject_email),
-                ("entity_type", nc.entity_type),
-            )
-            if v and not found.get(k)
-        }
-        if missing:
-            subject_store.update(conn, found["id"], missing, at=at)
-        return int(found["id"])
-    return subject_store.insert(
-        conn,
-        {
+def find_or_create_subjects(
+    conn: sqlite3.Connection, new_cases: Sequence[NewCase], next_subject: int, *, at: str
+) -> list[int | None]:
+    """Each new case's subject: the one it names (subject_id), else the one with its subject ref,
+    else with its email, filled in where unknown (never overwritten); else a new one, numbered
+    from `next_subject`. A subject made for an earlier case of the batch is reused like one
+    already in the table."""
+    refs = sorted({nc.subject_ref for nc in new_cases if nc.subject_ref and nc.subject_id is None})
+    keys = sorted(
+        {subject_store.email_key(nc.subject_email) for nc in new_cases if nc.subject_email and nc.subject_id is None}
+    )
+    by_ref = bulk.subjects_by_ref(conn, refs) if refs else {}
+    by_key = bulk.subjects_by_email_key(conn, keys) if keys else {}
+    subject_ids: list[int | None] = []
+    new_subjects: list[dict[str, Any]] = []
+    for nc in new_cases:
+        if nc.subject_id is not None:
+            subject_ids.append(nc.subject_id)
+            continue
+        if not (nc.subject_email or nc.subject_ref or nc.subject_name):
+            subject_ids.append(None)
+            continue
+        key = subject_store.email_key(nc.subject_email)
+        found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
+        if found is not None:
+            missing = {
+                k: v
+                for k, v in (
+                    ("name", nc.subject_name),
+                    ("dob", nc.subject_dob),
+                    ("country", nc.country),
+                    ("email", nc.subject_email),
+                    ("entity_type", nc.entity_type),
+                )
+                if v and not found.get(k)
+            }
+            if missing:
+                if found["id"] < next_subject:  # in the table; one made in this batch is still its dict
+                    subject_store.update(conn, found["id"], missing, at=at)
+                found.update(missing)
+                if "email" in missing:
+                    found["email_key"] = subject_store.email_key(missing["email"])
+                    by_key[found["email_key"]] = found
+            subject_ids.append(found["id"])
+            continue
+        subject = {
+            "id": next_subject + len(new_subjects),
             "ref": nc.subject_ref,
             "name": nc.subject_name,
             "email": nc.subject_email,
+            "email_key": key,
             "dob": nc.subject_dob,
             "country": nc.country,
-            "entity_type": nc.entity_type,
-        },
-        at=at,
-    )
+            "entity_type": nc.entity_type or "person",
+        }
+        new_subjects.append(subject)
+        if nc.subject_ref:
+            by_ref[nc.subject_ref] = subject
+        if key:
+            by_key[key] = subject
+        subject_ids.append(subject["id"])
+    if new_subjects:
+        bulk.insert_subjects(
+            conn,
+            [
+                (s["id"], s["ref"], s["name"], s["email"], s["email_key"], s["dob"], s["country"], s["entity_type"])
+                + ("{}", at, at)
+                for s in new_subjects
+            ],
+        )
+    return subject_ids
+
+
+def check_refs(conn: sqlite3.Connection, new_cases: Sequence[NewCase]) -> None:
+    """Refuse an external reference that a case already has, or that two new cases share (exit 3)."""
+    refs = [nc.ref for nc in new_cases if nc.ref is not None]
+    taken = bulk.case_ids_for_refs(conn, refs) if refs else {}
+    seen: set[str] = set()
+    for ref in refs:
+        if ref in taken or ref in seen:
+            raise Conflict(f"a case with external reference '{ref}' already exists")
+        seen.add(ref)
+
+
+_NO_CLOCK = (None, None, None)  # due_at, sla_paused_at, sla_remaining of a case without an SLA clock
 
 
 def insert_cases(
@@ -161,70 +221,135 @@ def insert_cases(
     actor: str,
     now: datetime,
     event_data: Mapping[str, Any] | None = None,
+    each_event_data: Sequence[Mapping[str, Any]] | None = None,
+    checked: bool = False,
 ) -> list[int]:
-    """Create cases inside the caller's transaction; returns their numbers.
+    """Create cases inside the caller's transaction, all at once; returns their numbers.
 
-    Each is checked against its workflow (fields, creation status), gets its
-    subject, its `created` event and its followers' work (SLA clock, initial
-    blocks and activities, effects).
+    The one way a case comes to exist: `create` is this for one case, `import`
+    for a batch of rows. Each case is checked against its workflow (fields,
+    creation status) and for a free external reference, unless the caller
+    `checked` every case itself (the importer does, to report each bad row).
+    Then subjects are reused or made (`find_or_create_subjects`), the case rows
+    go in with their SLA clocks (clock.creation_clock) and their search rows,
+    then tags and the `created` events (`event_data` in each, and
+    `each_event_data[i]` in the i-th), and then each case's followers run, with
+    their follow-ups and the automatic actions.
     """
-    made = []
+    new_cases = list(new_cases)
+    if not new_cases:
+        return []
     at = iso(now)
+    wfs: dict[str, Workflow] = {}
     for nc in new_cases:
-        wf = workflow(conn, nc.workflow)
-        check_new_case(nc, wf)
-        if nc.ref is not None and case_store.id_for_ref(conn, nc.ref) is not None:
-            raise Conflict(f"a case with external reference '{nc.ref}' already exists")
+        wf = wfs.get(nc.workflow)
+        if wf is None:
+            wf = wfs[nc.workflow] = workflow(conn, nc.workflow)
+        if not checked:
+            check_new_case(nc, wf)
+    if not checked:
+        check_refs(conn, new_cases)
+    for wf in wfs.values():
         record_workflow(conn, wf, at=at, actor=actor)
-        subject_id = find_or_create_subject(conn, nc, at=at)
-        status = nc.status or wf.initial
-        case_id = case_store.insert(
-            conn,
-            {
-                "ref": nc.ref,
-                "workflow": wf.name,
-                "workflow_version": wf.version,
-                "status": status,
-                "final": int(wf.is_final(status)),
-                "subject_id": subject_id,
-                "parent_id": nc.parent_id,
-                "data": nc.data,
-                "registry_data": nc.registry_data,
-                "assignee": nc.assignee,
-                "team": nc.team,
-                "priority": nc.priority,
-                "created_at": at,
-                "updated_at": at,
-                "origin": nc.origin,
-                "created_by": actor,
-                "last_editor": actor,
-            },
+    next_case, next_subject = bulk.next_ids(conn)
+    subject_ids = find_or_create_subjects(conn, new_cases, next_subject, at=at)
+    shared = dict(event_data or {})
+    to_json = bulk.case_json
+    kinds: dict[tuple[str, str], tuple[Workflow, str, int, tuple]] = {}
+    case_rows, tag_rows, events = [], [], []
+    for i, nc in enumerate(new_cases):
+        case_id = next_case + i
+        kind = kinds.get((nc.workflow, nc.status))
+        if kind is None:
+            wf = wfs[nc.workflow]
+            status = nc.status or wf.initial
+            final = int(wf.is_final(status))
+            kind = kinds[nc.workflow, nc.status] = (
+                wf,
+                status,
+                final,
+                clock.creation_clock(wf, status, now) or _NO_CLOCK,
+            )
+        wf, status, final, sla_clock = kind
+        case_rows.append(
+            (
+                case_id,
+                nc.ref,
+                wf.name,
+                wf.version,
+                status,
+                final,
+                subject_ids[i],
+                nc.parent_id,
+                to_json(nc.data) if nc.data else "{}",
+                to_json(nc.registry_data) if nc.registry_data else "{}",
+                nc.assignee,
+                nc.team,
+                nc.priority,
+                at,
+                at,
+                nc.origin,
+                actor,
+                actor,
+                *sla_clock,
+            )
         )
         if nc.tags:
-            case_store.set_tags(conn, case_id, add=sorted(set(nc.tags)))
-        data = {
-            "workflow": wf.name,
-            "workflow_version": wf.version,
-            "origin": nc.origin,
-            **({"ref": nc.ref} if nc.ref else {}),
-            **(event_data or {}),
-        }
-        event_id = event_store.append(
-            conn, case_id, at=at, actor=actor, kind="created", to_status=status, data=data, prev_hash=""
-        )
-        record = Created(
-            case_id=case_id, workflow=wf, status=status, event_id=event_id, at=now, actor=actor, new_case=nc
-        )
-        follow = [f for follower in CREATION_FOLLOWERS for f in follower.on_created(conn, record)]
-        carry_out(conn, follow, actor=actor, now=now)
-        advance(conn, case_id, actor=actor, now=now)
-        made.append(case_id)
-    return made
+            tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
+        data = {"workflow": wf.name, "workflow_version": wf.version, "origin": nc.origin}
+        if nc.ref:
+            data["ref"] = nc.ref
+        data.update(shared)
+        if each_event_data is not None:
+            data.update(each_event_data[i])
+        events.append((case_id, at, actor, "created", None, None, status, None, data, ""))
+    bulk.insert_cases(conn, case_rows)
+    if tag_rows:
+        bulk.insert_tags(conn, tag_rows)
+    event_ids = event_store.append_many(conn, events)
+    case_ids = [row[0] for row in case_rows]
+    created_followers(
+        conn, new_cases, case_ids, event_ids, [kinds[nc.workflow, nc.status] for nc in new_cases], actor=actor, now=now
+    )
+    return case_ids
 
 
 def insert_case(conn: sqlite3.Connection, nc: NewCase, *, actor: str, now: datetime, **kw: Any) -> int:
     """`insert_cases` for one case."""
     return insert_cases(conn, [nc], actor=actor, now=now, **kw)[0]
+
+
+def created_followers(
+    conn: sqlite3.Connection,
+    new_cases: Sequence[NewCase],
+    case_ids: Sequence[int],
+    event_ids: Sequence[int],
+    kinds: Sequence[tuple[Workflow, str, int, tuple]],
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Each new case's followers, its follow-ups and its automatic actions, case by case.
+
+    A follower that can say once per workflow that a new case gives it nothing
+    to do (`quiet(conn, wf)`) is asked once per workflow in the batch.
+    """
+    listening: dict[tuple[str, int], list[Any]] = {}
+    for nc, case_id, event_id, (wf, status, _, _) in zip(new_cases, case_ids, event_ids, kinds):
+        key = (wf.name, wf.version)
+        followers = listening.get(key)
+        if followers is None:
+            followers = listening[key] = [
+                f for f in CREATION_FOLLOWERS if not (getattr(f, "quiet", None) and f.quiet(conn, wf))
+            ]
+        record = Created(
+            case_id=case_id, workflow=wf, status=status, event_id=event_id, at=now, actor=actor, new_case=nc
+        )
+        follow = [f for follower in followers for f in follower.on_created(conn, record)]
+        if follow:
+            carry_out(conn, follow, actor=actor, now=now)
+        if follow or wf.automatic_from(status):  # without follow-ups the status is still `status`
+            advance(conn, case_id, actor=actor, now=now)
 
 
 # --- changing status ----------------------------------------------------------------
@@ -383,26 +508,6 @@ def advance(conn: sqlite3.Connection, case_id: int, *, actor: str, now: datetime
         )
         fired.append(verdict.action)
     return fired
-
-
-def created_batch(conn: sqlite3.Connection, records: Sequence[Created], *, actor: str, now: datetime) -> None:
-    """The followers' work for cases that a batch wrote itself with their events and SLA clocks (`import`).
-
-    The same followers as `insert_cases` but the clock; effects are asked once
-    per workflow whether anything is subscribed at all.
-    """
-    quiet: dict[tuple[str, int], bool] = {}
-    for record in records:
-        wf = record.workflow
-        key = (wf.name, wf.version)
-        if key not in quiet:
-            quiet[key] = effects.quiet(conn, wf)
-        follow = children.on_created(conn, record)
-        if not quiet[key]:
-            follow += effects.on_created(conn, record)
-        carry_out(conn, follow, actor=actor, now=now)
-        if wf.automatic_from(record.status):
-            advance(conn, record.case_id, actor=actor, now=now)
 
 
 def carry_out(conn: sqlite3.Connection, follow_ups: Sequence[FollowUp], *, actor: str, now: datetime) -> None:

@@ -21,7 +21,7 @@ def _subject_for(conn: sqlite3.Connection, target: str) -> dict[str, Any]:
     subject = subject_store.get(conn, n) if n is not None and target.strip().upper().startswith("S") else None
     subject = subject or subject_store.find(conn, email=target, ref=target)
     if subject is None:
-        case_id = case_store.id_for_ref(conn, target) or ids.parse("case", target)
+        case_id = ids.parse("case", target) or case_store.id_for_ref(conn, target.removeprefix(ids.REF_PREFIX))
         case = case_store.get(conn, case_id) if case_id else None
         if case is not None and case.get("subject_id") is not None:
             subject = subject_store.get(conn, case["subject_id"])

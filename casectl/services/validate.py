@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 
+from .. import ids
 from ..rules import Workflow
 from ..timeutil import valid_date
 from .records import NewCase
@@ -16,6 +17,8 @@ from .records import NewCase
 PRIORITIES = ("low", "normal", "high", "urgent")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+# C-3, c3, C3: what the command line reads as a case id. Plain numbers stay allowed (reached as ref:12).
+_CASE_ID_LIKE = re.compile(r"^\s*[Cc]-?[0-9]+\s*$", re.ASCII)
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,6 +46,12 @@ def validate_new_case(nc: NewCase, wf: Workflow) -> list[str]:
         errors.append(f"status: '{nc.status}' is not a status of workflow {wf.name} ({', '.join(wf.status_names)})")
     if nc.ref is not None and not nc.ref.strip():
         errors.append("ref: must not be blank")
+    elif nc.ref is not None and _CASE_ID_LIKE.match(nc.ref):
+        errors.append(f"ref: '{nc.ref}' reads as a case id; an external reference must not (e.g. EXT-{nc.ref})")
+    elif nc.ref is not None and nc.ref.startswith(ids.REF_PREFIX):
+        errors.append(
+            f"ref: must not start with '{ids.REF_PREFIX}' (that prefix names a reference on the command line)"
+        )
     for tag in nc.tags:
         if not tag.strip() or "," in tag:
             errors.append(f"tag: '{tag}' must be non-blank and contain no comma")
