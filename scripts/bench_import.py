@@ -4,14 +4,14 @@
 From one run, on the same generated file (default 100,000 rows):
 
 - casectl import (a real `casectl import` process, validation, subjects,
-  hash-chained events, creation hooks, one transaction);
+  hash-chained events, the kernel's creation followers, one transaction);
 - raw sqlite3: the same rows read with csv.reader and executemany'd into the
   same schema (a fresh `casectl init` database: all indexes and triggers) as
   subjects and cases, in one transaction, nothing else (the issue's baseline);
   and, for information, the same rows 500 per INSERT statement, as casectl
   inserts them;
 - `sqlite-utils insert --csv` of the same file into a plain table;
-- the ratios, the share of the import spent in the creation hooks (an
+- the ratios, the share of the import spent in the creation followers (an
   in-process run that times them), and the peak RSS of a `casectl import`
   of a 1,000,000-row file (measured through a small wrapper process: a
   child forked from this large process would count its pages).
@@ -205,20 +205,20 @@ def bench_raw_multirow(csv_path: Path, work: Path, per_statement: int = 500) -> 
 
 
 def hooks_share(csv_path: Path, work: Path) -> tuple[float, float]:
-    """An in-process import that times the creation hooks: (total s, hooks s).
+    """An in-process import that times the creation followers: (total s, followers s).
 
-    The importer runs them batched (_Importer.after_create: content and effects;
-    the SLA clock of queue.on_create is computed once per workflow and status and
-    written with the rows, so it costs nothing measurable here)."""
+    The kernel's batch creation runs them case by case after writing the batch
+    (lifecycle.created_followers: initial blocks and activities, effects; the SLA
+    clock is computed once per workflow and status and written with the rows)."""
     from casectl import store
-    from casectl.services import importer
+    from casectl.services import importer, lifecycle
     from casectl.timeutil import now
 
     db = work / "hooks.db"
     init_db(db)
     conn = store.connect(db)
     spent = [0.0]
-    real = importer._Importer.after_create
+    real = lifecycle.created_followers
 
     def timed(*a, **kw):
         t = time.perf_counter()
@@ -227,13 +227,13 @@ def hooks_share(csv_path: Path, work: Path) -> tuple[float, float]:
         finally:
             spent[0] += time.perf_counter() - t
 
-    importer._Importer.after_create = timed
+    lifecycle.created_followers = timed
     try:
         t0 = time.perf_counter()
         importer.import_csv(conn, str(csv_path), workflow="kyb", actor="bench", now=now())
         total = time.perf_counter() - t0
     finally:
-        importer._Importer.after_create = real
+        lifecycle.created_followers = real
         conn.close()
     return total, spent[0]
 
@@ -297,7 +297,7 @@ def main() -> None:
         print(f"casectl / sqlite-utils               {r_casectl / r_su:>10.2f}x  (target > 1)")
         print(f"casectl / raw, 500 rows per INSERT   {r_casectl / (n / t_multi):>10.0%}")
         print(
-            f"creation hooks                       {in_hooks:>10.2f} s of {total:.2f} s in-process "
+            f"creation followers                   {in_hooks:>10.2f} s of {total:.2f} s in-process "
             f"({in_hooks / total:.0%})"
         )
         if not args.no_rss:

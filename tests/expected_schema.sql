@@ -181,6 +181,8 @@ CREATE TABLE 'case_search_config'(k PRIMARY KEY, v) WITHOUT ROWID;
 CREATE TABLE 'case_search_content'(id INTEGER PRIMARY KEY, c0, c1, c2, c3, c4);
 -- table case_search_data
 CREATE TABLE 'case_search_data'(id INTEGER PRIMARY KEY, block BLOB);
+-- table case_search_deferred
+CREATE TABLE case_search_deferred (id INTEGER PRIMARY KEY);
 -- table case_search_docsize
 CREATE TABLE 'case_search_docsize'(id INTEGER PRIMARY KEY, sz BLOB);
 -- table case_search_idx
@@ -327,7 +329,7 @@ CREATE TABLE "workflows" (
 -- trigger case_search_delete
 CREATE TRIGGER case_search_delete AFTER DELETE ON cases BEGIN DELETE FROM case_search WHERE rowid = OLD.id; END;
 -- trigger case_search_insert
-CREATE TRIGGER case_search_insert AFTER INSERT ON cases BEGIN INSERT INTO case_search (rowid, case_no, ref, name, email, dob) SELECT NEW.id, 'C-' || NEW.id, NEW.ref, s.name, s.email, s.dob FROM (SELECT 1) LEFT JOIN subjects s ON s.id = NEW.subject_id; END;
+CREATE TRIGGER case_search_insert AFTER INSERT ON cases WHEN NOT EXISTS (SELECT 1 FROM case_search_deferred) BEGIN INSERT INTO case_search (rowid, case_no, ref, name, email, dob) SELECT NEW.id, 'C-' || NEW.id, NEW.ref, s.name, s.email, s.dob FROM (SELECT 1) LEFT JOIN subjects s ON s.id = NEW.subject_id; END;
 -- trigger case_search_subject
 CREATE TRIGGER case_search_subject AFTER UPDATE OF name, email, dob ON subjects BEGIN DELETE FROM case_search WHERE rowid IN (SELECT id FROM cases WHERE subject_id = NEW.id); INSERT INTO case_search (rowid, case_no, ref, name, email, dob) SELECT c.id, 'C-' || c.id, c.ref, NEW.name, NEW.email, NEW.dob FROM cases c WHERE c.subject_id = NEW.id; END;
 -- trigger case_search_update

@@ -4,10 +4,11 @@ The file is read once for its sha256 and once for its rows, in batches: only
 one batch is in memory at a time, and the refs already read live in a TEMP
 table, so memory stays flat however large the file. Everything happens in one
 write transaction: an invalid row (unless --skip-invalid) or a killed process
-leaves the database as it was. Each case is created exactly as `casectl
-create` creates it (same validation, subjects reused by email, workflow
-version recorded, hash-chained `created` event, creation hooks), but rows go
-in with executemany and the event hashes are computed here.
+leaves the database as it was. The importer reads, maps and checks each row
+(reporting every bad one) and hands each batch of new cases to the lifecycle
+kernel's batch creation, `lifecycle.insert_cases`, the same path `casectl
+create` takes for one case (subjects reused by email, workflow version
+recorded, hash-chained `created` event, SLA clock, followers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,13 +34,11 @@ from ..rules import Workflow
 from ..store import bulk, write
 from ..store import cases as case_store
 from ..store import events as event_store
-from ..store import subjects as subject_store
 from ..timeutil import iso
-from . import clock as sla_clock
 from . import lifecycle, validate
 from . import workflows as workflow_service
 from .exporter import csv_unescape
-from .records import Created, NewCase
+from .records import NewCase
 
 BATCH = 1000
 MAX_ERRORS_SHOWN = 50
@@ -99,12 +97,6 @@ _STRIPPED = {
 }
 # What --update may change on an existing case.
 UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry_data")
-
-_CASE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-_EVENT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-_HASH_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-_NO_CLOCK = (None, None, None)  # due_at, sla_paused_at, sla_remaining of a case without an SLA clock
 
 # Column kinds.
 _CASE, _DATA, _REGISTRY, _DATA_JSON, _REGISTRY_JSON = range(5)
@@ -447,47 +439,6 @@ def _describe(kind: int, key: Any) -> str:
     return "data" if kind == _DATA_JSON else "registry_data"
 
 
-# --- JSON texts with holes --------------------------------------------------------
-
-# A string and a number no real value encodes to: their encodings mark the holes.
-_STR_HOLE = "\x00\x01casectl-hole\x01\x00"
-_INT_HOLE = -7_340_033_123
-
-
-def _encode_str(value: Any) -> str:
-    """One JSON value as the encoders above write it (ensure_ascii=False)."""
-    return encode_basestring(value) if value.__class__ is str else _EVENT_JSON.encode(value)
-
-
-def _json_with_holes(encode: Callable[[Any, Any], str], order: tuple[int, int] = (0, 1)) -> Callable[[Any, Any], str]:
-    """encode(s, n) for a string-or-any `s` and an int `n`, as a str.format template made once
-    by `encode` itself, so it cannot drift from it; `encode` itself where holes are ambiguous.
-    `order`: which argument is the string hole (0 or 1) and which the int hole."""
-    si, ni = order
-    args: list[Any] = [None, None]
-    args[si], args[ni] = _STR_HOLE, _INT_HOLE
-    text = encode(*args)
-    s_hole, n_hole = _EVENT_JSON.encode(_STR_HOLE), str(_INT_HOLE)
-    if text.count(s_hole) != 1 or text.count(n_hole) != 1:
-        return encode
-    fmt = (text.replace("{", "{{").replace("}", "}}").replace(s_hole, "{%d}" % si).replace(n_hole, "{%d}" % ni)).format
-
-    def fill(a: Any, b: Any) -> str:
-        if si == 0:
-            return fmt(_encode_str(a), int(b)) if b.__class__ is int else encode(a, b)
-        return fmt(int(a), _encode_str(b)) if a.__class__ is int else encode(a, b)
-
-    return fill
-
-
-@dataclass(frozen=True)
-class _NewCaseKind:
-    final: int
-    clock: tuple  # due_at, sla_paused_at, sla_remaining
-    event_data: Callable[[Any, int], str]  # (ref, line) -> the created event's data
-    hash_text: Callable[[int, str], str]  # (case_id, data) -> event_hash's payload
-
-
 # --- one row ----------------------------------------------------------------------
 
 
@@ -552,7 +503,6 @@ class _Importer:
         self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
         self.countries = validate.country_codes()
         self.event_extra = {"file": src.label, "sha256": src.sha256}
-        self.kinds: dict[tuple[str, int, str], _NewCaseKind] = {}
 
     # -- rows in ---------------------------------------------------------------
 
@@ -753,162 +703,20 @@ class _Importer:
 
     # -- creating -------------------------------------------------------------------
 
-    def subjects_for(self, rows: list[Row], next_subject: int) -> tuple[list[int | None], list[tuple]]:
-        """Each row's subject id: reused by subject ref, then by email, else a new one."""
-        refs = sorted({r.nc.subject_ref for r in rows if r.nc.subject_ref})
-        keys = sorted({subject_store.email_key(r.nc.subject_email) for r in rows if r.nc.subject_email})
-        by_ref = bulk.subjects_by_ref(self.conn, refs) if refs else {}
-        by_key = bulk.subjects_by_email_key(self.conn, keys) if keys else {}
-        ids: list[int | None] = []
-        new_subjects: list[tuple] = []
-        for r in rows:
-            nc = r.nc
-            if not (nc.subject_email or nc.subject_ref or nc.subject_name):
-                ids.append(None)
-                continue
-            key = subject_store.email_key(nc.subject_email)
-            found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
-            if found is not None:
-                missing = {
-                    k: v
-                    for k, v in (
-                        ("name", nc.subject_name),
-                        ("dob", nc.subject_dob),
-                        ("country", nc.country),
-                        ("email", nc.subject_email),
-                        ("entity_type", nc.entity_type),
-                    )
-                    if v and not found.get(k)
-                }
-                if missing:
-                    # A subject made earlier in this batch is not in the table yet: its dict is the row.
-                    if found["id"] < next_subject:
-                        subject_store.update(self.conn, found["id"], missing, at=self.at)
-                    found.update(missing)
-                    if "email" in missing:
-                        found["email_key"] = subject_store.email_key(missing["email"])
-                        by_key[found["email_key"]] = found
-                ids.append(found["id"])
-                continue
-            sid = next_subject + len(new_subjects)
-            subject = {
-                "id": sid,
-                "ref": nc.subject_ref,
-                "name": nc.subject_name,
-                "email": nc.subject_email,
-                "email_key": key,
-                "dob": nc.subject_dob,
-                "country": nc.country,
-                "entity_type": nc.entity_type or "person",
-            }
-            new_subjects.append(subject)  # type: ignore[arg-type]
-            if nc.subject_ref:
-                by_ref[nc.subject_ref] = subject
-            if key:
-                by_key[key] = subject
-            ids.append(sid)
-        rows_out = [
-            (
-                s["id"],
-                s["ref"],
-                s["name"],
-                s["email"],
-                s["email_key"],
-                s["dob"],
-                s["country"],
-                s["entity_type"],
-                "{}",
-                self.at,
-                self.at,
-            )
-            for s in new_subjects
-        ]  # type: ignore[index]
-        return ids, rows_out
-
     def create(self, rows: list[Row]) -> None:
-        conn, at, actor = self.conn, self.at, self.actor
-        next_case, next_subject, next_event = bulk.next_ids(conn)
-        subject_ids, subject_rows = self.subjects_for(rows, next_subject)
-        case_rows, tag_rows, event_rows = [], [], []
-        dumps = _CASE_JSON.encode  # = store.cases.insert's json.dumps(..., ensure_ascii=False, sort_keys=True)
-        sha256 = hashlib.sha256
-        kinds = self.kinds
-        for i, (r, subject_id) in enumerate(zip(rows, subject_ids)):
-            nc, wf = r.nc, r.wf
-            case_id = next_case + i
-            status = nc.status or wf.initial
-            kind = kinds.get((wf.name, wf.version, status)) or self.kind(wf, status)
-            case_rows.append(
-                (
-                    case_id,
-                    nc.ref,
-                    wf.name,
-                    wf.version,
-                    status,
-                    kind.final,
-                    subject_id,
-                    dumps(nc.data) if nc.data else "{}",
-                    dumps(nc.registry_data) if nc.registry_data else "{}",
-                    nc.assignee,
-                    nc.team,
-                    nc.priority,
-                    at,
-                    at,
-                    "import",
-                    actor,
-                    actor,
-                    *kind.clock,
-                )
-            )
-            if nc.tags:
-                tag_rows.extend((case_id, t) for t in sorted(set(nc.tags)))
-            data = kind.event_data(nc.ref, r.line)
-            h = sha256(kind.hash_text(case_id, data).encode("utf-8")).hexdigest()
-            event_rows.append((next_event + i, case_id, at, actor, "created", None, None, status, None, data, "", h))
-        if subject_rows:
-            bulk.insert_subjects(conn, subject_rows)
-        bulk.insert_cases(conn, case_rows)
-        if tag_rows:
-            bulk.insert_tags(conn, tag_rows)
-        bulk.insert_events(conn, event_rows)
-        self.after_create(rows, next_case, next_event)
-        self.result.created += len(rows)
-        first = self.result.created_ids[0] if self.result.created_ids else next_case
-        self.result.created_ids = (first, next_case + len(rows) - 1)
-
-    def kind(self, wf: Workflow, status: str) -> _NewCaseKind:
-        """What every new case of `wf` in `status` shares in this import (all are created at one `now`)."""
-        key = (wf.name, wf.version, status)
-        # The SLA clock queue.on_create would set right after the insert: written with the row.
-        clock = sla_clock.creation_clock(wf, status, self.now) or _NO_CLOCK
-        extra = {"workflow": wf.name, "workflow_version": wf.version, "origin": "import", **self.event_extra}
-        # store.events.append's data (sort_keys, compact) and event_hash's payload for a first event.
-        event_data = _json_with_holes(lambda ref, line: _EVENT_JSON.encode({**extra, "ref": ref, "line": line}))
-        hash_text = _json_with_holes(
-            lambda case_id, data: _HASH_JSON.encode(
-                ["", case_id, self.at, self.actor, "created", None, None, status, None, data]
-            ),
-            order=(1, 0),
+        """The kernel's batch creation (lifecycle.insert_cases), for rows already checked one by one."""
+        ids = lifecycle.insert_cases(
+            self.conn,
+            [r.nc for r in rows],
+            actor=self.actor,
+            now=self.now,
+            event_data=self.event_extra,
+            each_event_data=[{"line": r.line} for r in rows],
+            checked=True,
         )
-        self.kinds[key] = kind = _NewCaseKind(int(wf.is_final(status)), clock, event_data, hash_text)
-        return kind
-
-    def after_create(self, rows: list[Row], next_case: int, next_event: int) -> None:
-        """The kernel's followers for the rows just written (lifecycle.created_batch); the SLA
-        clock (clock.creation_clock) already went in with the rows."""
-        records = [
-            Created(
-                case_id=next_case + i,
-                workflow=r.wf,
-                status=r.nc.status or r.wf.initial,
-                event_id=next_event + i,
-                at=self.now,
-                actor=self.actor,
-                new_case=r.nc,
-            )
-            for i, r in enumerate(rows)
-        ]
-        lifecycle.created_batch(self.conn, records, actor=self.actor, now=self.now)
+        self.result.created += len(ids)
+        first = self.result.created_ids[0] if self.result.created_ids else ids[0]
+        self.result.created_ids = (first, ids[-1])
 
     # -- updating -------------------------------------------------------------------
 

@@ -1,13 +1,15 @@
-"""Bulk SQL for `casectl import` (batched look-ups and executemany inserts)
-and the read-only look-ups `casectl export --package` needs.
+"""Batched SQL: the lifecycle kernel's creation of many cases at once
+(`lifecycle.insert_cases`, for `create` and `import` alike), the importer's
+look-ups, and the read-only look-ups `casectl export --package` needs.
 
-The importer runs inside one write transaction (BEGIN IMMEDIATE), so nobody
-else can insert meanwhile: it may hand out ids itself (max(id) + 1 ...) and
-insert whole batches with executemany instead of one statement per row.
+The kernel runs inside the caller's write transaction (BEGIN IMMEDIATE), so
+nobody else can insert meanwhile: it may hand out case and subject ids itself
+(max(id) + 1 ...) and insert whole batches a few hundred rows per statement.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
@@ -24,6 +26,7 @@ CASE_INSERT_COLUMNS = (
     "status",
     "final",
     "subject_id",
+    "parent_id",
     "data",
     "registry_data",
     "assignee",
@@ -38,6 +41,9 @@ CASE_INSERT_COLUMNS = (
     "sla_paused_at",
     "sla_remaining",
 )
+# A case's data and registry_data as store.cases writes them (json.dumps(..., ensure_ascii=False, sort_keys=True)).
+case_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
 SUBJECT_INSERT_COLUMNS = (
     "id",
     "ref",
@@ -51,20 +57,6 @@ SUBJECT_INSERT_COLUMNS = (
     "created_at",
     "updated_at",
 )
-EVENT_INSERT_COLUMNS = (
-    "id",
-    "case_id",
-    "at",
-    "actor",
-    "kind",
-    "action",
-    "from_status",
-    "to_status",
-    "reason",
-    "data",
-    "prev_hash",
-    "hash",
-)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -72,13 +64,12 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[i : i + _CHUNK]
 
 
-def next_ids(conn: sqlite3.Connection) -> tuple[int, int, int]:
-    """The next free (case, subject, event) ids; valid while the caller holds the write lock."""
+def next_ids(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The next free (case, subject) ids; valid while the caller holds the write lock."""
     row = conn.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM cases), (SELECT coalesce(max(id), 0) FROM subjects), "
-        "(SELECT coalesce(max(id), 0) FROM events)"
+        "SELECT (SELECT coalesce(max(id), 0) FROM cases), (SELECT coalesce(max(id), 0) FROM subjects)"
     ).fetchone()
-    return row[0] + 1, row[1] + 1, row[2] + 1
+    return row[0] + 1, row[1] + 1
 
 
 # --- refs seen in this file (duplicates inside one import) -----------------------
@@ -162,10 +153,15 @@ def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
 
 def insert_rows(
     conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, verb: str = "INSERT"
-) -> None:
-    """INSERT rows (tuples in `columns` order) with a few multi-row VALUES statements."""
+) -> list[int]:
+    """INSERT rows (tuples in `columns` order) with a few multi-row VALUES statements.
+
+    Returns the rows' rowids (for a plain INSERT): one statement's rows take
+    consecutive ones, so each statement's last rowid names them all.
+    """
+    ids: list[int] = []
     if not rows:
-        return
+        return ids
     width = len(columns)
     one = "(" + ",".join("?" * width) + ")"
     head = f"{verb} INTO {table} ({', '.join(columns)}) VALUES "
@@ -179,23 +175,42 @@ def insert_rows(
             sql = full_sql
         else:
             sql = head + ",".join([one] * len(chunk))
-        conn.execute(sql, list(chain.from_iterable(chunk)))
+        last = conn.execute(sql, list(chain.from_iterable(chunk))).lastrowid
+        ids.extend(range(last - len(chunk) + 1, last + 1))
+    return ids
 
 
 def insert_subjects(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
     insert_rows(conn, "subjects", SUBJECT_INSERT_COLUMNS, rows)
 
 
+# The search rows of the cases with ids in a range, as the trigger case_search_insert writes one.
+_SEARCH_ROWS = (
+    "INSERT INTO case_search (rowid, case_no, ref, name, email, dob) "
+    "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
+    "LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id BETWEEN ? AND ? ORDER BY c.id"
+)
+
+
 def insert_cases(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
-    insert_rows(conn, "cases", CASE_INSERT_COLUMNS, rows)
+    """New case rows (CASE_INSERT_COLUMNS order, consecutive ids above every case's) and their
+    search rows: while case_search_deferred has a row (migration 0008, only ever inside this
+    writer's transaction), the per-row trigger stands aside and one INSERT ... SELECT writes
+    the batch's search rows, the same rows the trigger would have."""
+    if not rows:
+        return
+    if not conn.in_transaction:
+        raise RuntimeError("bulk.insert_cases runs inside the caller's write transaction")
+    try:
+        conn.execute("INSERT INTO case_search_deferred (id) VALUES (1)")
+        insert_rows(conn, "cases", CASE_INSERT_COLUMNS, rows)
+        conn.execute(_SEARCH_ROWS, (rows[0][0], rows[-1][0]))
+    finally:
+        conn.execute("DELETE FROM case_search_deferred")
 
 
 def insert_tags(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
     insert_rows(conn, "case_tags", ("case_id", "tag"), rows, verb="INSERT OR IGNORE")
-
-
-def insert_events(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
-    insert_rows(conn, "events", EVENT_INSERT_COLUMNS, rows)
 
 
 # --- export: a case's data package ----------------------------------------------

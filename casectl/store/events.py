@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any
+
+from . import bulk
 
 EVENT_COLUMNS = (
     "id",
@@ -22,6 +25,17 @@ EVENT_COLUMNS = (
     "prev_hash",
     "hash",
 )
+_INSERT_COLUMNS = EVENT_COLUMNS[1:]  # SQLite numbers them
+
+# The canonical JSON of the hashed payload, and of an event's data (keys sorted).
+_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_DATA_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+
+# An event to append: (case_id, at, actor, kind, action, from_status, to_status, reason, data, prev_hash),
+# `data` a mapping (None: empty), `prev_hash` None to chain it to the case's last event.
+NewEvent = tuple[
+    int, str, str, str, str | None, str | None, str | None, str | None, Mapping[str, Any] | None, str | None
+]
 
 
 def event_hash(
@@ -36,12 +50,27 @@ def event_hash(
     reason: str | None,
     data: str,
 ) -> str:
-    """sha256 over the event's fields and its predecessor's hash (canonical JSON)."""
-    payload = json.dumps(
-        [prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """sha256 over the event's fields and its predecessor's hash (canonical JSON).
+
+    The payload is the compact JSON array `json.dumps([prev_hash, case_id, at, actor, kind,
+    action, from_status, to_status, reason, data], separators=(",", ":"), ensure_ascii=False)`;
+    strings, None and ints are written straight with the encoder's own string function (the
+    same bytes, without building an encoder per call), anything else by the encoder itself.
+    """
+    fields = (prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data)
+    parts = []
+    for v in fields:
+        cls = v.__class__
+        if cls is str:
+            parts.append(encode_basestring(v))
+        elif v is None:
+            parts.append("null")
+        elif cls is int:
+            parts.append(int.__repr__(v))
+        else:
+            parts = None
+            break
+    payload = "[" + ",".join(parts) + "]" if parts is not None else _PAYLOAD_JSON(list(fields))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -61,19 +90,27 @@ def append(
     from_status: str | None = None,
     to_status: str | None = None,
     reason: str | None = None,
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
     prev_hash: str | None = None,
 ) -> int:
-    """Append one event; returns its id. Pass prev_hash when the caller already knows it."""
-    data_json = json.dumps(data or {}, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    prev = last_hash(conn, case_id) if prev_hash is None else prev_hash
-    h = event_hash(prev, case_id, at, actor, kind, action, from_status, to_status, reason, data_json)
-    cur = conn.execute(
-        "INSERT INTO events (case_id, at, actor, kind, action, from_status, to_status, reason, data, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (case_id, at, actor, kind, action, from_status, to_status, reason, data_json, prev, h),
-    )
-    return cur.lastrowid
+    """Append one event (`append_many` of one); returns its id. Pass prev_hash when the caller already knows it."""
+    return append_many(conn, [(case_id, at, actor, kind, action, from_status, to_status, reason, data, prev_hash)])[0]
+
+
+def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[int]:
+    """Append events in order, each hashed and chained to its case's previous one
+    (also to one earlier in `events`); returns their ids."""
+    rows = []
+    chained: dict[int, str] = {}
+    encode = _DATA_JSON
+    for case_id, at, actor, kind, action, from_status, to_status, reason, data, prev in events:
+        data_json = encode(data) if data else "{}"
+        if prev is None:
+            prev = chained[case_id] if case_id in chained else last_hash(conn, case_id)
+        h = event_hash(prev, case_id, at, actor, kind, action, from_status, to_status, reason, data_json)
+        chained[case_id] = h
+        rows.append((case_id, at, actor, kind, action, from_status, to_status, reason, data_json, prev, h))
+    return bulk.insert_rows(conn, "events", _INSERT_COLUMNS, rows)
 
 
 def for_case(conn: sqlite3.Connection, case_id: int, *, limit: int | None = None, newest: bool = False) -> list[dict]:

@@ -362,6 +362,22 @@ def m_decided_by(db) -> None:
     db.execute("UPDATE cases SET decision = status WHERE final = 1 AND decision IS NULL")
 
 
+def m_case_search_batches(db) -> None:
+    """A batch of new cases writes its search rows in one INSERT ... SELECT (store.bulk.insert_cases)
+    instead of one trigger run per row: while case_search_deferred holds a row (only ever inside
+    that writer's own transaction, around its case inserts) the insert trigger stands aside.
+    The rows are the same; every other writer, and every other statement, sees the table empty."""
+    db.execute("CREATE TABLE case_search_deferred (id INTEGER PRIMARY KEY)")
+    db.execute("DROP TRIGGER case_search_insert")
+    db.execute(
+        "CREATE TRIGGER case_search_insert AFTER INSERT ON cases "
+        "WHEN NOT EXISTS (SELECT 1 FROM case_search_deferred) BEGIN "
+        "INSERT INTO case_search (rowid, case_no, ref, name, email, dob) "
+        "SELECT NEW.id, 'C-' || NEW.id, NEW.ref, s.name, s.email, s.dob FROM (SELECT 1) "
+        "LEFT JOIN subjects s ON s.id = NEW.subject_id; END"
+    )
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
@@ -371,4 +387,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0005_appointments", m_appointments),
     ("0006_drop_redundant_case_index", m_drop_redundant_case_index),
     ("0007_decided_by", m_decided_by),
+    ("0008_case_search_batches", m_case_search_batches),
 ]
