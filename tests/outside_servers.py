@@ -137,6 +137,59 @@ class Receiver:
         self.stop()
 
 
+class SilentServer:
+    """Accepts connections and never says a word: a receiver or an SMTP server that hangs."""
+
+    def __init__(self, *, port: int | None = None):
+        self.port = port or free_port()
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._sock: socket.socket | None = None
+        self._running = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> SilentServer:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(16)
+        sock.settimeout(0.1)
+        self._sock, self._running = sock, True
+
+        def accept() -> None:
+            while self._running:
+                try:
+                    conn, _ = sock.accept()
+                except (TimeoutError, OSError):
+                    continue
+                self.connections += 1
+                self._open.append(conn)  # held open, unanswered
+
+        threading.Thread(target=accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._running = False
+        for conn in self._open:
+            conn.close()
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+
+    def env(self) -> dict[str, str]:
+        """CASECTL_SMTP_* pointing at it."""
+        return {"CASECTL_SMTP_HOST": "127.0.0.1", "CASECTL_SMTP_PORT": str(self.port), "CASECTL_SMTP_TLS": "none"}
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 @dataclass
 class Mailbox:
     """What an aiosmtpd server received: (envelope recipients, parsed message)."""

@@ -66,8 +66,10 @@ def test_email_effect_has_text_and_html_parts(cli, db, smtp, tmp_path):
     assert body["text/plain"].strip() == f"Hello Ada <script>, your case {case} was approved."
     # Case fields are escaped inside the HTML template.
     assert "<b>Ada &lt;script&gt;</b>" in body["text/html"] and "<script>" not in body["text/html"]
-    event_id = outbox(db)[0]["event_id"]
-    assert msg["Message-ID"].startswith(f"<E-{event_id}.O-1@")  # stable across retries: the idempotency key
+    [row] = outbox(db)
+    key = json.loads(row["payload"])["message_id"]  # given when queued: stable across retries
+    assert key.startswith("msg_") and f"_E-{row['event_id']}_" in key
+    assert msg["Message-ID"] == f"<{key}@example.com>" and msg["X-Casectl-Id"] == key
 
 
 def test_workflow_email_on_created_gets_an_html_part_from_the_text(cli, db, smtp, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 
@@ -51,31 +50,30 @@ def test_a_down_receiver_never_fails_the_command(cli, db):
     assert cli.json("show", "C-1", "--json")["deliveries"][0]["status"] == "pending"
 
 
-def test_nothing_due_costs_no_heavy_import(db, tmp_path):
-    """After a command with nothing due: no requests, no smtplib in the process."""
-    code = (
+def test_nothing_queued_costs_no_heavy_import(cli, db, tmp_path):
+    """After a command that queued nothing: no requests, no smtplib in the process, even with
+    another command's message due; a command that queues one loads them to send it."""
+    probe = (
         "import sys\n"
         "from casectl.cli.app import app\n"
         "try:\n"
-        "    app(['list'], standalone_mode=False)\n"
+        "    app(sys.argv[1:], standalone_mode=False)\n"
         "finally:\n"
         "    print(sorted(m for m in ('requests', 'smtplib', 'casectl.services.notify') if m in sys.modules))\n"
     )
     env = {**os.environ, "CASECTL_NO_DELIVER": ""}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
-    # The same probe sees requests loaded once a message is due, so the check above means something.
-    conn = sqlite3.connect(db)
-    with conn:
-        conn.execute(
-            "INSERT INTO outbox (kind, target, payload, status, attempts, next_attempt_at, created_at, "
-            "updated_at) VALUES ('webhook', ?, '{}', 'pending', 0, ?, ?, ?)",
-            (f"http://127.0.0.1:{free_port()}/x", T0, T0, T0),
-        )
-    conn.close()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.strip().splitlines()[-1] == "['casectl.services.notify', 'requests']"
+
+    def loaded(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    assert loaded("list") == "[]"
+    cli("hooks", "add", f"http://127.0.0.1:{free_port()}/x")
+    cli("create", "-w", "simple")  # queued, not delivered (the tests' CASECTL_NO_DELIVER=1)
+    assert loaded("list") == "[]"
+    # The same probe sees requests loaded when the command queued a message, so the check above means something.
+    assert loaded("create", "-w", "simple") == "['casectl.services.notify', 'requests']"
 
 
 def test_killed_deliver_loses_nothing(cli, db):
@@ -152,7 +150,7 @@ def test_list_filters_and_formats(cli, db):
         (["outbox", "retry", "O-2"], 2, "O-2 is pending, not failed"),
         (["outbox", "list", "--status", "lost"], 2, "unknown outbox status 'lost'"),
         (["outbox", "list", "--format", "xml"], 2, "unknown format 'xml'"),
-        (["outbox", "list", "--case", "C-77"], 3, "no case 'C-77'"),
+        (["outbox", "list", "--case", "C-77"], 3, "no case"),
         (["outbox", "deliver", "--timeout", "0"], 2, "--timeout must be greater than 0"),
         (["outbox", "deliver", "--max-attempts", "0"], 2, "--max-attempts must be at least 1"),
     ],
@@ -177,8 +175,21 @@ def test_retry_one_failed_message(cli, db):
     [row] = outbox(db)
     assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, T0)
     with Receiver(port=port) as rx:
-        cli("outbox", "retry", "--all-failed", env=DELIVER_ON)  # nothing failed now; delivers what is due
+        cli("outbox", "retry", "--all-failed", env=DELIVER_ON)  # nothing failed now: nothing queued, nothing sent
+        assert rx.requests == []
+        cli("outbox", "deliver")
         assert len(rx.ok()) == 1
+
+
+def test_retry_delivers_what_it_queued_again(cli, db):
+    port = free_port()
+    cli("hooks", "add", f"http://127.0.0.1:{port}/x")
+    cli("create", "-w", "simple")
+    cli("outbox", "deliver", "--max-attempts", "1")
+    with Receiver(port=port) as rx:
+        assert cli("outbox", "retry", "O-1", env=DELIVER_ON).stdout.strip() == "queued again: O-1"
+        assert len(rx.ok()) == 1
+    assert outbox(db)[0]["status"] == "delivered"
 
 
 def test_no_deliver_works_after_the_command_too(cli, db):
@@ -189,5 +200,7 @@ def test_no_deliver_works_after_the_command_too(cli, db):
         assert receiver.requests == [] and outbox(db)[-1]["status"] == "pending"
         cli("--no-deliver", "create", "--workflow", "simple", env=DELIVER_ON)
         assert receiver.requests == []
-        cli("list", env=DELIVER_ON)  # without the flag, the next command delivers both
+        cli("list", env=DELIVER_ON)  # a read command delivers nothing, not even what is due
+        assert receiver.requests == []
+        cli("outbox", "deliver")
         assert wait_for(lambda: len(receiver.requests) == 2)

@@ -64,7 +64,9 @@ def test_subscription_is_signed_and_verified_by_the_standardwebhooks_library(cli
         assert req.answered == 200 and req.verified is not None
         body = req.verified
         event_id = rows(db, "SELECT max(id) AS id FROM events")[0]["id"]
-        assert req.headers["webhook-id"] == f"E-{event_id}" == body["event_id"]
+        [instance] = [r["value"] for r in rows(db, "SELECT value FROM settings WHERE key = 'instance_id'")]
+        assert req.headers["webhook-id"].startswith(f"msg_{instance}_E-{event_id}_")
+        assert body["event_id"] == f"E-{event_id}"
         assert abs(int(req.headers["webhook-timestamp"]) - time.time()) < 60
         assert req.headers["webhook-signature"].startswith("v1,")
         assert body["type"] == "case.decided" and body["case_id"] == case
@@ -209,6 +211,7 @@ def test_declared_webhook_and_crm_effects(cli, db, tmp_path, monkeypatch):
                             "method": "PUT",
                             "url": rx.url + "/accounts/{data.account}?case={case.id}",
                             "headers": {"Authorization": "Bearer {env.CRM_TOKEN}", "X-Case": "{case.id}"},
+                            "secret_env": "CRM_TOKEN",  # the one variable this effect may read
                             "body": {"status": "{case.status}", "name": "{subject.name}", "note": "{nope}"},
                         },
                     ],
@@ -225,7 +228,7 @@ def test_declared_webhook_and_crm_effects(cli, db, tmp_path, monkeypatch):
         crm = next(r for r in rx.requests if r.method == "PUT")
         assert crm.path == f"/hook/accounts/a%20b%2Fc?case={case}"
         assert crm.headers["authorization"] == "Bearer tok-SECRET-123"
-        assert crm.headers["x-case"] == case and crm.headers["idempotency-key"].startswith("E-")
+        assert crm.headers["x-case"] == case and crm.headers["idempotency-key"].startswith("msg_")
         assert crm.json() == {"status": "done", "name": "Dee", "note": "{nope}"}
         hook = next(r for r in rx.requests if r.method == "POST")
         assert hook.path == "/hook/wf" and hook.json()["type"] == "case.decided"

@@ -44,6 +44,9 @@ class Settings:
     # Parsed when a delivery needs them, so that a bad value fails only the commands that deliver.
     delivery_timeout_raw: str | None = None
     delivery_max_attempts_raw: str | None = None
+    # Where messages may go and which variables are secrets (else the config file's [delivery] keys).
+    allow_private_targets_raw: str | None = None
+    secret_env_raw: str | None = None
     # Secrets are looked up by the variable name a hook, a CRM effect or the config gives,
     # so the whole environment is kept, as the command found it (and never printed).
     secrets: Mapping[str, str] = field(repr=False)
@@ -71,6 +74,8 @@ class Settings:
             digest_to=get("CASECTL_DIGEST_TO"),
             delivery_timeout_raw=get("CASECTL_DELIVERY_TIMEOUT"),
             delivery_max_attempts_raw=get("CASECTL_DELIVERY_MAX_ATTEMPTS"),
+            allow_private_targets_raw=get("CASECTL_ALLOW_PRIVATE_TARGETS"),
+            secret_env_raw=get("CASECTL_SECRET_ENV"),
             secrets=dict(environ),
         )
 
@@ -105,6 +110,8 @@ class Settings:
             smtp_overrides=self.smtp_overrides,
             digest_to=self.digest_to,
             secrets=self.secrets,
+            allow_private_targets=self.allow_private_targets_raw,
+            secret_env=self.secret_env_raw,
         )
 
 
@@ -194,10 +201,12 @@ def now() -> datetime:
 
 
 def open_db(*, create: bool = False) -> sqlite3.Connection:
-    """The command's connection (kept on the invocation for after-command delivery)."""
+    """The command's connection (kept on the invocation to deliver, afterwards, what it queued)."""
     from ..store import connect
+    from ..store import outbox as outbox_store
 
     inv = invocation()
     conn = connect(inv.settings.db_path, create=create, busy_timeout=inv.settings.busy_timeout)
+    outbox_store.track_queued(conn)
     inv.conn = conn
     return conn

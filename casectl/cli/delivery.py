@@ -1,9 +1,13 @@
-"""After a command: deliver what it queued in the outbox (best effort, quick).
+"""After a command: deliver the messages it queued in the outbox (best effort, quick).
 
-Cheap when nothing is due: one indexed query, and requests/smtplib are
-imported only when something is. Never fails the command: a receiver that is
-down leaves its message queued (`casectl outbox list`, `casectl errors`) for
-the next command or `casectl outbox deliver`.
+Only the command's own messages: the connection notes what it queues
+(store.outbox.track_queued), so a read command (`list`, `show`, `errors` ...)
+has nothing to send and sends nothing, and a writing command never waits on
+another's receiver. Cheap when it queued nothing: one look at a table of the
+connection's own, and requests/smtplib are imported only when there is
+something to send. Never fails the command, which has already committed: a
+receiver that is down leaves its message queued (`casectl outbox list`,
+`casectl errors`) for `casectl outbox deliver`.
 """
 
 from __future__ import annotations
@@ -20,24 +24,23 @@ BUDGET = 10.0  # stop starting new sends after this many seconds
 
 
 def after_command(inv: Invocation) -> None:
-    """Try the outbox items that are due now; failures stay queued for retry."""
-    from .. import timeutil
+    """Try the messages this command queued; failures stay queued for retry (or fail, with the reason)."""
     from ..store import outbox as outbox_store
 
     conn, settings = inv.conn, inv.settings
     if conn is None or settings.no_deliver or inv.delivers_itself:
         return
-    now = timeutil.iso(settings.now())
     try:
-        if conn.in_transaction or not outbox_store.anything_due(conn, now):
+        if conn.in_transaction:
             return
-        # Emails wait for `casectl outbox deliver` until an SMTP server is configured:
-        # trying them after every command would only burn their attempts.
-        kinds = ("webhook", "crm", "email") if _smtp_configured(settings) else ("webhook", "crm")
-        if not outbox_store.anything_due(conn, now, kinds):
-            return
+        queued = outbox_store.queued_here(conn)
     except sqlite3.Error:  # e.g. a database closed by the command
         return
+    if not queued:
+        return
+    # Emails wait for `casectl outbox deliver` until an SMTP server is configured:
+    # trying them after every command would only burn their attempts.
+    kinds = ("webhook", "crm", "email") if _smtp_configured(settings) else ("webhook", "crm")
     from ..services import outbox as outbox_service
 
     try:
@@ -49,9 +52,13 @@ def after_command(inv: Invocation) -> None:
             max_attempts=settings.delivery_max_attempts(),
             budget=BUDGET,
             kinds=kinds,
+            only=queued,
         )
     except CasectlError as e:  # e.g. the database stayed locked: the messages wait for the next run
         click.echo(f"casectl: note: queued messages not delivered now ({e.message})", err=True)
+        return
+    except sqlite3.Error as e:  # the command's work is committed; say so rather than fail it
+        click.echo(f"casectl: note: queued messages not delivered now ({type(e).__name__})", err=True)
         return
     waiting = report.count("retry") + report.count("failed")
     if waiting:

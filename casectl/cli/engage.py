@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from ..errors import UsageError
+from ..errors import InvalidInput, UsageError
 from ..services import engage
 from ..timeutil import parse_duration, parse_time
 from . import context, output
@@ -32,6 +32,9 @@ def contact(
 
     Example: casectl contact C-12 -m "Please send a certified copy of your passport."
     """
+    if subject is not None and any(c in subject for c in "\r\n\x00"):
+        # A header is one line: a line break would make an email that can never be built.
+        raise InvalidInput("--subject-line: one line only (it has a line break)")
     if message is None or message == "-":
         if message is None and sys.stdin.isatty():
             raise UsageError("give the message with --message TEXT or on stdin")

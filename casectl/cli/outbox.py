@@ -183,6 +183,7 @@ def digest(
         dry_run=dry_run,
         now=settings.now(),
         settings=settings.send_settings(),
+        timeout=settings.delivery_timeout(),
         redact=redact,
     )
     d = outcome.digest
@@ -205,7 +206,10 @@ def digest(
 
 @hooks_app.command("add")
 def add_hook(
-    url: Annotated[str, typer.Argument(help="Where to POST (http:// or https://).")],
+    url: Annotated[
+        str,
+        typer.Argument(help="Where to POST (http:// or https://; private addresses only if allowed, see README)."),
+    ],
     event: Annotated[
         list[str] | None,
         typer.Option(
@@ -225,6 +229,7 @@ def add_hook(
 
     Example: casectl hooks add https://crm.example.com/hooks --event case.decided --secret-env CRM_WEBHOOK_SECRET
     """
+    settings = context.settings()
     conn = context.open_db()
     hook = outbox_service.add_hook(
         conn,
@@ -232,8 +237,9 @@ def add_hook(
         events=list(event or []),
         workflow=workflow,
         secret_env=secret_env,
-        actor=context.actor(),
-        now=context.now(),
+        actor=settings.actor,
+        now=settings.now(),
+        policy=settings.send_settings().target_policy(),
     )
     if as_json:
         output.emit_json(hook)

@@ -247,7 +247,7 @@ def run(
     dry_run: bool = False,
     now: datetime,
     settings: notify.SendSettings,
-    timeout: float = 30.0,
+    timeout: float = 10.0,
     redact: bool = False,
 ) -> Outcome:
     """Build the digest; unless dry_run, email it and move the watermark."""
@@ -278,7 +278,10 @@ def run(
         after, start = _window_start(conn, since, now)
         digest = build(conn, after_event=after, since=start, now=now, redact=redact)
         store.set_setting(conn, CLAIM, json.dumps({"by": me, "at": iso(now), "until": iso(now + CLAIM_FOR)}))
+        instance = store.instance_id(conn)
     subject = f"casectl digest: {digest.summary()}"
+    # An RFC 5322 msg-id is a dot-atom: no colon (a timestamp's would cut it short).
+    stamp = iso(now).replace("-", "").replace(":", "")
     try:
         notify.send_email(
             cfg,
@@ -286,7 +289,7 @@ def run(
             subject,
             render_text(digest),
             render_html(digest),
-            f"digest.{digest.upto_event}.{iso(now)}",
+            f"digest.{instance}.{digest.upto_event}.{stamp}",
             timeout=timeout,
             secrets=settings.secrets,
         )

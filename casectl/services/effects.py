@@ -11,7 +11,10 @@ them (so a crash can lose neither the change nor its messages):
 
 Templates ({case.id}, {subject.name}, {data.amount} ...) are filled from a
 flat table of known fields: no attribute access, no expressions; unknown
-placeholders stay as written so the author sees them.
+placeholders stay as written so the author sees them. A case's values fill
+a URL's path and query (percent-encoded), never its scheme, host or port;
+a header's {env.VAR} references come from the template alone, so a case's
+data can never name a secret.
 """
 
 from __future__ import annotations
@@ -109,8 +112,41 @@ def render_value(value: Any, fields: dict[str, str]) -> Any:
     return value
 
 
+_ORIGIN = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")  # scheme://user@host:port, as written
+
+
 def _url(template: str, fields: dict[str, str]) -> str:
-    return render(template, fields, escape=lambda s: quote(s, safe=""))
+    """The URL with the case's values in its path and query; its origin is left as written
+    (a placeholder there stays one, and delivery refuses the target)."""
+    m = _ORIGIN.match(template)
+    origin, rest = (m.group(0), template[m.end() :]) if m else ("", template)
+    return origin + render(rest, fields, escape=lambda s: quote(s, safe=""))
+
+
+def _header(template: str, fields: dict[str, str]) -> list[str | dict[str, str]]:
+    """A header template with its text filled and its {env.VAR} references kept apart (notify.header_parts)."""
+    from .notify import header_parts
+
+    return [render(p, fields) if isinstance(p, str) else p for p in header_parts(template)]
+
+
+def target_problems(wf: Workflow) -> list[tuple[str, str]]:
+    """Effects whose URL can never be a target, as (JSON path, message): not http(s), a template in
+    its scheme, host or port, credentials, a link-local or metadata address. Private addresses
+    are judged when sending, against the configuration of the machine that sends."""
+    from .notify import target_problem
+
+    problems: list[tuple[str, str]] = []
+    places = [(f"$.actions[{i}].effects", a.effects) for i, a in enumerate(wf.actions)]
+    places.append(("$.effects", wf.effects))
+    for where, effects in places:
+        for j, effect in enumerate(effects):
+            if effect.get("type") in ("webhook", "crm"):
+                url = str(effect.get("url") or "")
+                problem = target_problem(url, None, "url")
+                if problem:
+                    problems.append((f"{where}[{j}].url", problem))
+    return problems
 
 
 # --- what a message says -------------------------------------------------------------
@@ -176,7 +212,7 @@ def _enqueue_effect(
             **common,
         )
     if kind == "crm":
-        headers = {str(k): render(str(v), fields) for k, v in (effect.get("headers") or {}).items()}
+        headers = {str(k): _header(str(v), fields) for k, v in (effect.get("headers") or {}).items()}
         body = effect.get("body")
         body = render_value(body, fields) if body is not None else webhook_body(case, event, event_type)
         return store.enqueue(

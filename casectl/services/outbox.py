@@ -4,8 +4,10 @@ At-least-once: a message is claimed (status 'sending', a lease in
 claimed_until) in one short transaction, sent with no lock held, and marked
 in another. A deliverer killed between the two leaves the claim to expire;
 the next run sends the message again with the same idempotency key (its
-event id), so receivers can drop the duplicate. Two deliverers never hold
-the same message at once: claiming runs under BEGIN IMMEDIATE.
+message id, given when it was queued), so receivers can drop the duplicate.
+Two deliverers never hold the same message at once: claiming runs under
+BEGIN IMMEDIATE. One bad message never stops the others: whatever goes wrong
+with it is recorded on it, and the run moves on.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def message_id(row: dict[str, Any]) -> str:
-    """The idempotency key: the event that caused the message (else the row itself)."""
-    return ids.fmt("event", row["event_id"]) if row.get("event_id") else ids.fmt("outbox", row["id"])
+def message_id(row: dict[str, Any], instance: str) -> str:
+    """The idempotency key: the one given when the message was queued (store.enqueue); a message
+    queued before keys were given gets one from the database's instance id, its event and its row."""
+    key = (row.get("payload") or {}).get("message_id")
+    if isinstance(key, str) and key:
+        return key
+    event = f"_{ids.fmt('event', row['event_id'])}" if row.get("event_id") else ""
+    return f"msg_{instance}{event}_{ids.fmt('outbox', row['id'])}"
 
 
 @dataclass
@@ -77,31 +84,40 @@ class Report:
         return {k: self.count(k) for k in ("delivered", "retry", "failed")}
 
 
-def send(row: dict[str, Any], *, timeout: float, settings: notify.SendSettings, smtp: notify.SmtpConfig | None) -> None:
-    """Send one outbox row; raises notify.DeliveryError when it did not go out."""
+def send(
+    row: dict[str, Any],
+    *,
+    timeout: float,
+    settings: notify.SendSettings,
+    smtp: notify.SmtpConfig | None,
+    out: notify.Outbound | None,
+    msg_id: str,
+) -> None:
+    """Send one outbox row; raises notify.DeliveryError when it did not go out.
+    `out` (where HTTP messages may go) is needed for webhooks and CRM calls."""
     from . import notify
 
     payload = row["payload"] or {}
-    msg_id = message_id(row)
     kind = row["kind"]
-    if kind == "webhook":
-        notify.send_webhook(row["target"] or "", payload, msg_id, timeout=timeout, secrets=settings.secrets)
-    elif kind == "crm":
-        notify.send_crm(row["target"] or "", payload, msg_id, timeout=timeout, secrets=settings.secrets)
+    if kind in ("webhook", "crm"):
+        if out is None:
+            out = notify.Outbound.from_settings(settings)
+        sender = notify.send_webhook if kind == "webhook" else notify.send_crm
+        sender(row["target"] or "", payload, msg_id, timeout=timeout, out=out)
     elif kind == "email":
         to = [a.strip() for a in (row["target"] or "").split(",") if a.strip()]
         notify.send_email(
             smtp or settings.smtp(),
             to,
-            payload.get("subject") or "(no subject)",
-            payload.get("text") or "",
+            str(payload.get("subject") or "(no subject)"),
+            str(payload.get("text") or ""),
             payload.get("html"),
-            f"{msg_id}.{ids.fmt('outbox', row['id'])}",
+            msg_id,
             timeout=timeout,
             secrets=settings.secrets,
         )
     else:
-        raise notify.DeliveryError(f"unknown kind of message '{kind}'")
+        raise notify.DeliveryError(f"unknown kind of message '{kind}'", permanent=True)
 
 
 def deliver(
@@ -115,10 +131,13 @@ def deliver(
     budget: float | None = None,
     worker: str | None = None,
     kinds: tuple[str, ...] | None = None,
+    only: list[int] | None = None,
 ) -> Report:
     """Send what is due, one claimed message at a time, until nothing is due, `limit` sent or `budget` seconds.
 
     `now` is the clock, read for each message: a long run must not claim with a stale time.
+    `only`: just these messages (those a command queued), not everything that is due.
+    A message that cannot be built or whose target is refused fails at once, with the reason.
     """
     from . import notify
 
@@ -130,25 +149,38 @@ def deliver(
     report = Report()
     started = time.monotonic()
     smtp: notify.SmtpConfig | None = None
+    out: notify.Outbound | None = None
     while limit is None or len(report.results) < limit:
         if budget is not None and time.monotonic() - started > budget:
             break
         t = now()
         with write(conn):
-            rows = store.claim(conn, worker=worker, now=iso(t), until=iso(t + lease(timeout)), limit=1, kinds=kinds)
+            rows = store.claim(
+                conn, worker=worker, now=iso(t), until=iso(t + lease(timeout)), limit=1, kinds=kinds, ids=only
+            )
+            instance = store.instance_id(conn) if rows else ""
         if not rows:
             break
         row = rows[0]
-        error = None
+        error, permanent = None, False
         try:
+            msg_id = message_id(row, instance)
             if row["kind"] == "email" and smtp is None:
                 try:
                     smtp = settings.smtp()
                 except InvalidInput as e:
                     raise notify.DeliveryError(e.message) from None
-            send(row, timeout=timeout, settings=settings, smtp=smtp)
+            if row["kind"] in ("webhook", "crm") and out is None:
+                try:
+                    out = notify.Outbound.from_settings(settings)
+                except InvalidInput as e:
+                    raise notify.DeliveryError(e.message) from None
+            send(row, timeout=timeout, settings=settings, smtp=smtp, out=out, msg_id=msg_id)
         except notify.DeliveryError as e:
-            error = str(e)
+            error, permanent = _one_line(str(e)), e.permanent
+        except Exception as e:  # one bad message must never stop the ones behind it
+            # Only the kind of failure is kept: its text may quote the message, which may hold a secret.
+            error, permanent = f"cannot send this message ({type(e).__name__})", True
         t = now()
         result = Result(
             row["id"], ids.fmt("case", row["case_id"]), row["kind"], row["target"], "delivered", row["attempts"], error
@@ -157,7 +189,8 @@ def deliver(
             if error is None:
                 ok = store.mark_delivered(conn, row["id"], worker=worker, at=iso(t))
             else:
-                nxt = iso(t + backoff(row["attempts"])) if row["attempts"] < max_attempts else None
+                again = row["attempts"] < max_attempts and not permanent
+                nxt = iso(t + backoff(row["attempts"])) if again else None
                 ok = store.mark_attempt_failed(
                     conn, row["id"], worker=worker, at=iso(t), error=error, next_attempt_at=nxt
                 )
@@ -167,6 +200,11 @@ def deliver(
             result.outcome = "lost_claim"
         report.results.append(result)
     return report
+
+
+def _one_line(text: str) -> str:
+    """An error as one line (it is printed, listed and stored)."""
+    return " ".join(text.split())[:1000]
 
 
 # --- listing and retrying ----------------------------------------------------------
@@ -244,19 +282,6 @@ def errors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 # --- webhook subscriptions -----------------------------------------------------------
 
 
-def _check_url(url: str) -> None:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        ok = False
-    if not ok:
-        raise InvalidInput(f"URL: '{url}' is not an http:// or https:// address with a host")
-
-
 def check_secret_env(name: str | None, what: str = "--secret-env") -> None:
     from .notify import ENV_NAME
 
@@ -279,12 +304,15 @@ def add_hook(
     secret_env: str | None,
     actor: str,
     now: datetime,
+    policy: notify.TargetPolicy,
 ) -> dict[str, Any]:
-    """Subscribe URL to case events (all of them when `events` is empty)."""
-    from . import effects
+    """Subscribe URL to case events (all of them when `events` is empty), if messages may go there."""
+    from . import effects, notify
     from . import workflows as workflow_service
 
-    _check_url(url)
+    problem = notify.target_problem(url, policy)
+    if problem:
+        raise InvalidInput(problem)
     check_secret_env(secret_env)
     events = list(dict.fromkeys(e.strip() for e in events if e.strip())) or ["*"]
     for e in events:

@@ -5,12 +5,16 @@ claims it ('sending', with a lease in claimed_until/claimed_by), then
 'delivered', back to 'pending' with a later next_attempt_at, or 'failed'
 after the last attempt. A claim whose lease ran out (the deliverer was
 killed) is claimable again, so nothing is ever lost; it may be sent twice,
-which is why every message carries its event id as an idempotency key.
+which is why every message carries an idempotency key, given when it is
+queued: `msg_<instance>_<event>_<random>`, unique across databases (the
+instance id is this database's, random, kept in settings) and across time
+(ids freed by a purge may come back; the random part does not).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -48,12 +52,42 @@ def enqueue(
     at: str,
 ) -> int:
     """Queue one message inside the caller's transaction; due at once. Returns the row id."""
+    event = f"_E-{event_id}" if event_id is not None else ""
+    payload = {**payload, "message_id": f"msg_{instance_id(conn)}{event}_{secrets.token_hex(4)}"}
     cur = conn.execute(
         "INSERT INTO outbox (case_id, event_id, kind, target, payload, status, attempts, next_attempt_at, "
         "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
         (case_id, event_id, kind, target, json.dumps(payload, ensure_ascii=False, sort_keys=True), at, at, at),
     )
     return inserted_id(cur)
+
+
+# --- what this connection queued -------------------------------------------------
+# A command delivers the messages it queued (or queued again), never another's: the
+# connection notes them in a table of its own (TEMP: invisible to other connections,
+# gone when it closes, rolled back with the transaction that queued them).
+
+
+def track_queued(conn: sqlite3.Connection) -> None:
+    """From now on, note every message this connection queues or queues again."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS outbox_queued_here (id INTEGER PRIMARY KEY)")
+    conn.execute(
+        "CREATE TEMP TRIGGER IF NOT EXISTS outbox_queued_here_insert AFTER INSERT ON main.outbox "
+        "BEGIN INSERT OR IGNORE INTO outbox_queued_here (id) VALUES (NEW.id); END"
+    )
+    conn.execute(
+        "CREATE TEMP TRIGGER IF NOT EXISTS outbox_queued_here_requeue AFTER UPDATE OF status ON main.outbox "
+        "WHEN OLD.status = 'failed' AND NEW.status = 'pending' "
+        "BEGIN INSERT OR IGNORE INTO outbox_queued_here (id) VALUES (NEW.id); END"
+    )
+
+
+def queued_here(conn: sqlite3.Connection) -> list[int]:
+    """The messages this connection queued since track_queued (none when it was never called)."""
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM temp.outbox_queued_here ORDER BY id")]
+    except sqlite3.OperationalError:  # not tracked on this connection
+        return []
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
@@ -256,6 +290,22 @@ def remove_hook(conn: sqlite3.Connection, hook_id: int) -> bool:
 
 
 # --- settings -------------------------------------------------------------------
+
+INSTANCE = "instance_id"
+
+
+def instance_id(conn: sqlite3.Connection) -> str:
+    """This database's random id (made the first time it is asked for, inside the caller's write)."""
+    found = get_setting(conn, INSTANCE)
+    if found:
+        return found
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        (INSTANCE, secrets.token_hex(8)),
+    )
+    made = get_setting(conn, INSTANCE)
+    assert made is not None  # inserted just now, or by another writer before us
+    return made
 
 
 def get_setting(conn: sqlite3.Connection, key: str) -> str | None:
