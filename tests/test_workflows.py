@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from casectl.rules import BUILTIN
+from casectl.rules import BUILTIN, workflow_to_dict
 
 from conftest import snapshot
 
@@ -169,3 +169,12 @@ def test_builtin_definitions_validate_against_the_schema():
     for wf in rules.BUILTIN.values():
         parsed, errors = validate_definition(rules.workflow_to_dict(wf))
         assert errors == [] and parsed == wf
+
+
+def test_validate_refuses_an_effect_that_can_never_be_a_target(cli, tmp_path):
+    d = workflow_to_dict(BUILTIN["simple"])
+    d.update(name="leaky", version=1, effects=[{"type": "webhook", "url": "file:///etc/passwd"}])
+    path = tmp_path / "leaky.json"
+    path.write_text(json.dumps(d))
+    r = cli("workflows", "validate", str(path), expect=6)
+    assert "$.effects[0]" in r.stderr and "http" in r.stderr

@@ -57,7 +57,9 @@ def validate_definition(doc: Any) -> tuple[Workflow | None, list[str]]:
     if errors:
         return None, [f"{e.json_path}: {e.message}" for e in errors]
     wf = rules.workflow_from_dict(doc)
-    return wf, [f"{path}: {msg}" for path, msg in rules.lint(wf)]
+    from . import effects
+
+    return wf, [f"{path}: {msg}" for path, msg in rules.lint(wf) + effects.target_problems(wf)]
 
 
 def read_definition_file(path: str | Path) -> Any:
