@@ -7,14 +7,18 @@ import csv
 import hashlib
 import io
 import json
+import os
 import sqlite3
+import subprocess
 
 import pytest
 from casectl.cli.app import COMMANDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-DOCUMENTED = {0, 2, 3, 4, 5, 6}
+from conftest import casectl_bin
+
+DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}
 NASTY = [
     "'; DROP TABLE cases; --",
     "Robert'); DELETE FROM events;--",
@@ -196,3 +200,40 @@ def test_very_long_values(cli, db):
     assert doc["data"]["blob"] == big and len(doc["subject"]["name"]) == 100_000
     r = cli("create", "--workflow", "simple", "--tag", "a,b", expect=6)
     assert "tag" in r.stderr
+
+
+# --- input too deep, too long, too far out or not Unicode: exit 2 or 6, one line, nothing written ---
+
+DEEP = '{"a":' * 5000 + "1" + "}" * 5000
+HUGE = 10**30
+OUT_OF_RANGE = [
+    pytest.param(["create", "--workflow", "simple", "--data", DEEP], None, {}, id="deeply-nested-data"),
+    pytest.param(["create", "--workflow", "simple", "--data", '{"n": ' + "9" * 5000 + "}"], None, {}, id="5000-digits"),
+    pytest.param(["create", "--workflow", "simple", "--data", '{"a": "\\udc00"}'], None, {}, id="escaped-surrogate"),
+    pytest.param(["note", "C-1", "lone \udcff"], None, {}, id="surrogate-argument"),
+    pytest.param(["note", "C-1"], b"not utf-8 \xff\xfe\n", {}, id="invalid-utf8-stdin"),
+    pytest.param(["note", "C-1"], b"\xed\xa0\x80 encoded surrogate\n", {}, id="surrogate-stdin"),
+    pytest.param(["tag", "-", "+x"], b"C-1\n\xff\n", {}, id="invalid-utf8-ids"),
+    pytest.param(["list", "--limit", str(HUGE)], None, {}, id="huge-limit"),
+    pytest.param(["search", "Ann", "-n", str(HUGE)], None, {}, id="huge-search-limit"),
+    pytest.param(["outbox", "list", "--limit", str(HUGE)], None, {}, id="huge-outbox-limit"),
+    pytest.param(["list", "--due-within", "99999999d"], None, {}, id="huge-duration"),
+    pytest.param(["create", "--workflow", "simple"], None, {"CASECTL_NOW": "9999-12-31T23:59:59Z"}, id="year-9999"),
+    pytest.param(["stats", "--since", "0001-01-01", "--compare", "previous"], None, {}, id="stats-since-year-1"),
+]
+
+
+@pytest.mark.parametrize("args,stdin,env", OUT_OF_RANGE)
+def test_input_out_of_range_is_one_line_and_changes_nothing(run, args, stdin, env):
+    for setup in (["init"], ["create", "--workflow", "simple", "--ref", "R1", "--subject-name", "Ann"]):
+        assert run(*setup).returncode == 0
+    db = os.environ["CASECTL_DB"]
+    before = fingerprint(db)
+    r = subprocess.run(
+        [casectl_bin(), *args], input=stdin or b"", capture_output=True, env={**os.environ, **env}, timeout=60
+    )
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode in (2, 6), (args, r.returncode, err[-2000:])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("casectl: error: ") and "Traceback" not in err, err[-2000:]
+    assert fingerprint(db) == before

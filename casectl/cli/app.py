@@ -199,6 +199,57 @@ class LazyGroup(TyperGroup):
             # `casectl list | head`: the reader left; that is not an error.
             sys.stderr.close()
             ctx.exit(0)
+        except Exception as e:
+            problem = translate(e, ctx.find_object(Invocation))
+            if problem is None:  # a bug: keep its traceback
+                raise
+            report(problem)
+            ctx.exit(int(problem.code))
+
+
+def translate(e: BaseException, inv: Invocation | None = None) -> CasectlError | None:
+    """What the machine or hostile input caused, as a domain error (one line, a documented code):
+    a full disk, a read-only or damaged database, a lock held by another program (5), input too
+    deep, too long or not Unicode (6). None for anything else: that is a bug and keeps its traceback."""
+    import errno
+    import sqlite3
+
+    from ..errors import EnvironmentProblem, InvalidInput, os_problem
+
+    if isinstance(e, sqlite3.Error):
+        from ..store.db import explain
+
+        return explain(e, inv.settings.db_path if inv is not None else None)
+    if isinstance(e, OSError):
+        problem = os_problem(e)
+        if problem is not None and e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return type(problem)(f"cannot write the output: {problem.message}")  # stdout, most likely
+        return problem
+    if isinstance(e, RecursionError) and _raised_in(e, ("json", "tomllib")):
+        return InvalidInput("the input is nested too deeply (JSON more than ~900 levels deep); flatten it")
+    if isinstance(e, OverflowError):
+        return InvalidInput(f"a number or date given is out of range ({e}); give a smaller one")
+    if isinstance(e, ValueError) and "integer string conversion" in str(e):
+        return InvalidInput("a number given has more than 4300 digits; give a smaller one")
+    if isinstance(e, UnicodeError):
+        return InvalidInput(
+            f"text that is not valid Unicode ({getattr(e, 'reason', e)}): a lone surrogate, or bytes that are not UTF-8; "
+            "fix the input's encoding"
+        )
+    if isinstance(e, MemoryError):
+        return EnvironmentProblem("out of memory; give smaller input or free some memory")
+    return None
+
+
+def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether `e` came from inside one of these standard-library packages (a parser), not from casectl."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    parts = tb.tb_frame.f_code.co_filename.replace("\\", "/").split("/")
+    return any(p in parts or f"{p}.py" in parts for p in packages)
 
 
 def report(e: CasectlError) -> None:
@@ -251,11 +302,43 @@ def root(
 
 
 def main() -> None:
+    code: int | str | None = 0
     try:
         app()
+    except SystemExit as e:
+        code = e.code
     except CasectlError as e:  # raised while parsing, outside a command
         report(e)
-        sys.exit(int(e.code))
+        code = int(e.code)
+    except Exception as e:
+        problem = translate(e)
+        if problem is None:
+            raise
+        report(problem)
+        code = int(problem.code)
+    try:
+        # Output still buffered for a full disk behind `> file`: an error line, not "Exception ignored".
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+    except OSError as e:
+        _stdout_to_devnull()
+        problem = translate(e)
+        if problem is None:
+            raise
+        report(type(problem)(f"stdout: {problem.message}"))
+        code = int(problem.code)
+    sys.exit(code)
+
+
+def _stdout_to_devnull() -> None:
+    # Python flushes stdout again at exit; what could not be written is dropped, quietly.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,8 @@ import click
 import typer
 
 from .. import ids
-from ..errors import InvalidInput, UsageError
+from ..errors import UsageError
+from ..files import atomic_output, check_target
 from ..services import content
 from . import context, output
 from .cases import read_json_arg
@@ -213,6 +214,8 @@ def doc(
             empty=f"block {block_name} has no document",
         )
         return
+    if as_json and (out == "-" or check_target(out).fd == 1):
+        raise UsageError("--json prints a summary to stdout, where the document goes; give -o FILE")
     att, data = content.document(conn, case, block_name)
     if out == "-":
         stream = output.binary_stdout()
@@ -220,12 +223,11 @@ def doc(
         stream.flush()
         return
     target = Path(out)
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         target = target / Path(att["filename"]).name
-    try:
-        target.write_bytes(data)
-    except OSError as e:
-        raise InvalidInput(f"--output {out}: cannot write it ({e.strerror or e})") from None
+    # Atomically, never through a link or over a device, mode 0600: a document is personal data.
+    with atomic_output(target) as f:
+        f.write(data)
     info = {
         "path": str(target),
         "filename": att["filename"],

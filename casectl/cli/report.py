@@ -12,7 +12,7 @@ import typer
 
 from .. import ids
 from ..errors import UsageError
-from ..files import atomic_output
+from ..files import atomic_output, check_target
 from . import context, filtering, output
 from .filtering import FilterOptions, filter_options
 from .options import Json
@@ -70,8 +70,8 @@ def report(
         raise UsageError("--include-private is for a dossier: give a case id")
     if out == "-" and output.is_tty(output.binary_stdout()):
         raise UsageError("stdout is a terminal; redirect it (-o - > file.pdf) or give -o FILE")
-    if out == "-" and as_json:
-        raise UsageError("--json prints a summary to stdout, where -o - writes the PDF; give -o FILE")
+    if as_json and (out == "-" or check_target(out).fd == 1):
+        raise UsageError(f"--json prints a summary to stdout, where -o {out} writes the PDF; give -o FILE")
 
     conn = context.open_db()
     actor, now = context.actor(), context.now()

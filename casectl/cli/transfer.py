@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import sys
 import time
@@ -11,9 +12,8 @@ from typing import Annotated, Any
 import click
 import typer
 
-from .. import ids
+from .. import files, ids
 from ..errors import UsageError
-from ..files import atomic_output
 from ..filters import CaseFilter
 from ..services import cases as case_service
 from ..services import exporter, importer
@@ -106,24 +106,30 @@ def import_cases(
     """
     if rejects and not skip_invalid:
         raise UsageError("--rejects goes with --skip-invalid (without it, any invalid row stops the import)")
+    # The rejects file is written like every output (casectl.files): checked before the import
+    # starts, and it takes its name (or streams into a device) only once the import has committed.
+    staging = files.check_target(rejects, "--rejects") if rejects and skip_invalid and not dry_run else None
     conn = context.open_db()
     progress = _Progress() if output.is_tty(sys.stderr) else None
     try:
-        result = importer.import_csv(
-            conn,
-            file,
-            workflow=workflow,
-            actor=context.actor(),
-            now=context.now(),
-            mapping=mapping,
-            dry_run=dry_run,
-            skip_invalid=skip_invalid,
-            update=update,
-            encoding=encoding,
-            rejects=rejects,
-            stdin=sys.stdin.buffer if file == "-" else None,
-            progress=progress,
-        )
+        with files.staged_file(staging) if staging else contextlib.nullcontext(None) as staged:
+            result = importer.import_csv(
+                conn,
+                file,
+                workflow=workflow,
+                actor=context.actor(),
+                now=context.now(),
+                mapping=mapping,
+                dry_run=dry_run,
+                skip_invalid=skip_invalid,
+                update=update,
+                encoding=encoding,
+                rejects=staged if staged is not None else rejects,
+                stdin=sys.stdin.buffer if file == "-" else None,
+                progress=progress,
+            )
+        if staged is not None and result.rejects:
+            result.rejects = rejects
     finally:
         if progress:
             progress.close()
@@ -193,6 +199,8 @@ def export_cases(
     if package:
         if not case:
             raise UsageError("--package needs the case: casectl export C-12 --package case.zip")
+        if as_json and files.check_target(package, "--package").fd == 1:
+            raise UsageError("--json prints a summary to stdout, where the package goes; give --package FILE")
         _export_package(
             conn, case, package, actor=actor, now=now, as_json=as_json, redact=redact, include_private=include_private
         )
@@ -219,7 +227,7 @@ def export_cases(
         raise UsageError("--include-private goes with --package (list exports carry no notes)")
     cases = exporter.cases(conn, f, sort=sort, limit=limit, redact=redact)
     if out:
-        with atomic_output(out, option="-o", binary=False) as stream:
+        with files.atomic_output(out, option="-o", binary=False) as stream:
             n = _write(stream, cases, columns, fmt)
         click.echo(f"exported {n} case{'s' if n != 1 else ''} to {out}", err=True)
     else:
@@ -307,5 +315,6 @@ def _export_package(
         docs = sum(1 for f in manifest["files"] if f.get("kind") == "document")
         click.echo(
             f"{path}: {ids.fmt('case', c['id'])}: case.json, history.json and {docs} "
-            f"document{'s' if docs != 1 else ''}, listed with their sha256 in manifest.json"
+            f"document{'s' if docs != 1 else ''}, listed with their sha256 in manifest.json",
+            err=files.check_target(path, "--package").fd == 1,  # the zip itself went to stdout
         )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
+from .. import files
 from ..errors import Conflict, InvalidInput, NotFound
-from ..store import maintenance
+from ..store import db, maintenance
 from ..store.migrations import MIGRATIONS
 from . import integrity
 
@@ -31,25 +30,29 @@ def verify(path: Path) -> dict:
 
 
 def backup(conn: sqlite3.Connection, dest: Path, *, force: bool = False) -> dict:
+    """Copy the live database to `dest` and verify the copy before it takes the final name.
+
+    Written like every casectl output (casectl.files): beside `dest` then renamed, never
+    through a link, streamed into a device or pipe, mode 0600.
+    """
     dest = Path(dest)
-    if dest.is_dir():
+    if dest.is_dir() and not dest.is_symlink():
         raise InvalidInput(f"{dest} is a directory; give a file name for the backup")
-    if dest.exists() and not force:
-        raise Conflict(f"{dest} exists; add --force to replace it")
-    if not dest.parent.exists():
+    if not dest.is_symlink() and not dest.parent.exists():
         raise NotFound(f"no directory {dest.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        maintenance.backup_to(conn, tmp_path)
+    target = files.check_target(dest, "backup to")
+    if dest.exists() and not (target.stream or target.fd is not None) and not force:
+        raise Conflict(f"{dest} exists; add --force to replace it")
+    with files.staged_file(target) as tmp_path:
+        try:
+            maintenance.backup_to(conn, tmp_path)
+        except sqlite3.Error as e:
+            raise db.explain(e, dest) or e from None
         result = verify(tmp_path)
         if not result["ok"]:
             raise InvalidInput(f"the backup did not verify: {result['problems'][0]}", details=result["problems"])
-        os.replace(tmp_path, dest)  # never a half-written backup under the final name
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    return {"backup": str(dest), "size": dest.stat().st_size, **result}
+        size = tmp_path.stat().st_size
+    return {"backup": str(dest), "size": size, **result}
 
 
 def restore(source: Path, target: Path, *, force: bool, connect) -> dict:

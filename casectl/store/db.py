@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
-from ..errors import CasectlError, Conflict, NotFound
+from ..errors import CasectlError, Conflict, EnvironmentProblem, NotFound
 from .migrations import MIGRATIONS
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -42,10 +43,20 @@ def inserted_id(cur: sqlite3.Cursor) -> int:
     return cur.lastrowid
 
 
+class Connection(sqlite3.Connection):
+    """A casectl connection: it knows its file, and why it could only be opened read-only."""
+
+    db_path: str = ""
+    read_only: str | None = None  # why writes are impossible (a read-only file system, ...), or None
+
+
 def _create_private_file(path: Path) -> None:
     # The file holds personal data: readable by its owner only, from birth.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot create the database {path}: {e.strerror}") from None
     os.close(fd)
 
 
@@ -54,34 +65,153 @@ def connect(
 ) -> sqlite3.Connection:
     """Connect, set pragmas and apply pending migrations.
 
-    A missing file is NotFound unless `create` is set (only `casectl init`).
-    A writer waits up to `busy_timeout` seconds for another to finish.
+    A missing or empty file is NotFound unless `create` is set (only `casectl init`
+    makes a database). A writer waits up to `busy_timeout` seconds for another to
+    finish. A file this process may not write (a read-only file system or
+    directory, a file without write permission) is opened read-only: reading
+    commands work, writing ones fail with one line (exit 7).
     """
     path = Path(path)
-    if path.is_dir():
-        raise NotFound(f"{path} is a directory, not a casectl database")
-    new = not path.exists()
-    if new and not create:
-        raise NotFound(f"no database at {path}; create one with `casectl init --db {path}`")
-    if new:
-        _create_private_file(path)
     try:
-        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as e:
-        raise CasectlError(f"{path} is not a usable casectl database ({e})") from None
+        st: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise EnvironmentProblem(f"cannot reach the database {path}: {e.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise NotFound(f"{path} is a directory, not a casectl database")
+    if st is None and not create:
+        raise NotFound(f"no database at {path}; create one with `casectl init --db {path}`")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise EnvironmentProblem(f"{path} is not a regular file, so not a casectl database; give the right --db")
+    if st is not None and not os.access(path, os.R_OK):
+        raise EnvironmentProblem(f"cannot read the database {path}: permission denied for this user")
+    if st is not None and st.st_size == 0 and not create and not _wal_has_data(path):
+        raise NotFound(
+            f"{path} is an empty file, not a casectl database; run `casectl init --db {path}` to make it one"
+        )
+    if st is None:
+        _create_private_file(path)
+    conn, version = _open(path, None if st is None else _read_only_reason(path), busy_timeout)
     if version > len(MIGRATIONS):
-        raise CasectlError(
+        raise EnvironmentProblem(
             f"{path} was written by a newer casectl (schema {version}, this one knows {len(MIGRATIONS)}); upgrade casectl"
         )
     if version < len(MIGRATIONS):
-        if not create and version == 0 and _has_tables(conn):
-            raise CasectlError(f"{path} is a SQLite database but not a casectl one")
-        migrate(conn)
+        if version == 0 and not create and _has_tables(conn):
+            raise EnvironmentProblem(f"{path} is a SQLite database but not a casectl one; give the right --db")
+        if version == 0 and not create:
+            raise NotFound(
+                f"{path} is not a casectl database (it holds no tables); run `casectl init --db {path}` to make it one"
+            )
+        if conn.read_only:
+            raise EnvironmentProblem(
+                f"{path} needs upgrading to schema {len(MIGRATIONS)} (it has {version}) but is read-only "
+                f"({conn.read_only}); run any command once with write access"
+            )
+        try:
+            migrate(conn)
+        except sqlite3.Error as e:
+            raise explain(e, path) or e from None
     return conn
+
+
+def _wal_has_data(path: Path) -> bool:
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the database, or None. (Root may write a file without write
+    permission, so access() is asked, not the mode bits.)"""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    except OSError:
+        pass
+    if not os.access(path, os.W_OK):
+        return "the file is not writable by this user"
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        # WAL mode writes two files beside the database; if they are there and writable, that is enough.
+        side = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+        if not all(p.exists() and os.access(p, os.W_OK) for p in side):
+            return f"its directory {folder} is not writable by this user"
+    return None
+
+
+def _open(path: Path, read_only: str | None, busy_timeout: float) -> tuple[Connection, int]:
+    """The connection and the schema version; read-only when it must be (see connect)."""
+    uri = path.absolute().as_uri()
+    candidates: list[tuple[str, bool]] = []
+    if read_only is None:
+        candidates.append((str(path), False))
+    # A read-only WAL database opens with mode=ro when its -shm file can be used; when it cannot
+    # be created (a read-only directory) nobody can be writing it, so it is read as immutable.
+    candidates += [(f"{uri}?mode=ro", True), (f"{uri}?mode=ro&immutable=1", True)]
+    for i, (target, uri_mode) in enumerate(candidates):
+        conn: Connection | None = None
+        if target.endswith("immutable=1") and _wal_has_data(path):
+            # Read as immutable, SQLite would ignore the changes still in the log: stale, silently.
+            raise EnvironmentProblem(
+                f"cannot read {path} as this user: recent changes are in its write-ahead log ({path}-wal), "
+                "which this user may not use; let its owner run a casectl command on it first"
+            )
+        try:
+            conn = sqlite3.connect(
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri_mode,
+                factory=Connection,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.db_path = str(path)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if uri_mode:
+                conn.read_only = read_only or "this user may not write it"
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return conn, version
+        except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
+            name = getattr(e, "sqlite_errorname", "") or ""
+            if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and i + 1 < len(candidates):
+                if not uri_mode:
+                    read_only = f"writing it failed: {e}"
+                continue
+            problem = explain(e, path)
+            if isinstance(problem, EnvironmentProblem) and name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+                problem = EnvironmentProblem(f"{path} is not a usable casectl database ({e}); {_DAMAGED_HINT}")
+            raise problem or EnvironmentProblem(f"{path} is not a usable casectl database ({e})") from None
+    raise AssertionError("unreachable")  # the last candidate either returns or raises
+
+
+_DAMAGED_HINT = "give the right --db, or restore a backup with `casectl db restore`"
+
+
+def explain(e: sqlite3.Error, path: str | Path | None) -> CasectlError | None:
+    """A SQLite error that the machine or another program caused, as one line and its exit code:
+    locked (5), read-only, disk full, I/O error, damaged file (7). None for any other: a bug."""
+    name = getattr(e, "sqlite_errorname", "") or ""
+    where = f"the database {path}" if path else "the database"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (not name and _is_locked(e)):
+        return Conflict(f"{where} is locked by another program; try again (or raise CASECTL_BUSY_TIMEOUT)")
+    if name.startswith("SQLITE_READONLY"):
+        return EnvironmentProblem(f"{where} is read-only ({e}); this command writes, so nothing was done")
+    if name.startswith("SQLITE_FULL"):
+        return EnvironmentProblem(f"the disk holding {where} is full ({e}); nothing was written")
+    if name.startswith("SQLITE_IOERR"):
+        return EnvironmentProblem(f"{where}: disk I/O error ({e}); check the disk, then `casectl db check`")
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return EnvironmentProblem(f"{where} is damaged or not a database ({e}); {_DAMAGED_HINT}")
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
+        return EnvironmentProblem(f"cannot open {where} ({e}); check the permissions of the file and its directory")
+    return None
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
@@ -112,7 +242,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-def _is_locked(e: sqlite3.OperationalError) -> bool:
+def _is_locked(e: sqlite3.Error) -> bool:
     msg = str(e).lower()
     return "locked" in msg or "busy" in msg
 
@@ -120,6 +250,12 @@ def _is_locked(e: sqlite3.OperationalError) -> bool:
 @contextlib.contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One command = one transaction; everything or nothing is written."""
+    why = getattr(conn, "read_only", None)
+    if why:
+        raise EnvironmentProblem(
+            f"{_path_of(conn) or 'the database'} is read-only ({why}): this command writes, so nothing was done "
+            "(commands that only read, such as list and show, still work)"
+        )
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
@@ -128,23 +264,35 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
                 f"the database stayed locked by another writer for {_busy_timeout_of(conn):g}s; try again "
                 "(or raise CASECTL_BUSY_TIMEOUT)"
             ) from None
-        raise
+        raise explain(e, _path_of(conn)) or e from None
     try:
         yield conn
+    except sqlite3.Error as e:
+        _abandon(conn)
+        raise explain(e, _path_of(conn)) or e from None
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _abandon(conn)
         raise
     if not conn.in_transaction:  # a dry run rolled back on purpose
         return
     try:
         conn.execute("COMMIT")
     except sqlite3.OperationalError as e:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _abandon(conn)
         if _is_locked(e):
             raise Conflict("the database stayed locked while committing; nothing was written, try again") from None
-        raise
+        raise explain(e, _path_of(conn)) or e from None
+
+
+def _abandon(conn: sqlite3.Connection) -> None:
+    # SQLite may have rolled back already (a full disk, an I/O error): that is fine too.
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    return getattr(conn, "db_path", "")
 
 
 def rollback(conn: sqlite3.Connection) -> None:
