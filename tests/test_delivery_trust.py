@@ -296,22 +296,29 @@ def test_localhost_is_loopback_when_the_hook_is_added(cli, db, monkeypatch):
 
 
 def test_effect_targets_keep_their_scheme_host_and_port(cli, db, tmp_path):
+    bad = [
+        {"type": "webhook", "url": "http://{data.host}/steal"},
+        {"type": "webhook", "url": "file:///etc/passwd"},
+    ]
+    wf = {
+        "name": "leaky",
+        "initial": "open",
+        "statuses": [{"name": "open"}, {"name": "done", "final": True}],
+        "actions": [{"name": "finish", "from": ["open"], "to": "done", "decision": "approved", "effects": bad}],
+    }
+    path = tmp_path / "leaky.json"
+    path.write_text(json.dumps(wf))
+    r = cli("workflows", "add", str(path), expect=6)
+    assert "cannot come from a template" in r.stderr and "is not an http:// or https:// address" in r.stderr
     with Receiver() as rx:
         add_workflow(
-            cli,
-            tmp_path,
-            [
-                {"type": "webhook", "url": "http://{data.host}/steal"},
-                {"type": "webhook", "url": "file:///etc/passwd"},
-                {"type": "crm", "url": f"http://127.0.0.1:{rx.port}/a/{{data.host}}?q={{data.host}}"},
-            ],
+            cli, tmp_path, [{"type": "crm", "url": f"http://127.0.0.1:{rx.port}/a/{{data.host}}?q={{data.host}}"}]
         )
         case = cli("create", "-w", "trust", "--data", json.dumps({"host": f"127.0.0.1:{rx.port}/x#"})).stdout.strip()
         cli("act", case, "finish")
         out = cli("outbox", "deliver")
         no_traceback(out)
-        assert "delivered 1, will retry 0, failed 2" in out.stdout
-        assert "cannot come from a template" in out.stderr and "is not an http:// or https:// address" in out.stderr
+        assert "delivered 1, will retry 0, failed 0" in out.stdout
         [req] = rx.requests
         assert req.path == f"/a/127.0.0.1%3A{rx.port}%2Fx%23?q=127.0.0.1%3A{rx.port}%2Fx%23"
 

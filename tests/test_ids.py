@@ -49,5 +49,5 @@ def test_only_ascii_digits_make_an_id(cli, db, text):
 def test_a_missing_id_is_not_looked_up_as_a_reference(cli, db):
     cli("create", "-w", "simple", "--ref", "12")
     r = cli("show", "12", expect=3)
-    assert "no case C-12" in r.stderr and "ref:12" in r.stderr
+    assert "no case '12'" in r.stderr and "ref:12" in r.stderr
     assert cli.json("show", "ref:12", "--json")["id"] == "C-1"

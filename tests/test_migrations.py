@@ -62,18 +62,18 @@ def test_a_newer_database_is_refused(db_path, cli):
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
-    r = cli("list", expect=1)
+    r = cli("list", expect=7)
     assert "newer casectl" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_a_foreign_sqlite_file_is_refused(tmp_path, cli):
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE x (y)")
-    r = cli("list", "--db", str(other), expect=1)
+    r = cli("list", "--db", str(other), expect=7)
     assert "not a casectl one" in r.stderr
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"\x00\x01not sqlite" * 500)
-    r = cli("list", "--db", str(garbage), expect=1)
+    r = cli("list", "--db", str(garbage), expect=7)
     assert "not a usable casectl database" in r.stderr
 
 

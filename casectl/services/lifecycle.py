@@ -14,10 +14,11 @@ Everything here runs inside the caller's transaction (`store.write`).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import ids, rules
 from ..errors import CasectlError, Conflict, InvalidInput, NotAllowed, NotFound
@@ -79,7 +80,8 @@ def resolve_id(conn: sqlite3.Connection, id_or_ref: str) -> int:
     if n is not None:
         if case_store.exists(conn, n):
             return n
-        raise NotFound(f"no case {ids.fmt('case', n)} (an external reference that reads like an id: ref:{id_or_ref})")
+        hint = f"; for the external reference '{id_or_ref}' say ref:{id_or_ref}" if id_or_ref.strip().isdigit() else ""
+        raise NotFound(f"no case '{id_or_ref}'{hint}")
     ref = id_or_ref[len(ids.REF_PREFIX) :] if explicit else id_or_ref
     ref_id = case_store.id_for_ref(conn, ref)
     if ref_id is not None:
@@ -211,7 +213,18 @@ def check_refs(conn: sqlite3.Connection, new_cases: Sequence[NewCase]) -> None:
         seen.add(ref)
 
 
-_NO_CLOCK = (None, None, None)  # due_at, sla_paused_at, sla_remaining of a case without an SLA clock
+class _Start(NamedTuple):
+    """What every new case of one workflow created in one status shares (one batch, one `now`)."""
+
+    workflow: Workflow
+    status: str
+    final: int
+    clock: tuple[str | None, str | None, int | None]  # due_at, sla_paused_at, sla_remaining
+    automatic: bool  # an automatic action may fire from `status`
+    followers: tuple[Any, ...]  # the creation followers with something to do for this workflow
+
+
+_NO_CLOCK = (None, None, None)  # a case without an SLA clock
 
 
 def insert_cases(
@@ -234,7 +247,7 @@ def insert_cases(
     go in with their SLA clocks (clock.creation_clock) and their search rows,
     then tags and the `created` events (`event_data` in each, and
     `each_event_data[i]` in the i-th), and then each case's followers run, with
-    their follow-ups and the automatic actions.
+    their follow-ups and the automatic actions (`created_followers`).
     """
     new_cases = list(new_cases)
     if not new_cases:
@@ -249,28 +262,34 @@ def insert_cases(
             check_new_case(nc, wf)
     if not checked:
         check_refs(conn, new_cases)
-    for wf in wfs.values():
+    listening: dict[str, tuple[Any, ...]] = {}
+    for name, wf in wfs.items():
         record_workflow(conn, wf, at=at, actor=actor)
+        # A follower that can tell once per workflow that a new case gives it nothing to do is asked once.
+        listening[name] = tuple(f for f in CREATION_FOLLOWERS if not (hasattr(f, "quiet") and f.quiet(conn, wf)))
     next_case, next_subject = bulk.next_ids(conn)
     subject_ids = find_or_create_subjects(conn, new_cases, next_subject, at=at)
     shared = dict(event_data or {})
     to_json = bulk.case_json
-    kinds: dict[tuple[str, str], tuple[Workflow, str, int, tuple]] = {}
+    known: dict[tuple[str, str | None], _Start] = {}
+    starts: list[_Start] = []
     case_rows, tag_rows, events = [], [], []
     for i, nc in enumerate(new_cases):
         case_id = next_case + i
-        kind = kinds.get((nc.workflow, nc.status))
-        if kind is None:
+        start = known.get((nc.workflow, nc.status))
+        if start is None:
             wf = wfs[nc.workflow]
             status = nc.status or wf.initial
-            final = int(wf.is_final(status))
-            kind = kinds[nc.workflow, nc.status] = (
+            start = known[nc.workflow, nc.status] = _Start(
                 wf,
                 status,
-                final,
+                int(wf.is_final(status)),
                 clock.creation_clock(wf, status, now) or _NO_CLOCK,
+                wf.automatic_from(status),
+                listening[nc.workflow],
             )
-        wf, status, final, sla_clock = kind
+        starts.append(start)
+        wf, status = start.workflow, start.status
         case_rows.append(
             (
                 case_id,
@@ -278,7 +297,7 @@ def insert_cases(
                 wf.name,
                 wf.version,
                 status,
-                final,
+                start.final,
                 subject_ids[i],
                 nc.parent_id,
                 to_json(nc.data) if nc.data else "{}",
@@ -291,7 +310,7 @@ def insert_cases(
                 nc.origin,
                 actor,
                 actor,
-                *sla_clock,
+                *start.clock,
             )
         )
         if nc.tags:
@@ -308,9 +327,7 @@ def insert_cases(
         bulk.insert_tags(conn, tag_rows)
     event_ids = event_store.append_many(conn, events)
     case_ids = [row[0] for row in case_rows]
-    created_followers(
-        conn, new_cases, case_ids, event_ids, [kinds[nc.workflow, nc.status] for nc in new_cases], actor=actor, now=now
-    )
+    created_followers(conn, new_cases, case_ids, event_ids, starts, actor=actor, now=now)
     return case_ids
 
 
@@ -319,36 +336,41 @@ def insert_case(conn: sqlite3.Connection, nc: NewCase, *, actor: str, now: datet
     return insert_cases(conn, [nc], actor=actor, now=now, **kw)[0]
 
 
+def creation_run(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+    """Many `insert_cases` calls in the caller's transaction (an import's batches) as one run:
+    what is derived from the new cases as a whole, their full-text search rows, is written
+    once when the run ends (store.bulk.search_rows_later) instead of once per call."""
+    return bulk.search_rows_later(conn)
+
+
 def created_followers(
     conn: sqlite3.Connection,
     new_cases: Sequence[NewCase],
     case_ids: Sequence[int],
     event_ids: Sequence[int],
-    kinds: Sequence[tuple[Workflow, str, int, tuple]],
+    starts: Sequence[_Start],
     *,
     actor: str,
     now: datetime,
 ) -> None:
-    """Each new case's followers, its follow-ups and its automatic actions, case by case.
-
-    A follower that can say once per workflow that a new case gives it nothing
-    to do (`quiet(conn, wf)`) is asked once per workflow in the batch.
-    """
-    listening: dict[tuple[str, int], list[Any]] = {}
-    for nc, case_id, event_id, (wf, status, _, _) in zip(new_cases, case_ids, event_ids, kinds):
-        key = (wf.name, wf.version)
-        followers = listening.get(key)
-        if followers is None:
-            followers = listening[key] = [
-                f for f in CREATION_FOLLOWERS if not (getattr(f, "quiet", None) and f.quiet(conn, wf))
-            ]
-        record = Created(
-            case_id=case_id, workflow=wf, status=status, event_id=event_id, at=now, actor=actor, new_case=nc
-        )
-        follow = [f for follower in followers for f in follower.on_created(conn, record)]
+    """Each new case's followers, then their follow-ups and the case's automatic actions, case by case."""
+    for nc, case_id, event_id, start in zip(new_cases, case_ids, event_ids, starts):
+        follow: list[FollowUp] = []
+        if start.followers:
+            record = Created(
+                case_id=case_id,
+                workflow=start.workflow,
+                status=start.status,
+                event_id=event_id,
+                at=now,
+                actor=actor,
+                new_case=nc,
+            )
+            for follower in start.followers:
+                follow += follower.on_created(conn, record)
         if follow:
             carry_out(conn, follow, actor=actor, now=now)
-        if follow or wf.automatic_from(status):  # without follow-ups the status is still `status`
+        if follow or start.automatic:  # without follow-ups the case is still in start.status
             advance(conn, case_id, actor=actor, now=now)
 
 
