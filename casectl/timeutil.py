@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from .errors import UsageError
@@ -11,17 +12,31 @@ from .errors import UsageError
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def clock(pinned: str | None = None) -> datetime:
-    """The time now, to the second; `pinned` (CASECTL_NOW: tests, back-dated imports) stops the clock."""
+def clock_allowed(environ: Mapping[str, str]) -> bool:
+    """CASECTL_ALLOW_CLOCK=1: the clock override is switched on (tests, documented back-dated batch work)."""
+    return environ.get("CASECTL_ALLOW_CLOCK", "").strip().lower() in ("1", "true", "yes")
+
+
+def clock(pinned: str | None = None, *, allowed: bool = True) -> datetime:
+    """The time now, to the second; `pinned` (CASECTL_NOW) stops the clock where the override is allowed.
+
+    Pinning without CASECTL_ALLOW_CLOCK is refused rather than ignored: a user who set the clock
+    would otherwise believe the events carry it.
+    """
     if pinned:
+        if not allowed:
+            raise UsageError(
+                "CASECTL_NOW is set but the clock override is off; it pins the clock only with "
+                "CASECTL_ALLOW_CLOCK=1 (for tests and back-dated batch work)"
+            )
         return parse_time(pinned, "CASECTL_NOW")
     return datetime.now(UTC).replace(microsecond=0)
 
 
 def now() -> datetime:
-    """The clock with CASECTL_NOW read from the environment, for code that has no settings
-    (scripts, tests, services/queue.py's SLA section for now). Commands use their settings' clock."""
-    return clock(os.environ.get("CASECTL_NOW"))
+    """The clock as the environment says, for code that has no settings (scripts, tests).
+    Commands use their settings' clock."""
+    return clock(os.environ.get("CASECTL_NOW"), allowed=clock_allowed(os.environ))
 
 
 def iso(t: datetime) -> str:

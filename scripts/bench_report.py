@@ -134,7 +134,13 @@ def main() -> None:
     work = Path(args.keep or tempfile.mkdtemp(prefix="casectl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     casectl = shutil.which("casectl", path=str(Path(sys.executable).parent)) or "casectl"
-    env = {**os.environ, "CASECTL_NOW": "2025-02-04T00:00:00Z", "CASECTL_ACTOR": "bench", "CASECTL_NO_DELIVER": "1"}
+    env = {
+        **os.environ,
+        "CASECTL_NOW": "2025-02-04T00:00:00Z",
+        "CASECTL_ALLOW_CLOCK": "1",
+        "CASECTL_ACTOR": "bench",
+        "CASECTL_NO_DELIVER": "1",
+    }
     results: dict[tuple[str, int], tuple] = {}
     print(f"casectl report benchmark (cpu count {os.cpu_count()}; shared machines make these noisy)")
     for n in sorted(set(sizes) | set(naive_sizes)):

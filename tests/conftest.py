@@ -28,6 +28,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))  # no test reads a real config file
     monkeypatch.setenv("CASECTL_NO_DELIVER", "1")  # tests that deliver turn it back on
     monkeypatch.setenv("CASECTL_ALLOW_PRIVATE_TARGETS", "1")  # the tests' receivers listen on 127.0.0.1
+    monkeypatch.setenv("CASECTL_ALLOW_CLOCK", "1")  # tests pin the clock with CASECTL_NOW
     yield
 
 

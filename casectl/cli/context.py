@@ -38,6 +38,7 @@ class Settings:
     no_deliver: bool = False
     busy_timeout: float  # seconds a writer waits for another before giving up (exit 5)
     pinned_now: str | None = None  # CASECTL_NOW; parsed when the clock is read, as before
+    allow_clock: bool = False  # CASECTL_ALLOW_CLOCK=1: only then may CASECTL_NOW pin the clock
     config_path: Path
     smtp_overrides: Mapping[str, str]
     digest_to: str | None = None
@@ -69,6 +70,7 @@ class Settings:
             no_deliver=no_deliver or environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"),
             busy_timeout=_busy_timeout(get("CASECTL_BUSY_TIMEOUT")),
             pinned_now=get("CASECTL_NOW"),
+            allow_clock=timeutil.clock_allowed(environ),
             config_path=_config_path(environ),
             smtp_overrides={k: v for k in SMTP_KEYS if (v := environ.get(f"CASECTL_SMTP_{k.upper()}"))},
             digest_to=get("CASECTL_DIGEST_TO"),
@@ -89,7 +91,7 @@ class Settings:
         )
 
     def now(self) -> datetime:
-        return timeutil.clock(self.pinned_now)
+        return timeutil.clock(self.pinned_now, allowed=self.allow_clock)
 
     def delivery_timeout(self) -> float:
         from ..services.outbox import DEFAULT_TIMEOUT
