@@ -113,8 +113,8 @@ def test_created_event_names_the_file_and_its_sha256_and_chains(cli, db, db_path
 
 
 def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db, db_path, tmp_path):
-    """The created events' data and hashes are written from templates: they must be byte for byte
-    what store.events would write (json.dumps, sort_keys, compact) for any ref and file name."""
+    """The created events' data and hashes are byte for byte what json.dumps (sort_keys, compact)
+    and the canonical payload give, for any ref and file name: event_hash writes its JSON itself."""
     refs = ['q"uote', "back\\slash", "{0}{1}", "ünï €", "tab\tin", "  padded", "12", "a}b{"]
     f = tmp_path / 'we{i}rd "name" ü.csv'
     with open(f, "w", newline="", encoding="utf-8") as fh:
@@ -142,6 +142,37 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
         assert r["hash"] == event_hash(
             "", r["case_id"], r["at"], r["actor"], "created", None, None, r["to_status"], None, r["data"]
         )
+
+
+def test_search_rows_of_an_import_are_the_ones_the_triggers_keep(cli, db, db_path, tmp_path):
+    """An import writes its cases' search rows once, at the end (not one trigger run per row): they
+    are exactly a case's ref and its subject's name, email and dob as they end up, across batches
+    and after subjects made or found earlier are filled in; the next `create` is searched as before."""
+    cli("create", "--workflow", "kyb", "--ref", "OLD", "--subject-email", "old@example.com")
+    lines = ["ref,subject_name,subject_email,subject_dob"]
+    for i in range(1, 2501):  # more than two batches
+        email = "old@example.com" if i == 2400 else f"p{i % 1200}@example.com"
+        name = f"Name {i}" if i > 1200 or i == 7 else ""  # later rows fill names in (subject updates)
+        lines.append(f"I-{i},{name},{email},19{i % 90 + 10}-01-0{i % 9 + 1}")
+    bad = write(tmp_path / "bad.csv", "ref,subject_email\nB-1,b@example.com\nB-2,not-an-email\n")
+    cli("import", bad, "--workflow", "kyb", expect=6)
+    cli("import", write(tmp_path / "many.csv", "\n".join(lines) + "\n"), "--workflow", "kyb")
+    cli("create", "--workflow", "kyb", "--ref", "AFTER", "--subject-email", "after@example.com")
+    conn = sqlite3.connect(db_path)
+    try:
+        expected = conn.execute(
+            "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
+            "LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY c.id"
+        ).fetchall()
+        rows = conn.execute("SELECT rowid, case_no, ref, name, email, dob FROM case_search ORDER BY rowid").fetchall()
+        assert len(rows) == 2502 and rows == expected
+        assert conn.execute("SELECT name FROM subjects WHERE email = 'old@example.com'").fetchone() == ("Name 2400",)
+        assert conn.execute("SELECT count(*) FROM case_search_deferred").fetchone() == (0,)
+        conn.execute("INSERT INTO case_search (case_search) VALUES ('integrity-check')")
+    finally:
+        conn.close()
+    found = cli("search", "Name 2400", "--ids").stdout.split()
+    assert set(found) >= {"C-1", f"C-{2400 + 1}"}  # OLD, and I-2400 (case 1 is OLD)
 
 
 def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gc
 import hashlib
 import io
 import json
@@ -503,6 +504,7 @@ class _Importer:
         self.failing = False  # atomic mode has seen an invalid row: validate on, write nothing more
         self.countries = validate.country_codes()
         self.event_extra = {"file": src.label, "sha256": src.sha256}
+        self.verdicts: dict[tuple[str, int, str | None], rules.Verdict] = {}
 
     # -- rows in ---------------------------------------------------------------
 
@@ -682,7 +684,7 @@ class _Importer:
                 continue
             r.case_id = existing.get(r.nc.ref)
             if r.case_id is None and r.wf is not None:
-                verdict = rules.check_create(r.wf, r.nc.status)
+                verdict = self.creatable(r.wf, r.nc.status)
                 if not verdict.allowed:
                     r.errors.append(f"column {self.status_column}: {verdict.reason}")
                     self.result.refused += 1
@@ -702,6 +704,14 @@ class _Importer:
                 self.reject(r)
 
     # -- creating -------------------------------------------------------------------
+
+    def creatable(self, wf: Workflow, status: str | None) -> rules.Verdict:
+        """rules.check_create, asked once per workflow and status of the file."""
+        key = (wf.name, wf.version, status)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            verdict = self.verdicts[key] = rules.check_create(wf, status)
+        return verdict
 
     def create(self, rows: list[Row]) -> None:
         """The kernel's batch creation (lifecycle.insert_cases), for rows already checked one by one."""
@@ -852,17 +862,18 @@ class _Importer:
             self.rejects.writerow(header + ["error"])
         bulk.start_ref_log(self.conn)
         batch: list[Row] = []
-        for line, cells in rows:
-            batch.append(self.parse(line, cells, plan))
-            if len(batch) >= BATCH:
+        with lifecycle.creation_run(self.conn):  # the batches' search rows: once, at the end
+            for line, cells in rows:
+                batch.append(self.parse(line, cells, plan))
+                if len(batch) >= BATCH:
+                    self.result.rows += len(batch)
+                    self.flush(batch)
+                    batch = []
+                    if self.progress:
+                        self.progress(raw.tell(), self.src.size, self.result.rows)
+            if batch:
                 self.result.rows += len(batch)
                 self.flush(batch)
-                batch = []
-                if self.progress:
-                    self.progress(raw.tell(), self.src.size, self.result.rows)
-        if batch:
-            self.result.rows += len(batch)
-            self.flush(batch)
         if self.progress:
             self.progress(self.src.size, self.src.size, self.result.rows)
         bulk.end_ref_log(self.conn)
@@ -916,20 +927,26 @@ def import_csv(
                 rejects=rejects_file,
                 progress=progress,
             )
-            with write(conn):
-                result = importer.run(text, raw)
-                if result.invalid and not skip_invalid:
-                    n = result.invalid
-                    # Every bad row is one the rules refuse (not a malformed one): exit 4, as for `create`.
-                    error = NotAllowed if result.refused == n else InvalidInput
-                    raise error(
-                        f"{src.label}: {n} invalid row{'s' if n != 1 else ''} of {result.rows}; nothing was imported"
-                        + (f" (the first {MAX_ERRORS_SHOWN} below)" if n > MAX_ERRORS_SHOWN else "")
-                        + ". Fix them, or import the valid rows with --skip-invalid --rejects FILE",
-                        details=result.errors,
-                    )
-                if dry_run:
-                    conn.execute("ROLLBACK")
+            # What lives before the first row (modules, workflows, the country codes) is never
+            # garbage: frozen, it is not walked again by every collection the rows' objects set off.
+            gc.freeze()
+            try:
+                with write(conn):
+                    result = importer.run(text, raw)
+                    if result.invalid and not skip_invalid:
+                        n = result.invalid
+                        # Every bad row is one the rules refuse (not a malformed one): exit 4, as for `create`.
+                        error = NotAllowed if result.refused == n else InvalidInput
+                        raise error(
+                            f"{src.label}: {n} invalid row{'s' if n != 1 else ''} of {result.rows}; nothing was imported"
+                            + (f" (the first {MAX_ERRORS_SHOWN} below)" if n > MAX_ERRORS_SHOWN else "")
+                            + ". Fix them, or import the valid rows with --skip-invalid --rejects FILE",
+                            details=result.errors,
+                        )
+                    if dry_run:
+                        conn.execute("ROLLBACK")
+            finally:
+                gc.unfreeze()
         if rejects_file is not None:
             rejects_file.close()
             os.replace(rejects_tmp, rejects)

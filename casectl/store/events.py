@@ -28,8 +28,8 @@ EVENT_COLUMNS = (
 _INSERT_COLUMNS = EVENT_COLUMNS[1:]  # SQLite numbers them
 
 # The canonical JSON of the hashed payload, and of an event's data (keys sorted).
-_PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_DATA_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+_PAYLOAD_JSON = bulk.json_encoder(separators=(",", ":"), ensure_ascii=False)
+_DATA_JSON = bulk.json_encoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 # An event to append: (case_id, at, actor, kind, action, from_status, to_status, reason, data, prev_hash),
 # `data` a mapping (None: empty), `prev_hash` None to chain it to the case's last event.

@@ -363,10 +363,10 @@ def m_decided_by(db) -> None:
 
 
 def m_case_search_batches(db) -> None:
-    """A batch of new cases writes its search rows in one INSERT ... SELECT (store.bulk.insert_cases)
+    """New cases in batches get their search rows from one INSERT ... SELECT (store.bulk.search_rows_later)
     instead of one trigger run per row: while case_search_deferred holds a row (only ever inside
-    that writer's own transaction, around its case inserts) the insert trigger stands aside.
-    The rows are the same; every other writer, and every other statement, sees the table empty."""
+    that writer's own transaction) the insert trigger stands aside. The rows are the same; every
+    other connection sees the table empty."""
     db.execute("CREATE TABLE case_search_deferred (id INTEGER PRIMARY KEY)")
     db.execute("DROP TRIGGER case_search_insert")
     db.execute(
