@@ -321,20 +321,25 @@ class Plan:
     defaults: list[tuple[int, Any, Any]]
 
     def __post_init__(self) -> None:
-        # What parse() reads for each column, unpacked once: (column, index, kind, key, convert,
-        # strip: a case field compared without blanks, leaf: a top-level data key).
-        self.steps = [
-            (
-                c,
-                c.index,
-                c.kind,
-                c.key,
-                c.convert,
-                c.kind == _CASE and c.key in _STRIPPED,
-                c.key[0] if c.kind in (_DATA, _REGISTRY) and len(c.key) == 1 else None,
-            )
-            for c in self.columns
-        ]
+        # What parse() reads for each column, unpacked once. Plain cells (no conversion) of case
+        # fields, top-level data keys and two-level data paths have loops of their own; every
+        # other column goes through `steps`, in column order (so its errors come in that order).
+        # A column fills its own target, never one another fills (plan_columns refuses that), so
+        # the order of the loops does not change the result.
+        self.case_cells: list[tuple[int, str, bool]] = []  # index, field, compared without blanks
+        self.data_leaves: list[tuple[int, str]] = []  # index, key
+        self.data_pairs: list[tuple[int, str, str]] = []  # index, key, key inside it
+        self.steps = []  # column, index, kind, key, convert, strip, leaf (a top-level key)
+        for c in self.columns:
+            if c.convert is None and c.kind == _CASE:
+                self.case_cells.append((c.index, c.key, c.key in _STRIPPED))
+            elif c.convert is None and c.kind == _DATA and len(c.key) == 1:
+                self.data_leaves.append((c.index, c.key[0]))
+            elif c.convert is None and c.kind == _DATA and len(c.key) == 2:
+                self.data_pairs.append((c.index, c.key[0], c.key[1]))
+            else:
+                leaf = c.key[0] if c.kind in (_DATA, _REGISTRY) and len(c.key) == 1 else None
+                self.steps.append((c, c.index, c.kind, c.key, c.convert, c.kind == _CASE and c.key in _STRIPPED, leaf))
 
 
 def _target(name: str) -> tuple[int, Any] | None:
@@ -539,8 +544,36 @@ class _Importer:
                 fields[key] = value
             else:
                 set_path(data if kind == _DATA else registry, key, value)
+        for index, key, strip in plan.case_cells:
+            v = cells[index]
+            if v:
+                if v[0] == "'":
+                    v = csv_unescape(v)
+                if strip:
+                    v = v.strip()
+                    if not v:
+                        continue
+                fields[key] = v
+                has.add(key)
+        if plan.data_leaves or plan.data_pairs:
+            filled = False
+            for index, key in plan.data_leaves:
+                v = cells[index]
+                if v:
+                    data[key] = csv_unescape(v) if v[0] == "'" else v
+                    filled = True
+            for index, key, inner_key in plan.data_pairs:
+                v = cells[index]
+                if v:
+                    inner = data.get(key)
+                    if not isinstance(inner, dict):  # as set_path: a value in the way becomes an object
+                        inner = data[key] = {}
+                    inner[inner_key] = csv_unescape(v) if v[0] == "'" else v
+                    filled = True
+            if filled:
+                has.add("data")
         for col, index, kind, key, convert, strip, leaf in plan.steps:
-            v: Any = cells[index]
+            v = cells[index]
             if not v:
                 continue
             if convert is not None:
@@ -927,9 +960,11 @@ def import_csv(
                 rejects=rejects_file,
                 progress=progress,
             )
-            # What lives before the first row (modules, workflows, the country codes) is never
-            # garbage: frozen, it is not walked again by every collection the rows' objects set off.
-            gc.freeze()
+            # The rows, cases and events are many short-lived objects without cycles: reference
+            # counting frees each one, and the cycle collector would only walk them (and every
+            # module) over and over. It is off for the import.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 with write(conn):
                     result = importer.run(text, raw)
@@ -946,7 +981,8 @@ def import_csv(
                     if dry_run:
                         conn.execute("ROLLBACK")
             finally:
-                gc.unfreeze()
+                if collecting:
+                    gc.enable()
         if rejects_file is not None:
             rejects_file.close()
             os.replace(rejects_tmp, rejects)

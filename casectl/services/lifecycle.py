@@ -136,22 +136,21 @@ def find_or_create_subjects(
     else with its email, filled in where unknown (never overwritten); else a new one, numbered
     from `next_subject`. A subject made for an earlier case of the batch is reused like one
     already in the table."""
-    refs = sorted({nc.subject_ref for nc in new_cases if nc.subject_ref and nc.subject_id is None})
-    keys = sorted(
-        {subject_store.email_key(nc.subject_email) for nc in new_cases if nc.subject_email and nc.subject_id is None}
-    )
+    email_key = subject_store.email_key
+    keys = [email_key(nc.subject_email) if nc.subject_id is None else None for nc in new_cases]
+    refs = sorted({ref for nc in new_cases if nc.subject_id is None and (ref := nc.subject_ref)})
+    wanted = sorted({key for key in keys if key})
     by_ref = bulk.subjects_by_ref(conn, refs) if refs else {}
-    by_key = bulk.subjects_by_email_key(conn, keys) if keys else {}
+    by_key = bulk.subjects_by_email_key(conn, wanted) if wanted else {}
     subject_ids: list[int | None] = []
     new_subjects: list[dict[str, Any]] = []
-    for nc in new_cases:
+    for nc, key in zip(new_cases, keys):
         if nc.subject_id is not None:
             subject_ids.append(nc.subject_id)
             continue
         if not (nc.subject_email or nc.subject_ref or nc.subject_name):
             subject_ids.append(None)
             continue
-        key = subject_store.email_key(nc.subject_email)
         found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
         if found is not None:
             missing = {
@@ -170,11 +169,11 @@ def find_or_create_subjects(
                     subject_store.update(conn, found["id"], missing, at=at)
                 found.update(missing)
                 if "email" in missing:
-                    found["email_key"] = subject_store.email_key(missing["email"])
+                    found["email_key"] = email_key(missing["email"])
                     by_key[found["email_key"]] = found
             subject_ids.append(found["id"])
             continue
-        subject = {
+        subject: dict[str, Any] = {
             "id": next_subject + len(new_subjects),
             "ref": nc.subject_ref,
             "name": nc.subject_name,
@@ -273,7 +272,9 @@ def insert_cases(
     to_json = bulk.case_json
     known: dict[tuple[str, str | None], _Start] = {}
     starts: list[_Start] = []
-    case_rows, tag_rows, events = [], [], []
+    case_rows: list[tuple] = []
+    tag_rows: list[tuple[int, str]] = []
+    events: list[event_store.NewEvent] = []
     for i, nc in enumerate(new_cases):
         case_id = next_case + i
         start = known.get((nc.workflow, nc.status))
@@ -289,7 +290,7 @@ def insert_cases(
                 listening[nc.workflow],
             )
         starts.append(start)
-        wf, status = start.workflow, start.status
+        wf, status, final, (due_at, paused_at, remaining), _, _ = start
         case_rows.append(
             (
                 case_id,
@@ -297,7 +298,7 @@ def insert_cases(
                 wf.name,
                 wf.version,
                 status,
-                start.final,
+                final,
                 subject_ids[i],
                 nc.parent_id,
                 to_json(nc.data) if nc.data else "{}",
@@ -310,7 +311,9 @@ def insert_cases(
                 nc.origin,
                 actor,
                 actor,
-                *start.clock,
+                due_at,
+                paused_at,
+                remaining,
             )
         )
         if nc.tags:

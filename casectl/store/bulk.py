@@ -204,7 +204,7 @@ def insert_rows(
             sql = full_sql
         else:
             sql = head + ",".join([one] * len(chunk))
-        last = conn.execute(sql, list(chain.from_iterable(chunk))).lastrowid
+        last = conn.execute(sql, list(chain.from_iterable(chunk))).lastrowid or 0
         ids.extend(range(last - len(chunk) + 1, last + 1))
     return ids
 

@@ -57,8 +57,8 @@ def event_hash(
     strings, None and ints are written straight with the encoder's own string function (the
     same bytes, without building an encoder per call), anything else by the encoder itself.
     """
-    fields = (prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data)
-    parts = []
+    fields: tuple[Any, ...] = (prev_hash, case_id, at, actor, kind, action, from_status, to_status, reason, data)
+    parts: list[str] = []
     for v in fields:
         cls = v.__class__
         if cls is str:
@@ -68,9 +68,10 @@ def event_hash(
         elif cls is int:
             parts.append(int.__repr__(v))
         else:
-            parts = None
+            payload = _PAYLOAD_JSON(list(fields))
             break
-    payload = "[" + ",".join(parts) + "]" if parts is not None else _PAYLOAD_JSON(list(fields))
+    else:
+        payload = "[" + ",".join(parts) + "]"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
