@@ -155,7 +155,9 @@ def test_settings_come_from_the_environment_and_the_options(tmp_path):
     from casectl.cli.context import Settings
 
     env = {"CASECTL_DB": str(tmp_path / "env.db"), "CASECTL_ACTOR": "env-actor", "CASECTL_BUSY_TIMEOUT": "2.5"}
-    s = Settings.from_environ({**env, "CASECTL_NOW": "2026-01-02T03:04:05Z", "CASECTL_SMTP_HOST": "mail"})
+    s = Settings.from_environ(
+        {**env, "CASECTL_NOW": "2026-01-02T03:04:05Z", "CASECTL_ALLOW_CLOCK": "1", "CASECTL_SMTP_HOST": "mail"}
+    )
     assert (s.db_path, s.actor, s.busy_timeout, s.no_deliver) == (tmp_path / "env.db", "env-actor", 2.5, False)
     assert s.now().isoformat() == "2026-01-02T03:04:05+00:00"
     assert s.smtp_overrides == {"host": "mail"}
