@@ -384,7 +384,7 @@ def plan_columns(header: list[str], label: str, mapping: Mapping | None) -> Plan
         if spec is not None and spec.to is None:
             ignored.append(name)
             continue
-        target_name = spec.to if spec is not None else name
+        target_name = spec.to if spec is not None and spec.to is not None else name
         try:
             target = _target(target_name)
         except ValueError as e:
@@ -695,11 +695,11 @@ class _Importer:
             self.failing = True
 
     def flush(self, batch: list[Row]) -> None:
-        refs = [r.nc.ref for r in batch if r.nc is not None]
+        refs = [r.nc.ref for r in batch if r.nc is not None and r.nc.ref is not None]
         seen = bulk.seen_refs(self.conn, refs) if refs else {}
         here: dict[str, int] = {}
         for r in batch:
-            if r.nc is None:
+            if r.nc is None or r.nc.ref is None:
                 continue
             first = seen.get(r.nc.ref) or here.get(r.nc.ref)
             if first is not None:
@@ -715,7 +715,7 @@ class _Importer:
             if r.errors or r.nc is None:
                 self.reject(r)
                 continue
-            r.case_id = existing.get(r.nc.ref)
+            r.case_id = existing.get(r.nc.ref) if r.nc.ref is not None else None
             if r.case_id is None and r.wf is not None:
                 verdict = self.creatable(r.wf, r.nc.status)
                 if not verdict.allowed:
@@ -750,7 +750,7 @@ class _Importer:
         """The kernel's batch creation (lifecycle.insert_cases), for rows already checked one by one."""
         ids = lifecycle.insert_cases(
             self.conn,
-            [r.nc for r in rows],
+            [r.nc for r in rows if r.nc is not None],
             actor=self.actor,
             now=self.now,
             event_data=self.event_extra,
@@ -766,7 +766,8 @@ class _Importer:
     def update_case(self, r: Row) -> None:
         """--update: apply the row's values to the existing case, with one event naming the changes."""
         conn, nc = self.conn, r.nc
-        case = case_store.get(conn, r.case_id)
+        assert nc is not None and r.case_id is not None  # flush sends only parsed rows of existing cases
+        case = case_store.fetch(conn, r.case_id)
         if case["workflow"] != nc.workflow and "workflow" in r.has:
             r.errors.append(
                 f"column workflow: case {nc.ref} is in workflow {case['workflow']}, not {nc.workflow}; "
@@ -824,7 +825,7 @@ class _Importer:
                 data={"changes": shown, "origin": "import", "line": r.line, **self.event_extra},
             )
         if to_status is not None and verdict is not None:
-            case = case_store.get(conn, case["id"])
+            case = case_store.fetch(conn, case["id"])
             lifecycle.transition(
                 conn,
                 case,
@@ -985,6 +986,7 @@ def import_csv(
                     gc.enable()
         if rejects_file is not None:
             rejects_file.close()
+            assert rejects_tmp is not None and rejects is not None
             os.replace(rejects_tmp, rejects)
             rejects_tmp = None
             result.rejects = str(rejects)
