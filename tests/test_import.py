@@ -168,6 +168,8 @@ def test_search_rows_of_an_import_are_the_ones_the_triggers_keep(cli, db, db_pat
         assert len(rows) == 2502 and rows == expected
         assert conn.execute("SELECT name FROM subjects WHERE email = 'old@example.com'").fetchone() == ("Name 2400",)
         assert conn.execute("SELECT count(*) FROM case_search_deferred").fetchone() == (0,)
+        # The larger FTS5 buffer of a big fill is not left in the table's settings.
+        assert conn.execute("SELECT k FROM case_search_config").fetchall() == [("version",)]
         conn.execute("INSERT INTO case_search (case_search) VALUES ('integrity-check')")
     finally:
         conn.close()

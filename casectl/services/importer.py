@@ -448,7 +448,7 @@ def _describe(kind: int, key: Any) -> str:
 # --- one row ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     line: int
     cells: list[str]
@@ -707,7 +707,7 @@ class _Importer:
             else:
                 here[r.nc.ref] = r.line
         if here:
-            bulk.log_refs(self.conn, here.items())
+            bulk.log_refs(self.conn, list(here.items()))
         existing = bulk.case_ids_for_refs(self.conn, list(here)) if here else {}
         new: list[Row] = []
         old: list[Row] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -119,8 +119,8 @@ def seen_refs(conn: sqlite3.Connection, refs: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def log_refs(conn: sqlite3.Connection, rows: Iterable[tuple[str, int]]) -> None:
-    conn.executemany("INSERT OR IGNORE INTO temp.import_refs (ref, line) VALUES (?, ?)", rows)
+def log_refs(conn: sqlite3.Connection, rows: Sequence[tuple[str, int]]) -> None:
+    insert_rows(conn, "temp.import_refs", ("ref", "line"), rows, verb="INSERT OR IGNORE")
 
 
 def end_ref_log(conn: sqlite3.Connection) -> None:
@@ -221,6 +221,10 @@ _SEARCH_ROWS = (
 )
 
 
+_LARGE_FILL = 2000  # new cases from which the search rows are written with a larger FTS5 buffer
+_FILL_HASHSIZE = 4 << 20
+
+
 @contextlib.contextmanager
 def search_rows_later(conn: sqlite3.Connection) -> Iterator[None]:
     """The cases inserted inside get their search rows when the block ends, with one INSERT ... SELECT,
@@ -246,8 +250,33 @@ def search_rows_later(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("DELETE FROM case_search_deferred")
+    write_search_rows(conn, first)
+
+
+def write_search_rows(conn: sqlite3.Connection, first: int) -> None:
+    """The search rows of the cases numbered from `first` on, in place of any they have."""
     conn.execute("DELETE FROM case_search WHERE rowid >= ?", (first,))
-    conn.execute(_SEARCH_ROWS, (first,))
+    last = conn.execute("SELECT coalesce(max(id), 0) FROM cases").fetchone()[0]
+    if last - first < _LARGE_FILL:
+        conn.execute(_SEARCH_ROWS, (first,))
+        return
+    # FTS5 holds new index entries in memory up to its 'hashsize' (1 MiB unless set), then writes
+    # them out as a segment and merges segments as they pile up: for one statement of many rows a
+    # larger buffer means far fewer merges (a third fewer instructions for 30,000 cases). The
+    # setting is stored in the table's config; it is put back as it was before the block ends.
+    old = conn.execute("SELECT v FROM case_search_config WHERE k = 'hashsize'").fetchone()
+    try:
+        conn.execute("INSERT INTO case_search (case_search, rank) VALUES ('hashsize', ?)", (_FILL_HASHSIZE,))
+    except sqlite3.OperationalError:  # an SQLite without the setting: the usual buffer
+        conn.execute(_SEARCH_ROWS, (first,))
+        return
+    try:
+        conn.execute(_SEARCH_ROWS, (first,))
+    finally:
+        if old is not None:
+            conn.execute("INSERT INTO case_search (case_search, rank) VALUES ('hashsize', ?)", old)
+        else:
+            conn.execute("DELETE FROM case_search_config WHERE k = 'hashsize'")  # unset, as it was
 
 
 def insert_cases(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
