@@ -177,6 +177,22 @@ def test_search_rows_of_an_import_are_the_ones_the_triggers_keep(cli, db, db_pat
     assert set(found) >= {"C-1", f"C-{2400 + 1}"}  # OLD, and I-2400 (case 1 is OLD)
 
 
+def test_the_kernels_quick_created_record_is_a_created_record():
+    """lifecycle.created_record skips the frozen dataclass's __init__: it must give the same record."""
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from casectl import rules
+    from casectl.services import lifecycle
+    from casectl.services.records import Created, NewCase
+
+    wf, nc, at = rules.BUILTIN["kyb"], NewCase(workflow="kyb"), datetime(2026, 3, 6, tzinfo=UTC)
+    quick = lifecycle.created_record(7, wf, "collection_flow", 9, at, "ann", nc)
+    made = Created(case_id=7, workflow=wf, status="collection_flow", event_id=9, at=at, actor="ann", new_case=nc)
+    assert type(quick) is Created and quick == made and vars(quick) == vars(made)
+    assert [f.name for f in fields(Created)] == list(vars(quick)) and not hasattr(Created, "__post_init__")
+
+
 def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):
     f = write(tmp_path / "s.csv", "ref,subject_email\nS-1,a@example.com\nS-2,b@example.com\n")
     cli("import", f, "--workflow", "screening")
