@@ -8,7 +8,6 @@ It returns no follow-ups.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from datetime import datetime
 
 from ..rules import Workflow
@@ -28,13 +27,6 @@ def creation_clock(wf: Workflow, status: str, now: datetime) -> tuple[str | None
     if target is not None and target.waiting:
         return None, iso(now), budget
     return iso(sla.add(wf.sla, now, budget)), None, None
-
-
-def creation_clocks(
-    wf: Workflow, statuses: Iterable[str], now: datetime
-) -> dict[str, tuple[str | None, str | None, int | None] | None]:
-    """creation_clock of each of `statuses`, for a batch that writes the clock with the case rows."""
-    return {s: creation_clock(wf, s, now) for s in set(statuses)}
 
 
 def on_created(conn: sqlite3.Connection, record: Created) -> list[FollowUp]:
