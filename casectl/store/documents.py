@@ -1,20 +1,52 @@
-"""Documents, in SQL: bytes stored once under their sha256, and the attachments that name them."""
+"""Documents, in SQL: bytes stored once under their sha256, and the attachments that name them.
+
+A document's bytes go in and come out in chunks (SQLite's incremental blob I/O: a `zeroblob(n)`
+row written through `Connection.blobopen`), so a large one never sits whole in memory.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .db import inserted_id
 
+CHUNK = 1 << 20  # bytes per read or write of a document's blob
+
 
 def put_document(conn: sqlite3.Connection, *, sha256: str, content: bytes, media_type: str | None, at: str) -> bool:
     """Store the bytes once under their sha256; returns whether they were new."""
+    return put_document_chunks(conn, sha256=sha256, size=len(content), chunks=[content], media_type=media_type, at=at)
+
+
+def put_document_chunks(
+    conn: sqlite3.Connection, *, sha256: str, size: int, chunks: Iterable[bytes], media_type: str | None, at: str
+) -> bool:
+    """Store `size` bytes, given in chunks, once under their sha256; returns whether they were new.
+
+    The chunks are only read when the document is new. They must add up to exactly `size` bytes
+    (ValueError otherwise); that they hash to `sha256` is the caller's to check, inside the same
+    transaction, so that a file that changed on the way rolls back.
+    """
     cur = conn.execute(
-        "INSERT OR IGNORE INTO documents (sha256, size, media_type, content, created_at) VALUES (?, ?, ?, ?, ?)",
-        (sha256, len(content), media_type, content, at),
+        "INSERT OR IGNORE INTO documents (sha256, size, media_type, content, created_at) "
+        "VALUES (?, ?, ?, zeroblob(?), ?)",
+        (sha256, size, media_type, size, at),
     )
-    return cur.rowcount == 1
+    if cur.rowcount != 1:
+        return False
+    written = 0
+    with conn.blobopen("documents", "content", inserted_id(cur)) as blob:
+        for chunk in chunks:
+            if written + len(chunk) > size:
+                raise ValueError(f"the document is longer than the {size} bytes announced")
+            blob.write(chunk)
+            written += len(chunk)
+    if written != size:
+        raise ValueError(f"the document has {written} bytes, not the {size} announced")
+    return True
 
 
 def insert_attachment(
@@ -48,8 +80,85 @@ def latest_attachment(conn: sqlite3.Connection, block_id: int) -> dict[str, Any]
 
 
 def document_content(conn: sqlite3.Connection, sha256: str) -> bytes | None:
+    """A document's bytes, whole (for small ones; `document_chunks` streams)."""
     r = conn.execute("SELECT content FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
     return bytes(r[0]) if r else None
+
+
+def document_chunks(conn: sqlite3.Connection, sha256: str, *, chunk_size: int = CHUNK) -> Iterator[bytes] | None:
+    """A document's bytes in chunks, read from the blob as they are asked for; None when there is
+    no such document. (The bytes are as stored: hashing them is the reader's check.)"""
+    r = conn.execute("SELECT rowid, typeof(content) FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
+    if r is None:
+        return None
+    if r[1] != "blob":  # damaged by hand: text or NULL cannot be opened as a blob
+        return iter((_as_bytes(conn, r[0]),))
+    return _blob_chunks(conn, r[0], chunk_size)
+
+
+def _blob_chunks(conn: sqlite3.Connection, rowid: int, chunk_size: int) -> Iterator[bytes]:
+    with conn.blobopen("documents", "content", rowid, readonly=True) as blob:
+        while chunk := blob.read(chunk_size):
+            yield chunk
+
+
+def _as_bytes(conn: sqlite3.Connection, rowid: int) -> bytes:
+    value = conn.execute("SELECT content FROM documents WHERE rowid = ?", (rowid,)).fetchone()[0]
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value or b"")
+
+
+def corrupt_documents(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
+    """(sha256, problem) for every stored document whose bytes do not hash to its key, or whose
+    recorded size is not its length; each is read in chunks, so memory stays flat."""
+    rows = conn.execute(
+        "SELECT rowid, sha256, size, typeof(content), length(content) FROM documents ORDER BY rowid"
+    ).fetchall()
+    for rowid, sha256, size, kind, length in rows:
+        if kind != "blob":
+            yield sha256, f"its content is stored as {kind}, not as bytes"
+            continue
+        h = hashlib.sha256()
+        for chunk in _blob_chunks(conn, rowid, CHUNK):
+            h.update(chunk)
+        actual = h.hexdigest()
+        if actual != sha256:
+            yield sha256, f"its content does not match its sha256 (the {length} bytes stored hash to {actual})"
+        elif length != size:
+            yield sha256, f"its recorded size is {size} bytes, but {length} bytes are stored"
+
+
+def content_is_last(conn: sqlite3.Connection) -> bool:
+    """Whether `content` is the table's last column: only then is a new document's `zeroblob(n)`
+    written without being built in memory (SQLite expands a zero-blob that has data after it)."""
+    return [r[1] for r in conn.execute("PRAGMA table_info(documents)")][-1] == "content"
+
+
+_COLUMNS_CONTENT_LAST = (
+    '("sha256" TEXT PRIMARY KEY, "size" INTEGER NOT NULL, "media_type" TEXT, "created_at" TEXT NOT NULL, '
+    '"content" BLOB NOT NULL)'
+)
+_COPY = (
+    "(rowid, sha256, size, media_type, created_at, content) SELECT rowid, sha256, size, media_type, created_at, content"
+)
+
+
+def rebuild_content_last(conn: sqlite3.Connection) -> None:
+    """The body of a migration that moves `content` to the end of `documents` (a no-op when it is
+    there already), so that attaching a large document keeps memory flat. Runs inside the
+    migration's transaction, with foreign keys on: they cannot be switched off there, and renaming
+    `documents` away would re-point `attachments` at the old name. So the rows are copied aside,
+    the table is dropped and made again, and the rows (with their rowids) copied back; the foreign
+    key checks wait for the commit (defer_foreign_keys), by when every attachment's document is
+    back, or the commit fails and nothing changed."""
+    if content_is_last(conn):
+        return
+    conn.execute(f'CREATE TABLE "documents_content_last" {_COLUMNS_CONTENT_LAST}')
+    conn.execute(f"INSERT INTO documents_content_last {_COPY} FROM documents ORDER BY rowid")
+    conn.execute("PRAGMA defer_foreign_keys = ON")  # until this transaction ends
+    conn.execute("DROP TABLE documents")
+    conn.execute(f'CREATE TABLE "documents" {_COLUMNS_CONTENT_LAST}')
+    conn.execute(f"INSERT INTO documents {_COPY} FROM documents_content_last ORDER BY rowid")
+    conn.execute("DROP TABLE documents_content_last")
 
 
 def document_count(conn: sqlite3.Connection) -> int:
