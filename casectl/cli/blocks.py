@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import click
 import typer
 
 from .. import ids
 from ..errors import UsageError
-from ..files import atomic_output, check_target
+from ..files import Target, atomic_output, check_target
 from ..services import content
 from . import context, output
 from .cases import read_json_arg
@@ -144,7 +145,16 @@ def block(
     # received FILE
     if len(rest) != 1:
         raise _usage("block ID BLOCK received takes one FILE")
-    result = content.received(conn, case, second, rest[0], actor=actor, now=now)
+    result = content.received(
+        conn,
+        case,
+        second,
+        rest[0],
+        actor=actor,
+        now=now,
+        max_size=context.settings().max_document_size(),
+        stdin=_stdin(rest[0]),
+    )
     if as_json:
         output.emit_json(result)
         return
@@ -158,7 +168,21 @@ def block(
 def attach(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
     block_name: Annotated[str, typer.Argument(metavar="BLOCK", help="Block name (e.g. passport).")],
-    path: Annotated[Path, typer.Argument(metavar="FILE", help="The file to store.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|-",
+            help="The file to store (- reads stdin); at most CASECTL_MAX_DOCUMENT_SIZE bytes (default 100M).",
+        ),
+    ],
+    filename: Annotated[
+        str | None,
+        typer.Option(
+            "--filename",
+            metavar="NAME",
+            help="The file name to record (default: FILE's own; 'stdin' for -); it also gives the media type.",
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Attach a document file to a block (stored once per content, by sha256).
@@ -166,7 +190,17 @@ def attach(
     Example: casectl attach C-12 passport scans/passport.pdf
     """
     conn = context.open_db()
-    result = content.attach(conn, case, block_name, path, actor=context.actor(), now=context.now())
+    result = content.attach(
+        conn,
+        case,
+        block_name,
+        path,
+        actor=context.actor(),
+        now=context.now(),
+        max_size=context.settings().max_document_size(),
+        stdin=_stdin(path),
+        filename=filename,
+    )
     if as_json:
         output.emit_json(result)
         return
@@ -174,6 +208,14 @@ def attach(
         f"{result['case']}: {block_name}: attached {result['filename']} ({result['media_type']}, "
         f"{result['size']} bytes, sha256 {result['sha256']})"
     )
+
+
+def _is_stream(t: Target) -> bool:
+    return t.stream or t.fd is not None
+
+
+def _stdin(path: str) -> IO[bytes] | None:
+    return sys.stdin.buffer if path == "-" else None
 
 
 @app.command("doc")
@@ -216,10 +258,13 @@ def doc(
         return
     if as_json and (out == "-" or check_target(out).fd == 1):
         raise UsageError("--json prints a summary to stdout, where the document goes; give -o FILE")
-    att, data = content.document(conn, case, block_name)
+    # A stream cannot take back what it was given: the document is checked before any of it goes.
+    streamed = out == "-" or (not Path(out).is_dir() and _is_stream(check_target(out)))
+    att, chunks = content.document(conn, case, block_name, check_first=streamed)
     if out == "-":
         stream = output.binary_stdout()
-        stream.write(data)
+        for chunk in chunks:
+            stream.write(chunk)
         stream.flush()
         return
     target = Path(out)
@@ -227,7 +272,8 @@ def doc(
         target = target / Path(att["filename"]).name
     # Atomically, never through a link or over a device, mode 0600: a document is personal data.
     with atomic_output(target) as f:
-        f.write(data)
+        for chunk in chunks:
+            f.write(chunk)
     info = {
         "path": str(target),
         "filename": att["filename"],

@@ -48,6 +48,8 @@ class Settings:
     # Where messages may go and which variables are secrets (else the config file's [delivery] keys).
     allow_private_targets_raw: str | None = None
     secret_env_raw: str | None = None
+    # CASECTL_MAX_DOCUMENT_SIZE, else the config file's [documents] max_size; parsed when a document is stored.
+    max_document_size_raw: str | None = None
     # Secrets are looked up by the variable name a hook, a CRM effect or the config gives,
     # so the whole environment is kept, as the command found it (and never printed).
     secrets: Mapping[str, str] = field(repr=False)
@@ -78,6 +80,7 @@ class Settings:
             delivery_max_attempts_raw=get("CASECTL_DELIVERY_MAX_ATTEMPTS"),
             allow_private_targets_raw=get("CASECTL_ALLOW_PRIVATE_TARGETS"),
             secret_env_raw=get("CASECTL_SECRET_ENV"),
+            max_document_size_raw=get("CASECTL_MAX_DOCUMENT_SIZE"),
             secrets=dict(environ),
         )
 
@@ -102,6 +105,20 @@ class Settings:
         from ..services.outbox import DEFAULT_MAX_ATTEMPTS
 
         return _positive("CASECTL_DELIVERY_MAX_ATTEMPTS", self.delivery_max_attempts_raw, DEFAULT_MAX_ATTEMPTS, int)
+
+    def max_document_size(self) -> int:
+        """The largest document `attach` and `received` store, in bytes (100 MiB unless configured)."""
+        from ..services.content import DEFAULT_MAX_DOCUMENT_SIZE, parse_size
+
+        if self.max_document_size_raw is not None:
+            return parse_size(self.max_document_size_raw, "CASECTL_MAX_DOCUMENT_SIZE")
+        from ..services.notify import load_config
+
+        table = load_config(self.config_path).get("documents", {})
+        raw = table.get("max_size") if isinstance(table, dict) else None
+        if raw is None:
+            return DEFAULT_MAX_DOCUMENT_SIZE
+        return parse_size(raw, f"config file {self.config_path}: [documents] max_size")
 
     def send_settings(self) -> SendSettings:
         """What sending a webhook, an email or a CRM call needs from outside the database."""

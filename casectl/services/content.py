@@ -9,19 +9,24 @@ states, results, per-activity decisions). Every change appends an event.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import mimetypes
+import os
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .. import ids, rules
-from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
+from ..errors import CasectlError, EnvironmentProblem, InvalidInput, NotAllowed, NotFound, UsageError, describe
+from ..files import private_temp
 from ..nested import deep_merge, set_path
 from ..rules import Verdict, Workflow
 from ..rules import blocks as block_rules
@@ -354,35 +359,192 @@ def reupload_block(
 # --- documents ------------------------------------------------------------------
 
 
+DEFAULT_MAX_DOCUMENT_SIZE = 100 * 1024 * 1024  # bytes; CASECTL_MAX_DOCUMENT_SIZE or [documents] max_size
+STDIN_FILENAME = "stdin"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
+
+
+def parse_size(raw: str | int, what: str) -> int:
+    """A size in bytes: `5000000`, `50M`, `1G`, `1.5GiB` (K, M, G and T are powers of 1024)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        m = _SIZE.match(str(raw).strip())
+        if m is None or not m.group(1).isascii():
+            raise InvalidInput(f"{what}: '{raw}' is not a size; give bytes, or a number with K, M, G or T (e.g. 200M)")
+        number = float(m.group(1)) * _UNITS[m.group(2).lower()]
+        if not math.isfinite(number):
+            raise InvalidInput(f"{what}: '{raw}' is too large a size")
+        value = int(number)
+    if value <= 0:
+        raise InvalidInput(f"{what}: must be greater than 0")
+    return value
+
+
+def _fmt_binary(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size /= 1024
+    if unit == "bytes":
+        return f"{n} bytes"
+    return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
+
+
 @dataclass
-class FileContent:
+class DocumentFile:
+    """A document to store, measured and hashed in chunks before any transaction opens. Its bytes
+    are read a second time, in chunks, while they are written, and must hash the same: a file that
+    changes on the way rolls back. stdin, a pipe or a device is first spooled to a private file."""
+
+    label: str  # as the user named it, for messages
     filename: str
-    content: bytes
-    sha256: str
     media_type: str
+    size: int
+    sha256: str
+    file: IO[bytes]
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes again, in chunks; raises (nothing is stored) if they are not the ones hashed."""
+        h = hashlib.sha256()
+        seen = 0
+        try:
+            self.file.seek(0)
+            while chunk := self.file.read(document_store.CHUNK):
+                seen += len(chunk)
+                if seen > self.size:
+                    break
+                h.update(chunk)
+                yield chunk
+        except OSError as e:
+            raise _read_problem(self.label, e) from None
+        if seen != self.size or h.hexdigest() != self.sha256:
+            raise EnvironmentProblem(f"{self.label}: the file changed while it was being stored; nothing was stored")
 
 
-def read_file(path: str | Path) -> FileContent:
-    """Read a document before any transaction opens: a bad file writes nothing."""
-    p = Path(path)
+def _read_problem(label: str, e: OSError) -> CasectlError:
+    what = describe(e) or e.strerror or str(e)
+    return EnvironmentProblem(f"{label}: cannot read it ({what}); nothing was stored")
+
+
+_RAISE_LIMIT = "to attach it, raise CASECTL_MAX_DOCUMENT_SIZE or the config file's [documents] max_size, e.g. to 2G"
+
+
+def _too_large(label: str, size: int | None, limit: int, hint: str) -> InvalidInput:
+    over = f"the document size limit of {_fmt_binary(limit)} ({limit} bytes)"
+    what = f"{_fmt_binary(size)} ({size} bytes) is over {over}" if size is not None else f"more than {over}"
+    return InvalidInput(f"{label}: {what}; nothing was stored ({hint})")
+
+
+def document_limit(conn: sqlite3.Connection, max_size: int) -> tuple[int, str]:
+    """The largest document this database takes, and what to do about a larger one: the configured
+    limit, or SQLite's own limit on one value (1e9 bytes by default) if that is lower."""
+    sqlite_cap = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - (1 << 16)  # the row's other columns
+    if max_size <= sqlite_cap:
+        return max_size, _RAISE_LIMIT
+    return sqlite_cap, "SQLite stores at most that in one value; split the file or keep it elsewhere"
+
+
+def _spool(
+    source: IO[bytes], label: str, limit: int, hint: str, stack: contextlib.ExitStack
+) -> tuple[IO[bytes], int, str]:
+    """Copy a stream into a private temporary file (removed afterwards, or by the next run if this
+    one is killed), hashing it, and stop as soon as it is over the limit."""
+    fd, tmp = private_temp(name="document")
+    stack.callback(_unlink, tmp)
+    spool = stack.enter_context(os.fdopen(fd, "w+b"))
+    h = hashlib.sha256()
+    size = 0
+    while True:
+        try:
+            chunk = source.read(document_store.CHUNK)
+        except OSError as e:
+            raise _read_problem(label, e) from None
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(label, None, limit, hint)
+        h.update(chunk)
+        try:
+            spool.write(chunk)
+        except OSError as e:
+            raise EnvironmentProblem(
+                f"{label}: cannot keep a copy in {Path(tmp).parent} ({describe(e) or e.strerror}); nothing was stored"
+            ) from None
+    return spool, size, h.hexdigest()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def open_document(
+    path: str | Path,
+    *,
+    limit: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    limit_hint: str = _RAISE_LIMIT,
+    stdin: IO[bytes] | None = None,
+    filename: str | None = None,
+) -> Iterator[DocumentFile]:
+    """Measure and hash a document (`-` is stdin) before any transaction opens: a missing, unreadable
+    or too large file writes nothing. Memory stays flat: the bytes pass through in chunks."""
+    with contextlib.ExitStack() as stack:
+        if str(path) == "-":
+            if stdin is None:
+                raise UsageError("reading a document from stdin needs a stream")
+            label = "stdin"
+            f, size, sha256 = _spool(stdin, label, limit, limit_hint, stack)
+            name = filename or STDIN_FILENAME
+        else:
+            p = Path(path)
+            label = str(p)
+            try:
+                f = stack.enter_context(open(p, "rb"))
+                st = os.fstat(f.fileno())
+            except FileNotFoundError:
+                raise InvalidInput(f"{p}: no such file") from None
+            except IsADirectoryError:
+                raise InvalidInput(f"{p}: is a directory, not a file") from None
+            except PermissionError:
+                raise InvalidInput(f"{p}: not readable (permission denied)") from None
+            except OSError as e:
+                raise InvalidInput(f"{p}: cannot read it ({e.strerror or e})") from None
+            if stat.S_ISREG(st.st_mode):
+                if st.st_size > limit:
+                    raise _too_large(label, st.st_size, limit, limit_hint)
+                size, sha256 = _measure(f, label, limit, limit_hint)
+            else:  # a pipe or a device: read once, so keep a copy to read again
+                f, size, sha256 = _spool(f, label, limit, limit_hint, stack)
+            name = filename or p.name
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        yield DocumentFile(label, name, media_type, size, sha256, f)
+
+
+def _measure(f: IO[bytes], label: str, limit: int, hint: str) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
     try:
-        content = p.read_bytes()
-    except FileNotFoundError:
-        raise InvalidInput(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{p}: is a directory, not a file") from None
-    except PermissionError:
-        raise InvalidInput(f"{p}: not readable (permission denied)") from None
+        while chunk := f.read(document_store.CHUNK):
+            size += len(chunk)
+            if size > limit:  # it grew while being read
+                raise _too_large(label, None, limit, hint)
+            h.update(chunk)
     except OSError as e:
-        raise InvalidInput(f"{p}: cannot read it ({e.strerror or e})") from None
-    media_type = mimetypes.guess_type(p.name)[0] or "application/octet-stream"
-    return FileContent(p.name, content, hashlib.sha256(content).hexdigest(), media_type)
+        raise _read_problem(label, e) from None
+    return size, h.hexdigest()
 
 
 def _store_document(
-    conn: sqlite3.Connection, case: dict[str, Any], b: dict[str, Any], f: FileContent, *, actor: str, at: str
+    conn: sqlite3.Connection, case: dict[str, Any], b: dict[str, Any], f: DocumentFile, *, actor: str, at: str
 ) -> dict[str, Any]:
-    new = document_store.put_document(conn, sha256=f.sha256, content=f.content, media_type=f.media_type, at=at)
+    new = document_store.put_document_chunks(
+        conn, sha256=f.sha256, size=f.size, chunks=f.chunks(), media_type=f.media_type, at=at
+    )
     attachment_id = document_store.insert_attachment(
         conn,
         case_id=case["id"],
@@ -390,7 +552,7 @@ def _store_document(
         sha256=f.sha256,
         filename=f.filename,
         media_type=f.media_type,
-        size=len(f.content),
+        size=f.size,
         at=at,
         actor=actor,
     )
@@ -398,18 +560,27 @@ def _store_document(
         "attachment": attachment_id,
         "filename": f.filename,
         "media_type": f.media_type,
-        "size": len(f.content),
+        "size": f.size,
         "sha256": f.sha256,
         "stored": "new" if new else "already stored",
     }
 
 
 def attach(
-    conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str, now: datetime
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    name: str,
+    path: str | Path,
+    *,
+    actor: str,
+    now: datetime,
+    max_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    stdin: IO[bytes] | None = None,
+    filename: str | None = None,
 ) -> dict[str, Any]:
-    """Attach a file to a block; the bytes are stored once under their sha256."""
-    f = read_file(path)
-    with write(conn):
+    """Attach a file (`-`: stdin) to a block; the bytes are stored once under their sha256."""
+    limit, hint = document_limit(conn, max_size)
+    with open_document(path, limit=limit, limit_hint=hint, stdin=stdin, filename=filename) as f, write(conn):
         case, wf = _open_case(conn, id_or_ref, f"attach to block {name}")
         b = _find_block(conn, case, name)
         if b["id"] is None:
@@ -422,7 +593,7 @@ def attach(
             raise _refuse(f"attach to block {name}", case, verdict)
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
-        summary = f"{name}: {f.filename} ({f.media_type}, {_fmt_size(len(f.content))}, sha256 {f.sha256[:12]})"
+        summary = f"{name}: {f.filename} ({f.media_type}, {_fmt_size(f.size)}, sha256 {f.sha256[:12]})"
         if b["status"] == APPROVED:
             # A changed document needs a new review.
             block_store.update_block(conn, b["id"], {"status": None, "decided_by": None, "decided_at": None}, at=at)
@@ -433,11 +604,20 @@ def attach(
 
 
 def received(
-    conn: sqlite3.Connection, id_or_ref: str, name: str, path: str | Path, *, actor: str, now: datetime
+    conn: sqlite3.Connection,
+    id_or_ref: str,
+    name: str,
+    path: str | Path,
+    *,
+    actor: str,
+    now: datetime,
+    max_size: int = DEFAULT_MAX_DOCUMENT_SIZE,
+    stdin: IO[bytes] | None = None,
+    filename: str | None = None,
 ) -> dict[str, Any]:
-    """The subject's re-upload arrived: store it and put the block back for review."""
-    f = read_file(path)
-    with write(conn):
+    """The subject's re-upload arrived (`-`: on stdin): store it and put the block back for review."""
+    limit, hint = document_limit(conn, max_size)
+    with open_document(path, limit=limit, limit_hint=hint, stdin=stdin, filename=filename) as f, write(conn):
         case, wf, b, _ = _checked_block(conn, id_or_ref, name, "received", f"receive a re-upload for block {name}")
         at = iso(now)
         info = _store_document(conn, case, b, f, actor=actor, at=at)
@@ -448,7 +628,7 @@ def received(
             "block.received",
             actor=actor,
             at=at,
-            summary=f"{name}: re-upload received, {f.filename} ({_fmt_size(len(f.content))}); back for review",
+            summary=f"{name}: re-upload received, {f.filename} ({_fmt_size(f.size)}); back for review",
             block=name,
             **{"from": b["status"], "to": None},
             **info,
@@ -465,8 +645,15 @@ def attachments(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[di
     return case, rows
 
 
-def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[str, Any], bytes]:
-    """The block's current document and its bytes (checked against their sha256)."""
+def document(
+    conn: sqlite3.Connection, id_or_ref: str, name: str, *, check_first: bool = False
+) -> tuple[dict[str, Any], Iterator[bytes]]:
+    """The block's current attachment and its bytes, in chunks read as they are asked for.
+
+    The chunks are hashed on the way: when they do not match their sha256 the iterator raises
+    at its end (a writer through `atomic_output` then leaves nothing). `check_first` reads them
+    once more beforehand, for a stream that cannot take back what it was given (stdout).
+    """
     case = lifecycle.load(conn, id_or_ref)
     b = _find_block(conn, case, name)
     att = document_store.latest_attachment(conn, b["id"]) if b["id"] else None
@@ -475,10 +662,29 @@ def document(conn: sqlite3.Connection, id_or_ref: str, name: str) -> tuple[dict[
             f"block {name} of case {_cid(case['id'])} has no document; attach one with "
             f"`casectl attach {_cid(case['id'])} {name} FILE`"
         )
-    content = document_store.document_content(conn, att["sha256"])
-    if content is None or hashlib.sha256(content).hexdigest() != att["sha256"]:
-        raise InvalidInput(f"the stored document {att['sha256'][:12]} is missing or damaged; run `casectl db check`")
-    return att, content
+    if check_first:
+        for _ in _checked_chunks(conn, att["sha256"]):
+            pass
+    return att, _checked_chunks(conn, att["sha256"])
+
+
+def _checked_chunks(conn: sqlite3.Connection, sha256: str) -> Iterator[bytes]:
+    damaged = EnvironmentProblem(
+        f"the stored document {sha256[:12]} is missing or damaged; nothing was written; run `casectl db check`"
+    )
+    chunks = document_store.document_chunks(conn, sha256)
+    if chunks is None:
+        raise damaged
+
+    def checked() -> Iterator[bytes]:
+        h = hashlib.sha256()
+        for chunk in chunks:
+            h.update(chunk)
+            yield chunk
+        if h.hexdigest() != sha256:
+            raise damaged
+
+    return checked()
 
 
 # --- the re-upload flow and KYC propagation (hooks) -------------------------------
