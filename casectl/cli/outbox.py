@@ -162,7 +162,9 @@ def digest(
     fmt: Annotated[
         str | None, typer.Option("--format", "-f", metavar="text|html|json", help="What to print (default: text).")
     ] = None,
-    redact: Annotated[bool, typer.Option("--redact", help="Mask subjects' names, emails and dates of birth.")] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Mask personal data: names, emails, dates of birth, phones, addresses.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Send the notification digest: decisions and new cases since the last one, waiting cases, SLA breaches.

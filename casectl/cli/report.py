@@ -41,7 +41,9 @@ def report(
         typer.Option("--output", "-o", metavar="FILE|-", help="PDF file to write (replaced atomically); - for stdout."),
     ] = None,
     include_private: Annotated[bool, typer.Option("--include-private", help="Dossier: include private notes.")] = False,
-    redact: Annotated[bool, typer.Option("--redact", help="Mask names, emails and dates of birth.")] = False,
+    redact: Annotated[
+        bool, typer.Option("--redact", help="Mask personal data: names, emails, dates of birth, phones, addresses.")
+    ] = False,
     sort: Annotated[
         str | None,
         typer.Option("--sort", metavar="FIELD", help="Overview: order of the case table; -FIELD descending."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from .. import files, ids
+from .. import csvcells, files, ids
 from ..errors import UsageError
 from ..filters import CaseFilter
 from ..services import cases as case_service
@@ -183,7 +182,11 @@ def export_cases(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N cases.")] = None,
     redact: Annotated[
-        bool, typer.Option("--redact", help="Mask names, emails and dates of birth (packages leave documents out).")
+        bool,
+        typer.Option(
+            "--redact",
+            help="Mask personal data: names, emails, dates of birth, phones, addresses (packages leave documents out).",
+        ),
     ] = False,
     include_private: Annotated[bool, typer.Option("--include-private", help="Put private notes in a package.")] = False,
     as_json: Json = False,
@@ -237,7 +240,7 @@ def export_cases(
 def _write(stream, cases, columns: list[str], fmt: str) -> int:
     n = 0
     if fmt == "csv":
-        writer = csv.writer(stream, lineterminator="\n")
+        writer = csvcells.writer(stream)
         writer.writerow(columns)
         for n, c in enumerate(cases, 1):
             record = exporter.csv_record(c)
@@ -268,22 +271,13 @@ def _json_row(case: dict[str, Any]) -> dict[str, Any]:
 def _export_package(
     conn, case: str, path: str, *, actor: str, now, as_json: bool, redact: bool = False, include_private: bool = False
 ) -> None:
-    from ..redaction import mask_data, mask_text, redact_case
     from ..services import queue as queue_service
     from ..timeutil import iso
 
     v = case_service.view(conn, case, actor=actor, now=now, history_limit=10)
     c = v["case"]
-    names = tuple(n for n in (c.get("subject_name"),) if n)
-    if redact:
-        c = redact_case(c)
     doc = output.case_document(c)
     _, events = case_service.history(conn, case)
-    if redact:
-        events = [
-            {**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
-            for e in events
-        ]
     doc.update(
         allowed_actions=[{"action": x.action, "to": x.target} for x in v["allowed"]],
         refused_actions=[{"action": x.action, "reason": x.reason} for x in v["refused"]],
@@ -293,13 +287,11 @@ def _export_package(
         **v["parts"],
     )
     # `show` gives agents every note; a package carries private ones only when asked.
-    notes = [queue_service.note_row(n) for n in queue_service.notes(conn, c["id"], include_private=include_private)]
-    doc["notes"] = [{**n, "text": mask_text(n["text"], names)} for n in notes] if redact else notes
+    doc["notes"] = [
+        queue_service.note_row(n) for n in queue_service.notes(conn, c["id"], include_private=include_private)
+    ]
     if redact:
-        for key in ("blocks", "activities", "children"):
-            if key in doc:
-                doc[key] = mask_data(doc[key], names)
-        doc["history"] = [output.event_row(e) for e in events[-10:]]
+        doc, events = exporter.redact_package(doc, events)
     manifest = exporter.write_package(
         conn,
         path,

@@ -163,7 +163,12 @@ def build(data: Overview, out: IO[bytes]) -> int:
                 ("Filters", filters_text),
                 ("Sorted by", data.sort or "id"),
                 ("Cases", f"{data.total:,}"),
-                ("Redacted", "yes: names, emails and dates of birth are masked" if data.redacted else None),
+                (
+                    "Redacted",
+                    "yes: names, emails, dates of birth, phones, addresses and other personal data are masked"
+                    if data.redacted
+                    else None,
+                ),
                 (
                     "Produced by",
                     f"casectl {data.version} for {data.actor}" if data.actor else f"casectl {data.version}",

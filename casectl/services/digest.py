@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import ids
 from ..errors import CasectlError, UsageError
 from ..filters import CaseFilter
-from ..redaction import redact_case
+from ..redaction import Redactor
 from ..store import outbox as store
 from ..store import read, write
 from ..timeutil import iso, parse_time
@@ -86,7 +86,8 @@ class Digest:
 
 def _item(c: dict[str, Any], redact: bool = False) -> dict[str, Any]:
     if redact:
-        c = redact_case(c)
+        # The reason is free text: it may quote the subject's name, email, phone or address.
+        c = Redactor.for_case(c).case(c)
     return {
         "id": ids.fmt("case", c["id"]),
         "ref": c.get("ref"),

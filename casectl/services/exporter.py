@@ -15,7 +15,7 @@ from .. import csvcells, fields
 from ..errors import InvalidInput
 from ..files import atomic_output
 from ..filters import CaseFilter
-from ..redaction import redact_case
+from ..redaction import Redactor, redact_case
 from ..store import bulk
 from . import listing
 
@@ -66,6 +66,16 @@ def cases(
 
 
 # --- a case's data package ----------------------------------------------------
+
+
+def redact_package(
+    case_doc: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A package's case document and history with the personal data masked: the subject,
+    personal data keys (in blocks, activities and events too) and, in notes, reasons and
+    summaries, the values they hold. Block names, statuses, ids and dates stay readable."""
+    redactor = Redactor.for_case(case_doc, blocks=case_doc.get("blocks") or (), children=case_doc.get("children") or ())
+    return redactor.document(case_doc), [redactor.event(e) for e in events]
 
 
 def _sha256(data: bytes) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import __version__, ids
 from ..filters import CaseFilter, parse_sort
-from ..redaction import mask_data, mask_text, redact_case
+from ..redaction import Redactor, mask_email, mask_name, redact_filter
 from ..rules import Verdict, Workflow
 from ..store import dossier as dossier_store
 from ..store import read
@@ -60,12 +60,15 @@ def age(start: str | None, end: datetime | str | None) -> str:
 
 def case_line(case: dict[str, Any], now: datetime, *, redact: bool = False) -> dict[str, Any]:
     """One row of the case table. Age runs to now for open cases, to the decision for closed ones."""
+    # The row shows no data or free text: of the personal fields, only the subject's name or email.
     if redact:
-        case = redact_case(case)
+        subject = mask_name(case.get("subject_name")) or mask_email(case.get("subject_email"))
+    else:
+        subject = case.get("subject_name") or case.get("subject_email")
     end = case.get("decided_at") if case.get("final") else now
     return {
         "id": ids.fmt("case", case["id"]),
-        "subject": case.get("subject_name") or case.get("subject_email") or "",
+        "subject": subject or "",
         "workflow": case["workflow"],
         "status": case["status"],
         "assignee": case.get("assignee") or "",
@@ -117,11 +120,12 @@ def overview(
         for c in listing.select(conn, flt, sort=sort_key, limit=limit):
             yield case_line(c, now, redact=redact)
 
+    shown = redact_filter(f) if redact else f  # a --where on a personal key would print its value
     return Overview(
         title=title or "Case overview",
         generated_at=iso(now),
-        filters=f.describe(),
-        filter_dict=f.to_dict(),
+        filters=shown.describe(),
+        filter_dict=shown.to_dict(),
         total=listing.count(conn, f),
         by_status=[(s or "", n) for s, n in listing.count_by(conn, f, "status")],
         by_workflow=[(w or "", n) for w, n in listing.count_by(conn, f, "workflow")],
@@ -173,35 +177,38 @@ def dossier(
     v = case_service.view(conn, id_or_ref, actor=actor, now=now, history_limit=1)
     case = v["case"]
     _, history = case_service.history(conn, ids.fmt("case", case["id"]))
-    children = [case_line(c, now, redact=redact) for c in listing.select(conn, CaseFilter(parent=case["id"]))]
+    kids = list(listing.select(conn, CaseFilter(parent=case["id"])))
     blocks = dossier_store.blocks(conn, case["id"])
     activities = dossier_store.activities(conn, case["id"])
     notes = dossier_store.notes(conn, case["id"], include_private=include_private)
     omitted = 0 if include_private else dossier_store.private_note_count(conn, case["id"])
-    if redact:
-        names = tuple(n for n in (case.get("subject_name"),) if n)
-        case = redact_case(case)
-        blocks = [{**b, "data": mask_data(b["data"], names)} for b in blocks]
-        activities = [
-            {**a, "result": mask_data(a["result"], names), "requirement": mask_data(a["requirement"], names)}
-            for a in activities
+    attachments = dossier_store.attachments(conn, case["id"])
+    redactor = Redactor.for_case(case, blocks=blocks, children=kids) if redact else None
+    children = [case_line(c, now, redact=redact) for c in kids]
+    if redactor is not None:
+        case = redactor.case(case)
+        blocks = [redactor.block(b) for b in blocks]
+        activities = [redactor.activity(a) for a in activities]
+        notes = [redactor.note(n) for n in notes]
+        history = [redactor.event(e) for e in history]
+        attachments = [{**a, "filename": redactor.text(a.get("filename"))} for a in attachments]
+        allowed = v["allowed"]
+        refused = [
+            dataclasses.replace(x, reasons=tuple(redactor.text(r) or "" for r in x.reasons)) for x in v["refused"]
         ]
-        notes = [{**n, "text": mask_text(n["text"], names)} for n in notes]
-        history = [
-            {**e, "reason": mask_text(e.get("reason"), names), "data": mask_data(e.get("data") or {}, names)}
-            for e in history
-        ]
+    else:
+        allowed, refused = v["allowed"], v["refused"]
     return Dossier(
         case=case,
         workflow=v["workflow"],
-        allowed=v["allowed"],
-        refused=v["refused"],
+        allowed=allowed,
+        refused=refused,
         blocks=blocks,
         children=children,
         activities=activities,
         notes=notes,
         private_omitted=omitted,
-        attachments=dossier_store.attachments(conn, case["id"]),
+        attachments=attachments,
         history=history,
         generated_at=iso(now),
         include_private=include_private,
