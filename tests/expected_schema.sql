@@ -219,14 +219,12 @@ CREATE TABLE "cases" (
    "last_editor" TEXT,
    "version" INTEGER NOT NULL DEFAULT 1
 , "sla_paused_at" TEXT, "sla_remaining" INTEGER, "decided_by" TEXT);
+-- table chain_heads
+CREATE TABLE chain_heads (case_id INTEGER PRIMARY KEY, events INTEGER NOT NULL, last_event INTEGER NOT NULL, last_at TEXT NOT NULL, head TEXT NOT NULL, purged_at TEXT, mac TEXT NOT NULL);
+-- table chain_seal
+CREATE TABLE chain_seal (id INTEGER PRIMARY KEY CHECK (id = 1), last_case INTEGER NOT NULL, last_event INTEGER NOT NULL, mac TEXT NOT NULL);
 -- table documents
-CREATE TABLE "documents" (
-   "sha256" TEXT PRIMARY KEY,
-   "size" INTEGER NOT NULL,
-   "media_type" TEXT,
-   "content" BLOB NOT NULL,
-   "created_at" TEXT NOT NULL
-);
+CREATE TABLE "documents" ("sha256" TEXT PRIMARY KEY, "size" INTEGER NOT NULL, "media_type" TEXT, "created_at" TEXT NOT NULL, "content" BLOB NOT NULL);
 -- table erasures
 CREATE TABLE "erasures" (
    "id" INTEGER PRIMARY KEY,
@@ -235,6 +233,8 @@ CREATE TABLE "erasures" (
    "kind" TEXT NOT NULL,
    "details" TEXT NOT NULL
 );
+-- table event_texts
+CREATE TABLE event_texts (event_id INTEGER PRIMARY KEY REFERENCES events(id), fields TEXT NOT NULL, salt TEXT, body TEXT, erased_at TEXT);
 -- table events
 CREATE TABLE "events" (
    "id" INTEGER PRIMARY KEY,
@@ -249,7 +249,7 @@ CREATE TABLE "events" (
    "data" TEXT NOT NULL DEFAULT '{}',
    "prev_hash" TEXT,
    "hash" TEXT NOT NULL
-);
+, "login" TEXT, "text_hash" TEXT);
 -- table hooks
 CREATE TABLE "hooks" (
    "id" INTEGER PRIMARY KEY,

@@ -96,7 +96,7 @@ def test_every_command_has_help_and_an_example(cli):
 ENV_READS_ALLOWED = {
     "cli/context.py": "the settings, built once in the root callback",
     "cli/app.py": "the root callback hands os.environ to Settings.from_environ",
-    "store/db.py": "busy_timeout(), for store/maintenance.py until it takes the connection's timeout",
+    "store/db.py": "busy_timeout() for store/maintenance.py, and connect()'s chain key source for callers without settings",
     "timeutil.py": "now(), for services/queue.py, scripts and tests that have no settings",
 }
 

@@ -78,10 +78,6 @@ def content_last_in(db) -> bool:
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the migration that runs documents.rebuild_content_last is not registered in store/migrations.py yet",
-)
 def test_new_databases_keep_a_documents_content_last(db):
     # SQLite writes a zeroblob(n) without building it in memory only when no column after it has data.
     assert content_last_in(db)
@@ -121,13 +117,7 @@ def test_rebuilding_documents_keeps_every_row_and_reference(cli, case, tmp_path,
 
 
 def test_a_large_attachment_keeps_memory_flat_both_ways(case, tmp_path, db):
-    if not content_last_in(db):  # what the migration will do (see the xfail above)
-        conn = sqlite3.connect(db, isolation_level=None)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN IMMEDIATE")
-        document_store.rebuild_content_last(conn)
-        conn.execute("COMMIT")
-        conn.close()
+    assert content_last_in(db)  # migration 0010
     size = 60 * MiB
     big = tmp_path / "big.bin"
     want = generated(big, size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -145,6 +146,8 @@ def test_config_file_instead_of_environment(cli, db, tmp_path, monkeypatch):
         config.write_text(
             f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nfrom = "desk@example.org"\ntls = "none"\n'
         )
+        # No config file from the configuration directory (the database's chain key goes along).
+        shutil.copytree(tmp_path / "xdg-config" / "casectl" / "keys", tmp_path / "nothing-here" / "casectl" / "keys")
         monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "nothing-here"))
         monkeypatch.setenv("CASECTL_CONFIG", str(config))
         add_workflow(cli, tmp_path, [{"type": "email", "to": ["a@example.com"]}])

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from casectl.store.events import event_hash, iter_chain_breaks
+from casectl.store import chain
+from casectl.store.events import chain_rows, event_mac, verify
 
 HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,company.reg_no,company.name\n"
 
@@ -105,8 +106,9 @@ def test_created_event_names_the_file_and_its_sha256_and_chains(cli, db, db_path
     assert created["data"]["origin"] == "import" and created["data"]["line"] == 3
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
-    rows = conn.execute("SELECT * FROM events ORDER BY case_id, id").fetchall()
-    assert list(iter_chain_breaks(rows)) == []
+    breaks: list = []
+    chains = list(verify(chain.key(conn, chain.KeySource.from_environ(os.environ)), chain_rows(conn), breaks))
+    assert len(chains) == 3 and breaks == []
     assert conn.execute("SELECT count(*) FROM workflows WHERE name = 'kyb'").fetchone()[0] == 1
     check = cli("db", "check", "--json", expect=None)
     assert check.exit_code == 0, check.stdout + check.stderr
@@ -132,6 +134,7 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
         "SELECT e.*, c.ref AS case_ref FROM events e JOIN cases c ON c.id = e.case_id "
         "WHERE e.kind = 'created' ORDER BY e.id"
     ).fetchall()
+    key = chain.key(conn, chain.KeySource.from_environ(os.environ))
     conn.close()
     assert [r["case_ref"] for r in rows] == [r.strip() for r in refs] + ["700", "701"]
     for r in rows:
@@ -139,8 +142,20 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
         assert r["data"] == json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
         assert data["ref"] == r["case_ref"]  # a ref converted to a number by the mapping is stored as text
         assert data["file"] in (str(f), str(g))
-        assert r["hash"] == event_hash(
-            "", r["case_id"], r["at"], r["actor"], "created", None, None, r["to_status"], None, r["data"]
+        assert r["hash"] == event_mac(
+            key,
+            r["id"],
+            "",
+            r["case_id"],
+            r["at"],
+            r["actor"],
+            r["login"],
+            "created",
+            None,
+            None,
+            r["to_status"],
+            r["data"],
+            None,
         )
 
 

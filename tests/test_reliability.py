@@ -179,7 +179,7 @@ def test_db_check_replays_history_through_the_rules(cli, db):
         events.append(
             conn,
             1,
-            at="2026-01-01T00:00:00Z",
+            at="2099-01-01T00:00:00Z",
             actor="mallory",
             kind="action",
             action="approve",

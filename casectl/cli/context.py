@@ -27,6 +27,7 @@ from ..errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from ..services.notify import SendSettings
+    from ..store.chain import KeySource
 
 SMTP_KEYS = ("host", "port", "from", "user", "tls")  # CASECTL_SMTP_<KEY> overrides the config file's [smtp] <key>
 
@@ -53,6 +54,8 @@ class Settings:
     # Secrets are looked up by the variable name a hook, a CRM effect or the config gives,
     # so the whole environment is kept, as the command found it (and never printed).
     secrets: Mapping[str, str] = field(repr=False)
+    # CASECTL_CHAIN_KEY, CASECTL_CHAIN_KEY_FILE, else the key file in the configuration directory.
+    chain_key: KeySource | None = field(repr=False, default=None)
 
     @classmethod
     def from_environ(
@@ -82,6 +85,7 @@ class Settings:
             secret_env_raw=get("CASECTL_SECRET_ENV"),
             max_document_size_raw=get("CASECTL_MAX_DOCUMENT_SIZE"),
             secrets=dict(environ),
+            chain_key=_chain_key_source(environ),
         )
 
     def with_options(self, *, db: str | None = None, actor: str | None = None, no_deliver: bool = False) -> Settings:
@@ -139,6 +143,12 @@ def _db_path(given: str | None, environ: Mapping[str, str]) -> Path:
         return Path(given).expanduser()
     base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "casectl" / "casectl.db"
+
+
+def _chain_key_source(environ: Mapping[str, str]) -> KeySource:
+    from ..store.chain import KeySource
+
+    return KeySource.from_environ(environ)
 
 
 def _config_path(environ: Mapping[str, str]) -> Path:
@@ -225,7 +235,12 @@ def open_db(*, create: bool = False) -> sqlite3.Connection:
     from ..store import outbox as outbox_store
 
     inv = invocation()
-    conn = connect(inv.settings.db_path, create=create, busy_timeout=inv.settings.busy_timeout)
+    conn = connect(
+        inv.settings.db_path,
+        create=create,
+        busy_timeout=inv.settings.busy_timeout,
+        key_source=inv.settings.chain_key,
+    )
     outbox_store.track_queued(conn)
     inv.conn = conn
     return conn

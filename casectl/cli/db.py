@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 
 from . import context, output
 from .options import Json
+
+if TYPE_CHECKING:
+    from ..services.anchor import Anchor
 
 app = typer.Typer()
 db_app = typer.Typer(help="Check, back up and restore the database.", no_args_is_help=True)
@@ -34,23 +38,78 @@ def init(as_json: Json = False) -> None:
 
 
 @db_app.command("check")
-def check(as_json: Json = False) -> None:
-    """Verify integrity, foreign keys, event hash chains and statuses against history (exit 1 if broken).
+def check(
+    anchor: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchor",
+            help="An anchor file from `casectl db anchor`: also name every case whose history changed, "
+            "lost or gained events before it was made.",
+        ),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Verify integrity, foreign keys, the keyed event chains and chain heads, stored documents
+    and statuses against history (exit 1 if anything is broken).
 
-    Example: casectl db check
+    Example: casectl db check --anchor /audit/anchor-2026-12-01.txt
     """
     from ..services import integrity
 
     conn = context.open_db()
-    result = integrity.check(conn)
+    parsed = _read_anchor(conn, anchor) if anchor is not None else None
+    result = integrity.check(conn, anchor=parsed)
     if as_json:
         output.emit_json(result)
     else:
         for line in result["problems"]:
             click.echo(f"problem: {line}")
-        click.echo(f"{'ok' if result['ok'] else 'BROKEN'}: {result['cases']} cases, {result['events']} events checked")
+        against = f"; against the anchor of {parsed.made}" if parsed is not None else ""
+        click.echo(
+            f"{'ok' if result['ok'] else 'BROKEN'}: {result['cases']} cases, {result['events']} events checked{against}"
+        )
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _read_anchor(conn: sqlite3.Connection, path: Path) -> Anchor:
+    from ..errors import EnvironmentProblem, InvalidInput, NotFound
+    from ..services import anchor as anchor_service
+
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return anchor_service.parse(conn, iter(f), str(path))
+    except FileNotFoundError:
+        raise NotFound(f"--anchor: no file {path}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"--anchor: {path} is not a casectl anchor (not UTF-8 text)") from None
+    except OSError as e:
+        raise EnvironmentProblem(f"--anchor: cannot read {path}: {e.strerror}") from None
+
+
+@db_app.command("anchor")
+def anchor(
+    output_path: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the anchor to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print a signed digest of every case's chain head: keep it (or mail it away) and
+    `db check --anchor FILE` later names every case whose history changed before it.
+
+    Example: casectl db anchor -o /audit/anchor-$(date +%F).txt
+    """
+    from ..files import atomic_output, check_target
+    from ..services import anchor as anchor_service
+
+    conn = context.open_db()
+    now = context.now()
+    if output_path is None:
+        for line in anchor_service.lines(conn, now=now):
+            click.echo(line, nl=False)
+        return
+    with atomic_output(check_target(output_path, "--output"), binary=False) as f:
+        for line in anchor_service.lines(conn, now=now):
+            f.write(line)
 
 
 @db_app.command("backup")
@@ -88,7 +147,9 @@ def restore(
     from ..services import backup as backup_service
     from ..store import connect
 
-    result = backup_service.restore(path, context.db_path(), force=force, connect=connect)
+    result = backup_service.restore(
+        path, context.db_path(), force=force, connect=connect, key_source=context.settings().chain_key
+    )
     if as_json:
         output.emit_json(result)
     else:

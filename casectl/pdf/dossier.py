@@ -4,7 +4,7 @@ holds, and its whole history, in order."""
 from __future__ import annotations
 
 import json
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Paragraph, Spacer
@@ -251,7 +251,7 @@ def build(d: Dossier, out: IO[bytes]) -> int:
         grid(
             ("#", "When (UTC)", "By", "What", "Hash"),
             (
-                [ids.fmt("event", e["id"]), _when(e["at"]), e["actor"], _event_text(e), (e.get("hash") or "")[:12]]
+                [ids.fmt("event", e["id"]), _when(e["at"]), _who(e), _event_text(e), (e.get("hash") or "")[:12]]
                 for e in d.history
             ),
             [w * x for x in (0.08, 0.17, 0.13, 0.5, 0.12)],
@@ -266,3 +266,9 @@ def build(d: Dossier, out: IO[bytes]) -> int:
         )
     )
     return doc.render(story)
+
+
+def _who(e: dict[str, Any]) -> str:
+    """The declared actor, and the OS login that ran the command when it is someone else."""
+    login = e.get("login")
+    return e["actor"] if not login or login == e["actor"] else f"{e['actor']} (login {login})"

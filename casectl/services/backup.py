@@ -12,10 +12,11 @@ from ..store.migrations import MIGRATIONS
 from . import integrity
 
 
-def verify(path: Path) -> dict:
-    """Integrity, foreign keys, hash chains and statuses of a database file (read-only)."""
+def verify(path: Path, key_source: object) -> dict:
+    """Integrity, foreign keys, hash chains and statuses of a database file (read-only),
+    its chain verified with the key `key_source` finds (a chain.KeySource)."""
     try:
-        conn = maintenance.open_readonly(path)
+        conn = maintenance.open_readonly(path, key_source)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as e:
         raise InvalidInput(f"{path} is not a SQLite database ({e})") from None
@@ -48,24 +49,24 @@ def backup(conn: sqlite3.Connection, dest: Path, *, force: bool = False) -> dict
             maintenance.backup_to(conn, tmp_path)
         except sqlite3.Error as e:
             raise db.explain(e, dest) or e from None
-        result = verify(tmp_path)
+        result = verify(tmp_path, getattr(conn, "key_source", None))
         if not result["ok"]:
             raise InvalidInput(f"the backup did not verify: {result['problems'][0]}", details=result["problems"])
         size = tmp_path.stat().st_size
     return {"backup": str(dest), "size": size, **result}
 
 
-def restore(source: Path, target: Path, *, force: bool, connect) -> dict:
+def restore(source: Path, target: Path, *, force: bool, connect, key_source: object) -> dict:
     """Restore `source` over `target`; refuses an existing target without force."""
     source = Path(source)
     if not source.is_file():
         raise NotFound(f"no backup file {source}")
-    result = verify(source)
+    result = verify(source, key_source)
     if not result["ok"]:
         raise InvalidInput(f"{source} does not verify: {result['problems'][0]}", details=result["problems"])
     if target.exists() and not force:
         raise Conflict(f"{target} exists; add --force to overwrite it with {source}")
-    conn = connect(target, create=True)
+    conn = connect(target, create=True, key_source=key_source)
     try:
         maintenance.restore_from(source, conn)
     finally:

@@ -9,8 +9,8 @@ from typing import Any
 from .. import ids
 from ..errors import InvalidInput, NotFound
 from ..store import cases as case_store
+from ..store import chain, maintenance, rollback, write
 from ..store import events as event_store
-from ..store import maintenance, rollback, write
 from ..store import subjects as subject_store
 from ..timeutil import iso
 
@@ -45,8 +45,10 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
         if dry_run:
             rollback(conn)
             return result
+        maintenance.start_secure_erasure(conn)
         maintenance.erase_subject(conn, subject["id"], at=at)
         result["erased"] = maintenance.erase_case_content(conn, case_ids, at=at)
+        result["erased"]["event_texts"] = event_store.erase_texts(conn, case_ids, at=at)
         for case_id in case_ids:
             case = case_store.fetch(conn, case_id)
             case_store.update(conn, case_id, case["version"], {"data": {}, "registry_data": {}}, at=at)
@@ -66,6 +68,8 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
             details={"subject": result["subject"], "cases": result["cases"], "erased": result["erased"]},
         )
         result["erasure"] = erasure
+        maintenance.forget_erased_pages(conn)
+    maintenance.flush_erased(conn)
     return result
 
 
@@ -93,6 +97,7 @@ def purge(
             rollback(conn)
             return result
         result["deleted"] = maintenance.delete_cases(conn, case_ids)
+        chain.tombstone(conn, case_ids, at=iso(now))  # their ids stay used, and db check knows why they are gone
         if case_ids:
             maintenance.record_erasure(
                 conn,

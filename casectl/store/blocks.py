@@ -85,12 +85,10 @@ def children(conn: sqlite3.Connection, parent_id: int) -> list[dict[str, Any]]:
 
 def last_block_reason(conn: sqlite3.Connection, case_id: int, block: str, kind: str) -> str | None:
     """The reason of the newest `kind` event about `block` (e.g. why a re-upload was asked)."""
-    r = conn.execute(
-        "SELECT reason FROM events WHERE case_id = ? AND kind = ? AND json_extract(data, '$.block') = ? "
-        "ORDER BY id DESC LIMIT 1",
-        (case_id, kind, block),
-    ).fetchone()
-    return r[0] if r else None
+    from .events import reasons  # the reason sits beside its event, and may have been erased
+
+    found = reasons(conn, case_id, kind, block)
+    return found[0] if found else None
 
 
 def block_states(conn: sqlite3.Connection, case_id: int) -> list[sqlite3.Row]:

@@ -95,10 +95,10 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 def next_ids(conn: sqlite3.Connection) -> tuple[int, int]:
     """The next free (case, subject) ids; valid while the caller holds the write lock."""
-    row = conn.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM cases), (SELECT coalesce(max(id), 0) FROM subjects)"
-    ).fetchone()
-    return row[0] + 1, row[1] + 1
+    from .chain import next_case_id  # never a purged case's id
+
+    subject = conn.execute("SELECT coalesce(max(id), 0) FROM subjects").fetchone()[0]
+    return next_case_id(conn), subject + 1
 
 
 # --- refs seen in this file (duplicates inside one import) -----------------------

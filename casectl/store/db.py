@@ -16,6 +16,7 @@ from datetime import UTC
 from pathlib import Path
 
 from ..errors import CasectlError, Conflict, EnvironmentProblem, NotFound
+from .chain import KeySource
 from .migrations import MIGRATIONS
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -48,6 +49,8 @@ class Connection(sqlite3.Connection):
 
     db_path: str = ""
     read_only: str | None = None  # why writes are impossible (a read-only file system, ...), or None
+    chain_key: object = None  # the chain key once store.chain has read it (a chain.Key)
+    key_source: object = None  # where store.chain looks for it (a chain.KeySource)
 
 
 def _create_private_file(path: Path) -> None:
@@ -61,7 +64,11 @@ def _create_private_file(path: Path) -> None:
 
 
 def connect(
-    path: str | Path, *, create: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    path: str | Path,
+    *,
+    create: bool = False,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    key_source: KeySource | None = None,
 ) -> sqlite3.Connection:
     """Connect, set pragmas and apply pending migrations.
 
@@ -93,6 +100,8 @@ def connect(
     if st is None:
         _create_private_file(path)
     conn, version = _open(path, None if st is None else _read_only_reason(path), busy_timeout)
+    # Callers without settings (scripts, tests) get the chain key from the environment as the CLI would.
+    conn.key_source = key_source or KeySource.from_environ(os.environ)
     if version > len(MIGRATIONS):
         raise EnvironmentProblem(
             f"{path} was written by a newer casectl (schema {version}, this one knows {len(MIGRATIONS)}); upgrade casectl"

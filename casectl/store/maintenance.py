@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from .db import busy_timeout, inserted_id
+from .db import Connection, busy_timeout, inserted_id
 
 
 def backup_to(conn: sqlite3.Connection, dest: Path) -> None:
@@ -37,9 +38,13 @@ def restore_from(source: Path, conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+def open_readonly(path: Path, key_source: object = None) -> sqlite3.Connection:
+    """Open a database file read-only (any name: the URI is escaped), to verify it with its chain key."""
+    conn = sqlite3.connect(
+        f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, factory=Connection
+    )
     conn.row_factory = sqlite3.Row
+    conn.key_source = key_source
     return conn
 
 
@@ -48,6 +53,24 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 def subject_case_ids(conn: sqlite3.Connection, subject_id: int) -> list[int]:
     return [r[0] for r in conn.execute("SELECT id FROM cases WHERE subject_id = ? ORDER BY id", (subject_id,))]
+
+
+def start_secure_erasure(conn: sqlite3.Connection) -> None:
+    """From here on, SQLite overwrites what it deletes or replaces with zeros (this connection)."""
+    conn.execute("PRAGMA secure_delete = ON")
+
+
+def forget_erased_pages(conn: sqlite3.Connection) -> None:
+    """Inside the erasure's transaction: rebuild the search index's segments, so the erased
+    terms do not live on in old segments that only carry a 'deleted' mark."""
+    conn.execute("INSERT INTO case_search (case_search) VALUES ('optimize')")
+
+
+def flush_erased(conn: sqlite3.Connection) -> None:
+    """After the erasure committed: copy the log into the database file and empty it, so
+    the erased values are not left in old frames of the write-ahead log."""
+    with contextlib.suppress(sqlite3.Error):  # another reader holds old frames: they go at its next checkpoint
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def erase_subject(conn: sqlite3.Connection, subject_id: int, *, at: str) -> None:
@@ -169,7 +192,7 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
         conn.execute(f'DROP TRIGGER "{name}"')
     counts = {"cases": 0, "events": 0}
     # Tables that point at a case, found from the schema so later tables are covered.
-    known = {"cases", "blocks", "activities", "events", "notes", "attachments", "outbox", "case_tags"}
+    known = {"cases", "blocks", "activities", "events", "event_texts", "notes", "attachments", "outbox", "case_tags"}
     others = [
         (t, fk["from"])
         for t in _tables(conn)
@@ -186,6 +209,9 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
             conn.execute("UPDATE blocks SET child_case_id = NULL WHERE child_case_id = ?", (case_id,))
             conn.execute("DELETE FROM blocks WHERE case_id = ?", (case_id,))
             conn.execute("DELETE FROM activities WHERE case_id = ?", (case_id,))
+            conn.execute(
+                "DELETE FROM event_texts WHERE event_id IN (SELECT id FROM events WHERE case_id = ?)", (case_id,)
+            )
             counts["events"] += conn.execute("DELETE FROM events WHERE case_id = ?", (case_id,)).rowcount
             counts["cases"] += conn.execute("DELETE FROM cases WHERE id = ?", (case_id,)).rowcount
     finally:

@@ -378,6 +378,130 @@ def m_case_search_batches(db) -> None:
     )
 
 
+def m_keyed_chain(db) -> None:
+    """The keyed chain (see store/chain.py): every event re-sealed with HMAC-SHA256 under a key
+    kept outside the database (made here, as `init` does), each case's chain head and the
+    database's seal; events carry the login of the account that wrote them; personal free text
+    moves beside the hashed event (`event_texts`), so erasure can blank it.
+
+    The old plain-sha256 chain is verified first: where it was already broken, that is kept
+    (`chain_v1_breaks`) and `db check` goes on naming it, instead of sealing over it."""
+    import json
+    import os
+
+    from . import chain
+    from . import events as event_store
+
+    conn = db.conn
+    db["events"].add_column("login", str)
+    db["events"].add_column("text_hash", str)
+    conn.execute(
+        "CREATE TABLE event_texts (event_id INTEGER PRIMARY KEY REFERENCES events(id), "
+        "fields TEXT NOT NULL, salt TEXT, body TEXT, erased_at TEXT)"
+    )
+    conn.execute(
+        "CREATE TABLE chain_heads (case_id INTEGER PRIMARY KEY, events INTEGER NOT NULL, last_event INTEGER NOT NULL, "
+        "last_at TEXT NOT NULL, head TEXT NOT NULL, purged_at TEXT, mac TEXT NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE chain_seal (id INTEGER PRIMARY KEY CHECK (id = 1), last_case INTEGER NOT NULL, "
+        "last_event INTEGER NOT NULL, mac TEXT NOT NULL)"
+    )
+    key = chain.make_key(conn)
+    now = _utc_now()
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'"
+    ).fetchall()
+    for name, _ in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    breaks: list[list] = []
+    rows = conn.execute(
+        "SELECT id, case_id, at, actor, kind, action, from_status, to_status, reason, data, prev_hash, hash "
+        "FROM events ORDER BY case_id, id"
+    ).fetchall()
+    updates: list[tuple] = []
+    texts: list[tuple] = []
+    heads: dict[int, tuple[int, int, str, str]] = {}
+    old_prev = ""
+    case = None
+    for r in rows:
+        event_id, case_id, at, actor, kind, action, frm, to, reason, data_text, prev_hash, old_hash = tuple(r)
+        if case_id != case:
+            case, old_prev = case_id, ""
+            broken = False
+        if not broken and (
+            (prev_hash or "") != old_prev
+            or _v1_hash(old_prev, case_id, at, actor, kind, action, frm, to, reason, data_text) != old_hash
+        ):
+            breaks.append([case_id, event_id])
+            broken = True
+        old_prev = old_hash
+        data = json.loads(data_text) if data_text else {}
+        public, private = event_store.split_private(reason, data)
+        public_json = event_store._DATA_JSON(public) if public else "{}"
+        text_hash = None
+        if private:
+            salt = os.urandom(16).hex()
+            body = event_store._DATA_JSON(private)
+            text_hash = event_store.text_digest(salt, body)
+            fields = (["reason"] if "reason" in private else []) + sorted(private.get("data", ()))
+            texts.append((event_id, json.dumps(fields), salt, body))
+        n, _, _, head = heads.get(case_id, (0, 0, "", ""))
+        h = event_store.event_mac(
+            key, event_id, head, case_id, at, actor, None, kind, action, frm, to, public_json, text_hash
+        )
+        updates.append((public_json, text_hash, head, h, event_id))
+        heads[case_id] = (n + 1, event_id, at, h)
+    conn.executemany(
+        "UPDATE events SET data = ?, reason = NULL, text_hash = ?, prev_hash = ?, hash = ? WHERE id = ?", updates
+    )
+    conn.executemany("INSERT INTO event_texts (event_id, fields, salt, body) VALUES (?, ?, ?, ?)", texts)
+    for _, sql in triggers:
+        conn.execute(sql)
+    last_case = conn.execute("SELECT coalesce(max(id), 0) FROM cases").fetchone()[0]
+    last_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    existing = {r[0] for r in conn.execute("SELECT id FROM cases")}
+    head_rows = []
+    for case_id in range(1, last_case + 1):
+        n, last, at, h = heads.get(case_id, (0, 0, "", ""))
+        # An id below the last that no case has was purged before the keyed chain: a tombstone.
+        purged = None if case_id in existing else now
+        head_rows.append((case_id, n, last, at, h, purged, chain.head_mac(key, case_id, n, last, at, h, purged)))
+    conn.executemany(
+        "INSERT INTO chain_heads (case_id, events, last_event, last_at, head, purged_at, mac) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        head_rows,
+    )
+    chain.write_seal(conn, key, last_case, last_event)
+    if breaks:
+        conn.execute("INSERT INTO settings (key, value) VALUES ('chain_v1_breaks', ?)", (json.dumps(breaks),))
+
+
+def _utc_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _v1_hash(prev, case_id, at, actor, kind, action, frm, to, reason, data) -> str:
+    """The chain before 0009: plain sha256 over the event's public fields."""
+    import hashlib
+    import json
+
+    payload = json.dumps(
+        [prev, case_id, at, actor, kind, action, frm, to, reason, data], separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def m_documents_content_last(db) -> None:
+    """documents.content last, so a new document's zeroblob is never built in memory
+    (SQLite builds a zeroblob that is followed by another column's value)."""
+    from . import documents  # lazily: documents imports .db
+
+    documents.rebuild_content_last(db.conn)
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
@@ -388,4 +512,6 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0006_drop_redundant_case_index", m_drop_redundant_case_index),
     ("0007_decided_by", m_decided_by),
     ("0008_case_search_batches", m_case_search_batches),
+    ("0009_keyed_chain", m_keyed_chain),
+    ("0010_documents_content_last", m_documents_content_last),
 ]
