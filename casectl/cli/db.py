@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import click
 import typer
 
+from ..store import chain
 from . import context, output
 from .options import Json
 
@@ -29,12 +30,13 @@ def init(as_json: Json = False) -> None:
     existed = path.exists()
     conn = context.open_db(create=True)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    key = chain.key(conn).source
     if as_json:
-        output.emit_json({"db": str(path), "created": not existed, "schema_version": version})
+        output.emit_json({"db": str(path), "created": not existed, "schema_version": version, "chain_key": key})
     else:
-        click.echo(
-            f"{'database ready' if existed else 'created'}: {path} (schema {version})", err=not existed and False
-        )
+        click.echo(f"{'database ready' if existed else 'created'}: {path} (schema {version})")
+        if not existed:
+            click.echo(f"chain key: {key} (keep a copy apart from the database)", err=True)
 
 
 @db_app.command("check")
