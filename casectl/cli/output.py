@@ -7,7 +7,6 @@ nothing decorative is printed.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from .. import fields, ids
+from .. import csvcells, fields, ids
 from ..errors import UsageError
 
 FORMATS = ("table", "json", "ndjson", "csv")
@@ -105,7 +104,7 @@ def emit_rows(
         for n, row in enumerate(rows, 1):
             out.write(dumps({c: row.get(c) for c in columns}, indent=None) + "\n")
     elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csvcells.writer(out)
         writer.writerow(columns)
         for n, row in enumerate(rows, 1):
             writer.writerow([csv_safe(_cell(row.get(c))) for c in columns])
@@ -126,9 +125,7 @@ def emit_rows(
 
 def csv_safe(value: str) -> str:
     """Keep spreadsheets from running a cell as a formula (=, +, -, @, tab, CR)."""
-    from ..csvcells import escape
-
-    return escape(value)
+    return csvcells.escape(value)
 
 
 # --- cases --------------------------------------------------------------------

@@ -28,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .. import rules
+from .. import csvcells, rules
+from ..csvcells import unescape as csv_unescape
 from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
 from ..nested import deep_merge, set_path
 from ..rules import Workflow
@@ -38,7 +39,6 @@ from ..store import events as event_store
 from ..timeutil import iso
 from . import lifecycle, validate
 from . import workflows as workflow_service
-from .exporter import csv_unescape
 from .records import NewCase
 
 BATCH = 1000
@@ -172,12 +172,14 @@ _FALSE = {"false", "no", "n", "0", "f"}
 
 
 def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
-    """The function that turns a cell into its value (raises ValueError with a reason)."""
+    """The function that turns a cell into its value (raises ValueError with a reason). A cell's
+    formula escape is CSV, like its quotes: conversions see the value without it."""
     kind, values = spec.convert, spec.values
 
     def base(v: str) -> Any:
+        v = csv_unescape(v)
         if kind is None:
-            return csv_unescape(v)
+            return v
         if kind == "strip":
             return v.strip()
         if kind == "upper":
@@ -223,7 +225,7 @@ def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
         return base if kind is not None else None
 
     def mapped(v: str) -> Any:
-        key = v.strip()
+        key = csv_unescape(v).strip()
         return values[key] if key in values else base(v)
 
     return mapped
@@ -372,7 +374,7 @@ def plan_columns(header: list[str], label: str, mapping: Mapping | None) -> Plan
     names_seen: set[str] = set()
     field_columns: dict[str, str] = {}
     for i, raw in enumerate(header):
-        name = raw.strip()
+        name = csv_unescape(raw).strip()
         if not name:
             errors.append(f"{label}:1: column {i + 1} has no name; every column needs a header")
             continue
@@ -690,7 +692,7 @@ class _Importer:
                 self.result.errors.append(self.error_line(row, problem))
         if self.skip_invalid:
             if self.rejects is not None:
-                self.rejects.writerow(row.cells + ["; ".join(row.errors)])
+                self.rejects.writerow(_rejected(row.cells + ["; ".join(row.errors)]))
         else:
             self.failing = True
 
@@ -892,8 +894,8 @@ class _Importer:
             if isinstance(wf, str):
                 raise NotFound(wf)
         if self.rejects_out is not None:
-            self.rejects = csv.writer(self.rejects_out, lineterminator="\n")
-            self.rejects.writerow(header + ["error"])
+            self.rejects = csvcells.writer(self.rejects_out)
+            self.rejects.writerow(_rejected(header + ["error"]))
         bulk.start_ref_log(self.conn)
         batch: list[Row] = []
         with lifecycle.creation_run(self.conn):  # the batches' search rows: once, at the end
@@ -1000,6 +1002,13 @@ def import_csv(
             except OSError:
                 pass
         src.cleanup()
+
+
+def _rejected(cells: list[str]) -> list[str]:
+    """A rejects file's cells, formula-escaped like an export's. A cell the file had escaped
+    already is escaped once, as its value: importing the rejects reads what the file said."""
+    escape, unescape = csvcells.escape, csv_unescape
+    return [escape(unescape(c)) for c in cells]
 
 
 def _text(value: Any) -> Any:
