@@ -88,7 +88,13 @@ def generate(path: Path, n: int, seed: int = 4) -> None:
 
 
 def casectl_env(db: Path) -> dict[str, str]:
-    return {**os.environ, "CASECTL_DB": str(db), "CASECTL_ACTOR": "bench", "CASECTL_NO_DELIVER": "1"}
+    return {
+        **os.environ,
+        "CASECTL_DB": str(db),
+        "CASECTL_CHAIN_KEY_FILE": f"{db}.key",  # beside the throw-away database, not in ~/.config
+        "CASECTL_ACTOR": "bench",
+        "CASECTL_NO_DELIVER": "1",
+    }
 
 
 def init_db(db: Path) -> None:

@@ -66,6 +66,7 @@ def main() -> None:
     env = {
         **base,
         "CASECTL_DB": str(tmp / "bench.db"),
+        "CASECTL_CHAIN_KEY_FILE": str(tmp / "bench.db.key"),  # not in ~/.config
         "CASECTL_ACTOR": "bench",
         "CASECTL_NO_DELIVER": "1",
         "WH_SECRET": "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",

@@ -203,6 +203,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     path = args.db or Path(tempfile.mkdtemp()) / "bench.db"
+    os.environ.setdefault("CASECTL_CHAIN_KEY_FILE", f"{path}.key")  # beside the database, not in ~/.config
     if not (args.keep and path.exists()):
         if path.exists():
             path.unlink()

@@ -133,6 +133,7 @@ def main() -> None:
     naive_sizes = [int(x) for x in args.naive_sizes.split(",") if x]
     work = Path(args.keep or tempfile.mkdtemp(prefix="casectl-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    os.environ["XDG_CONFIG_HOME"] = str(work / "config")  # the databases' chain keys stay in the work folder
     casectl = shutil.which("casectl", path=str(Path(sys.executable).parent)) or "casectl"
     env = {
         **os.environ,

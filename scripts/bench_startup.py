@@ -75,7 +75,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         populate(db, args.cases)
-        env = {**os.environ, "CASECTL_DB": str(db), "CASECTL_NO_DELIVER": "1"}
+        env = {**os.environ, "CASECTL_DB": str(db), "CASECTL_CHAIN_KEY_FILE": f"{db}.key", "CASECTL_NO_DELIVER": "1"}
         rows = [
             ("python -c 'import sqlite3' (floor)", [sys.executable, "-c", "import sqlite3"]),
             ("casectl --help", [casectl, "--help"]),

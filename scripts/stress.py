@@ -68,6 +68,7 @@ def _ops(case_ids: list[str], worker: int, rng: random.Random):
 
 def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, import_file: str | None) -> None:
     os.environ["CASECTL_DB"] = db
+    os.environ["CASECTL_CHAIN_KEY_FILE"] = f"{db}.key"  # beside the throw-away database
     os.environ["CASECTL_ACTOR"] = f"agent{index}"
     os.environ["CASECTL_NO_DELIVER"] = "1"
     from casectl.cli.app import app
@@ -128,6 +129,7 @@ def prepare(db: Path, cases: int) -> list[str]:
     from typer.testing import CliRunner
 
     os.environ["CASECTL_DB"] = str(db)
+    os.environ["CASECTL_CHAIN_KEY_FILE"] = f"{db}.key"  # beside the throw-away database
     CliRunner().invoke(app, ["init"])
     conn = connect(db)
     t = now()
@@ -183,7 +185,9 @@ def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
     from casectl.cli.app import app
     from typer.testing import CliRunner
 
-    check = CliRunner().invoke(app, ["db", "check", "--json"], env={"CASECTL_DB": str(db)})
+    check = CliRunner().invoke(
+        app, ["db", "check", "--json"], env={"CASECTL_DB": str(db), "CASECTL_CHAIN_KEY_FILE": f"{db}.key"}
+    )
     return {
         "commands": sum(codes.values()),
         "exit_codes": dict(sorted(codes.items())),
