@@ -10,6 +10,9 @@ import json
 import sqlite3
 from pathlib import Path
 
+from casectl import fields
+from casectl.services import importer
+
 
 def write(path: Path, text: str | bytes) -> Path:
     if isinstance(text, bytes):
@@ -103,3 +106,12 @@ def test_rejects_are_formula_escaped_and_import_back_as_written(cli, db, tmp_pat
     expected = [v[1:] if v.startswith("'=") else v for v in values]
     assert [shown[f"F-{i}"]["subject_name"] for i in range(len(values))] == expected
     assert [shown[f"F-{i}"]["data"] for i in range(len(values))] == [{"=memo": v} for v in expected]
+
+
+# --- 9. the importer's columns are casectl.fields' ----------------------------------------
+
+
+def test_the_importer_reads_the_columns_casectl_fields_declares():
+    assert set(importer.CASE_FIELDS) | {"data", "registry_data"} == set(fields.IMPORTABLE)
+    assert set(importer.RESERVED) == set(fields.RESERVED)
+    assert set(fields.EXPORT_COLUMNS) == set(fields.IMPORTABLE)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .. import csvcells, rules
+from .. import fields as case_fields
 from ..csvcells import unescape as csv_unescape
 from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
 from ..nested import deep_merge, set_path
@@ -45,57 +46,14 @@ BATCH = 1000
 MAX_ERRORS_SHOWN = 50
 FIELD_LIMIT = 64 * 1024 * 1024  # one cell; csv's default (128 KiB) is too small for real exports
 
-# Case and subject fields a column may fill (header names are matched case-insensitively).
-CASE_FIELDS = (
-    "ref",
-    "workflow",
-    "status",
-    "priority",
-    "assignee",
-    "team",
-    "tags",
-    "subject_ref",
-    "subject_name",
-    "subject_email",
-    "subject_dob",
-    "country",
-    "entity_type",
-)
+# Case and subject fields a column may fill (header names are matched case-insensitively):
+# the importable fields of casectl.fields but the two JSON documents, which have kinds of their own.
+CASE_FIELDS = tuple(name for name in case_fields.IMPORTABLE if name not in ("data", "registry_data"))
 ALIASES = {"subject_country": "country", "subject_entity_type": "entity_type", "tag": "tags"}
 # Columns of `casectl list`/`export --fields` that the database sets itself: read, ignored, reported.
-RESERVED = (
-    "id",
-    "final",
-    "workflow_version",
-    "subject_id",
-    "parent",
-    "origin",
-    "created_at",
-    "updated_at",
-    "due_at",
-    "decided_at",
-    "decided_by",
-    "decision",
-    "decision_reason",
-    "created_by",
-    "last_editor",
-    "version",
-)
-# Fields whose cells are compared and stored without surrounding blanks.
-_STRIPPED = {
-    "ref",
-    "workflow",
-    "status",
-    "priority",
-    "assignee",
-    "team",
-    "tags",
-    "subject_ref",
-    "subject_email",
-    "subject_dob",
-    "country",
-    "entity_type",
-}
+RESERVED = case_fields.RESERVED
+# Fields whose cells are compared and stored without surrounding blanks: all but a name.
+_STRIPPED = frozenset(CASE_FIELDS) - {"subject_name"}
 # What --update may change on an existing case.
 UPDATABLE = ("status", "priority", "assignee", "team", "tags", "data", "registry_data")
 
