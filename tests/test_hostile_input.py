@@ -7,11 +7,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from casectl import fields
 from casectl.services import importer
+
+from conftest import casectl_bin
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -71,6 +78,51 @@ def test_a_bare_cr_is_quoted_in_the_rejects_file(cli, db, tmp_path):
     assert len(got) == 2 and got[1][:3] == ["R-1", "Ann\rBob", "nope"]
 
 
+# --- 3. and 4. a quote that never closes, a NUL byte: the file is refused, naming the line ------
+
+
+@pytest.mark.parametrize(
+    "body,line",
+    [
+        ('R-1,Ann\nR-2,"Bob\nR-3,Cy\nR-4,Di\n', 3),
+        # The record begins on line 3; its second field, the one left open, on line 4.
+        ('R-1,Ann\nR-2,"multi\nline","open\nR-3,Cy\n', 4),
+        ('R-1,Ann\nR-2,"a ""quoted"" word\nR-3,Cy\n', 3),
+    ],
+)
+def test_an_unbalanced_quote_is_refused_naming_its_line(cli, db, db_path, tmp_path, body, line):
+    f = write(tmp_path / "q.csv", "ref,subject_name\n" + body)
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert f"q.csv:{line}: a quoted field begins here and its closing quote never comes" in one_error_line(r.stderr)
+    assert cases(db_path) == 0
+    cli("import", f, "--workflow", "simple", "--skip-invalid", expect=6)  # not a row's fault: the file's
+    assert cases(db_path) == 0
+
+
+def test_text_after_a_closing_quote_is_refused(cli, db, db_path, tmp_path):
+    f = write(tmp_path / "q.csv", 'ref,subject_name\nR-1,Ann\nR-2,"Bob"by\n')
+    r = cli("import", f, "--workflow", "simple", expect=6)
+    assert "q.csv:3: not readable as CSV (a quoted field goes on after its closing quote" in one_error_line(r.stderr)
+    assert cases(db_path) == 0
+
+
+@pytest.mark.parametrize("rows", [2000, 1], ids=["after-8KiB", "at-the-start"])
+@pytest.mark.parametrize("via_stdin", [False, True], ids=["file", "stdin"])
+def test_a_nul_byte_anywhere_is_refused_naming_its_line(cli, db, db_path, tmp_path, via_stdin, rows):
+    head = "ref,subject_name\n" + "".join(f"N-{i},Person {i}\n" for i in range(rows))
+    data = (head + "N-x,Nul\x00Name\n").encode()
+    f = write(tmp_path / "nul.csv", data)
+    if via_stdin:
+        r = cli("import", "-", "--workflow", "simple", input=data, expect=6)
+        label = "<stdin>"
+    else:
+        r = cli("import", f, "--workflow", "simple", expect=6)
+        label = str(f)
+    line = one_error_line(r.stderr)
+    assert f"{label}:{rows + 2}: " in line and "NUL byte" in line
+    assert cases(db_path) == 0
+
+
 # --- 5. the rejects file is formula-escaped like an export --------------------------------
 
 
@@ -106,6 +158,68 @@ def test_rejects_are_formula_escaped_and_import_back_as_written(cli, db, tmp_pat
     expected = [v[1:] if v.startswith("'=") else v for v in values]
     assert [shown[f"F-{i}"]["subject_name"] for i in range(len(values))] == expected
     assert [shown[f"F-{i}"]["data"] for i in range(len(values))] == [{"=memo": v} for v in expected]
+
+
+# --- 8. temporary files a kill leaves are removed by the next run --------------------------
+
+
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"casectl finished before {what}; make the input bigger"
+        assert time.monotonic() < deadline, f"no {what} within {timeout}s"
+        time.sleep(0.01)
+
+
+def test_a_killed_stdin_import_leaves_a_spool_the_next_run_removes(run, db, db_path, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [casectl_bin(), "import", "-", "--workflow", "simple"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(b"ref,subject_name\nK-1,Kim\n")
+    proc.stdin.flush()
+    _wait_for(lambda: any(tmp.iterdir()), proc, "a spool file")  # it waits for the rest of stdin
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdin.close()
+    assert any(tmp.iterdir()), "the kill left no spool: nothing to test"
+    r = run("import", "-", "--workflow", "simple", input="ref,subject_name\nK-2,Lee\n", env={"TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.stderr
+    assert list(tmp.iterdir()) == []
+    assert cases(db_path) == 1
+
+
+def test_a_killed_import_leaves_rejects_files_the_next_run_removes(run, db, db_path, tmp_path):
+    big = tmp_path / "big.csv"
+    with open(big, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["ref", "subject_email"])
+        w.writerows([f"BAD-{i:07d}", "nope"] for i in range(60_000))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [casectl_bin(), "import", str(big), "--workflow", "simple", "--skip-invalid", "--rejects", str(out / "r.csv")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    # The command's staged rejects file and the importer's own, both under way.
+    _wait_for(lambda: len(list(out.iterdir())) >= 2, proc, "the rejects' temporary files")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "r.csv").exists()
+    small = write(tmp_path / "small.csv", "ref,subject_email\nBAD-1,nope\n")
+    r = run("import", small, "--workflow", "simple", "--skip-invalid", "--rejects", out / "r2.csv")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["r2.csv"]
+    assert cases(db_path) == 0
 
 
 # --- 9. the importer's columns are casectl.fields' ----------------------------------------

@@ -14,6 +14,7 @@ recorded, hash-chained `created` event, SLA clock, followers).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gc
 import hashlib
@@ -21,17 +22,16 @@ import io
 import json
 import os
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .. import csvcells, rules
+from .. import csvcells, files, rules
 from .. import fields as case_fields
 from ..csvcells import unescape as csv_unescape
-from ..errors import InvalidInput, NotAllowed, NotFound, UsageError
+from ..errors import EnvironmentProblem, InvalidInput, NotAllowed, NotFound, UsageError, describe
 from ..nested import deep_merge, set_path
 from ..rules import Workflow
 from ..store import bulk, write
@@ -194,7 +194,8 @@ def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
 
 @dataclass
 class Source:
-    """The file to import: a path to read (stdin is spooled to a temporary file first)."""
+    """The file to import: a path to read (stdin is spooled to a temporary file first, named so
+    that the next run removes it if this one is killed: casectl.files.private_temp)."""
 
     label: str  # as the user named it, for messages and the event
     path: Path
@@ -216,13 +217,21 @@ def open_source(name: str, stdin: IO[bytes] | None = None) -> Source:
     if name == "-":
         if stdin is None:
             raise UsageError("reading stdin needs a stream")
-        fd, tmp = tempfile.mkstemp(prefix="casectl-import-", suffix=".csv")
+        fd, tmp = files.private_temp(name="stdin", suffix=".csv")
         size = 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stdin.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stdin.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            what = describe(e) if isinstance(e, OSError) else None
+            if what is None:
+                raise
+            raise EnvironmentProblem(f"<stdin>: cannot keep a copy of it to read ({tmp}): {what}") from None
         src = Source("<stdin>", Path(tmp), h.hexdigest(), size, spooled=True)
     else:
         p = Path(name)
@@ -241,13 +250,46 @@ def open_source(name: str, stdin: IO[bytes] | None = None) -> Source:
         src = Source(name, p, h.hexdigest(), size)
     with open(src.path, "rb") as f:
         head = f.read(8192)
-    if b"\x00" in head:
+    nul = head.find(b"\x00")
+    if nul >= 0:  # (one further on is found as the rows are read)
         src.cleanup()
-        raise InvalidInput(f"{src.label}: looks like a binary file (it contains NUL bytes), not CSV text")
+        before = head[:nul]
+        line = before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
+        raise InvalidInput(
+            f"{src.label}:{line}: looks like a binary file (it holds a NUL byte), not CSV text; nothing was imported"
+        )
     if not head.strip(b"\xef\xbb\xbf \t\r\n"):
         src.cleanup()
         raise InvalidInput(f"{src.label}: is empty; expected a header line naming the columns (at least ref)")
     return src
+
+
+def _open_quote_line(lines: Iterable[str], start: int) -> int:
+    """The line where the record that begins on line `start` opens the quoted field that never
+    closes (csv says only that the data ended inside one). A field is quoted when its first
+    character is a quote; inside it, a doubled quote stands for one."""
+    quoted, opened = False, start
+    for n, line in enumerate(lines, 1):
+        if n < start:
+            continue
+        i = 0
+        while True:
+            if quoted:
+                j = line.find('"', i)
+                if j < 0:
+                    break  # the field goes on into the next line
+                if line.startswith('"', j + 1):
+                    i = j + 2
+                    continue
+                quoted, i = False, j + 1
+            elif line.startswith('"', i):
+                quoted, opened, i = True, n, i + 1
+            else:
+                j = line.find(",", i)
+                if j < 0:
+                    break
+                i = j + 1
+    return opened
 
 
 def _encoding(name: str | None) -> str:
@@ -450,13 +492,14 @@ class _Importer:
         mapping: Mapping | None,
         actor: str,
         now: datetime,
+        encoding: str,
         dry_run: bool,
         skip_invalid: bool,
         update: bool,
         rejects: IO[str] | None,
         progress: Callable[[int, int, int], None] | None,
     ):
-        self.conn, self.src, self.mapping = conn, src, mapping
+        self.conn, self.src, self.mapping, self.encoding = conn, src, mapping, encoding
         self.default_workflow = workflow or (mapping.workflow if mapping else None)
         self.actor, self.now, self.at = actor, now, iso(now)
         self.dry_run, self.skip_invalid, self.update = dry_run, skip_invalid, update
@@ -802,7 +845,8 @@ class _Importer:
     # -- the whole file ---------------------------------------------------------------
 
     def rows(self, text: IO[str]) -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(text)
+        # strict: a quote that is never closed is an error, not a field that swallows the rest of the file
+        reader = csv.reader(self._text_lines(text), strict=True)
         line = 1
         try:
             for cells in reader:
@@ -814,9 +858,31 @@ class _Importer:
             raise self._decode_error(e, line) from None
         except csv.Error as e:
             msg = str(e)
+            if "unexpected end of data" in msg:
+                opened = _open_quote_line(self._reread(), line)
+                raise InvalidInput(
+                    f"{self.src.label}:{opened}: a quoted field begins here and its closing quote never comes "
+                    '(a value holding a " must be quoted whole, with the quote doubled: ""); nothing was imported'
+                ) from None
+            if "expected after" in msg:
+                msg = 'a quoted field goes on after its closing quote; quote the whole value, doubling each " in it'
             if "field larger than field limit" in msg:
-                msg = f"a field is longer than {FIELD_LIMIT // (1024 * 1024)} MiB"
+                msg = f"a field is longer than {FIELD_LIMIT // (1024 * 1024)} MiB (or a quote is never closed)"
             raise InvalidInput(f"{self.src.label}:{line}: not readable as CSV ({msg}); nothing was imported") from None
+
+    def _text_lines(self, text: IO[str]) -> Iterator[str]:
+        """The file's lines (as csv counts them), refused at the first NUL character: binary data."""
+        for n, line in enumerate(text, 1):
+            if "\x00" in line:
+                raise InvalidInput(
+                    f"{self.src.label}:{n}: holds a NUL byte, so it is binary data and not CSV text; nothing was imported"
+                )
+            yield line
+
+    def _reread(self) -> Iterator[str]:
+        """The file's lines once more, from the start (to explain an error)."""
+        with open(self.src.path, encoding=self.encoding, errors="replace", newline="") as f:
+            yield from f
 
     def _decode_error(self, e: UnicodeDecodeError, line: int) -> InvalidInput:
         bad = e.object[e.start : e.start + 1].hex() if isinstance(e.object, bytes) else "?"
@@ -896,17 +962,15 @@ def import_csv(
     plan_mapping = load_mapping(mapping) if mapping else None
     if rejects is not None and Path(rejects).is_dir():
         raise InvalidInput(f"--rejects {rejects}: is a directory; give a file name")
+    # Written like every output (casectl.files): it takes its name once the import has committed.
+    target = files.check_target(rejects, "--rejects") if rejects is not None and skip_invalid and not dry_run else None
     csv.field_size_limit(FIELD_LIMIT)
     src = open_source(name, stdin)
-    rejects_tmp = rejects_file = None
     try:
-        if rejects is not None and skip_invalid and not dry_run:
-            target = Path(rejects)
-            fd, rejects_tmp = tempfile.mkstemp(
-                prefix=".casectl-rejects-", suffix=".csv", dir=target.parent if str(target.parent) else "."
-            )
-            rejects_file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        with open(src.path, "rb") as raw:
+        with (
+            open(src.path, "rb") as raw,
+            files.atomic_output(target, binary=False) if target is not None else contextlib.nullcontext() as out,
+        ):
             text = io.TextIOWrapper(raw, encoding=enc, errors="strict", newline="")
             importer = _Importer(
                 conn,
@@ -915,10 +979,11 @@ def import_csv(
                 mapping=plan_mapping,
                 actor=actor,
                 now=now,
+                encoding=enc,
                 dry_run=dry_run,
                 skip_invalid=skip_invalid,
                 update=update,
-                rejects=rejects_file,
+                rejects=out,
                 progress=progress,
             )
             # The rows, cases and events are many short-lived objects without cycles: reference
@@ -944,21 +1009,10 @@ def import_csv(
             finally:
                 if collecting:
                     gc.enable()
-        if rejects_file is not None:
-            rejects_file.close()
-            assert rejects_tmp is not None and rejects is not None
-            os.replace(rejects_tmp, rejects)
-            rejects_tmp = None
+        if target is not None:
             result.rejects = str(rejects)
         return result
     finally:
-        if rejects_file is not None and not rejects_file.closed:
-            rejects_file.close()
-        if rejects_tmp is not None:
-            try:
-                os.unlink(rejects_tmp)
-            except OSError:
-                pass
         src.cleanup()
 
 
