@@ -38,7 +38,22 @@ EVENT_COLUMNS = (
     "prev_hash",
     "hash",
 )
-_INSERT_COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "reason")  # the reason sits in event_texts
+# In event_mac's order, then the hash (the reason sits in event_texts).
+_INSERT_COLUMNS = (
+    "id",
+    "prev_hash",
+    "case_id",
+    "at",
+    "actor",
+    "login",
+    "kind",
+    "action",
+    "from_status",
+    "to_status",
+    "data",
+    "text_hash",
+    "hash",
+)
 
 # Data keys whose values are free text that may name the subject; any string with an @ too.
 PRIVATE_KEYS = frozenset(
@@ -136,6 +151,14 @@ def text_digest(salt: str, body: str) -> str:
     return hashlib.sha256((salt + body).encode("utf-8")).hexdigest()
 
 
+def seal_text(private: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(salt, body, text hash, JSON list of the fields) of an event's private text."""
+    salt = os.urandom(16).hex()
+    body = _DATA_JSON(private)
+    fields = (["reason"] if "reason" in private else []) + sorted(private.get("data", ()))
+    return salt, body, text_digest(salt, body), _DATA_JSON(fields)
+
+
 def split_private(reason: str | None, data: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(public data, private text): the reason and the free-text values go private."""
     public: dict[str, Any] = {}
@@ -224,44 +247,13 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
         data_json = encode(public) if public else "{}"
         text_hash = None
         if private:
-            salt = os.urandom(16).hex()
-            body = encode(private)
-            text_hash = text_digest(salt, body)
-            fields = ["reason"] if "reason" in private else []
-            fields += sorted(private.get("data", ()))
-            texts.append((next_id, encode(fields), salt, body))
-        h = event_mac(
-            key,
-            next_id,
-            head.head,
-            case_id,
-            at,
-            actor,
-            login,
-            kind,
-            action,
-            from_status,
-            to_status,
-            data_json,
-            text_hash,
-        )
-        rows.append(
-            (
-                next_id,
-                case_id,
-                at,
-                actor,
-                login,
-                kind,
-                action,
-                from_status,
-                to_status,
-                data_json,
-                text_hash,
-                head.head,
-                h,
-            )
-        )
+            salt, body, text_hash, fields = seal_text(private)
+            texts.append((next_id, fields, salt, body))
+        values = (
+            next_id, head.head, case_id, at, actor, login, kind, action, from_status, to_status, data_json, text_hash
+        )  # fmt: skip
+        h = event_mac(key, *values)
+        rows.append((*values, h))
         head.events += 1
         head.last_event, head.last_at, head.head = next_id, at, h
         next_id += 1

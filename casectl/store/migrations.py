@@ -387,7 +387,6 @@ def m_keyed_chain(db) -> None:
     The old plain-sha256 chain is verified first: where it was already broken, that is kept
     (`chain_v1_breaks`) and `db check` goes on naming it, instead of sealing over it."""
     import json
-    import os
 
     from . import chain
     from . import events as event_store
@@ -441,11 +440,8 @@ def m_keyed_chain(db) -> None:
         public_json = event_store._DATA_JSON(public) if public else "{}"
         text_hash = None
         if private:
-            salt = os.urandom(16).hex()
-            body = event_store._DATA_JSON(private)
-            text_hash = event_store.text_digest(salt, body)
-            fields = (["reason"] if "reason" in private else []) + sorted(private.get("data", ()))
-            texts.append((event_id, json.dumps(fields), salt, body))
+            salt, body, text_hash, fields = event_store.seal_text(private)
+            texts.append((event_id, fields, salt, body))
         n, _, _, head = heads.get(case_id, (0, 0, "", ""))
         h = event_store.event_mac(
             key, event_id, head, case_id, at, actor, None, kind, action, frm, to, public_json, text_hash
