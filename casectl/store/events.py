@@ -261,7 +261,7 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
     if texts:
         bulk.insert_rows(conn, "event_texts", ("event_id", "fields", "salt", "body"), texts)
     head_rows = []
-    for case_id in sorted({r[1] for r in rows}):
+    for case_id in sorted({r[2] for r in rows}):  # (id, prev_hash, case_id, ...)
         t = heads[case_id]
         mac = chain.head_mac(key, case_id, t.events, t.last_event, t.last_at, t.head, None)
         head_rows.append((case_id, t.events, t.last_event, t.last_at, t.head, None, mac))
