@@ -20,6 +20,7 @@ import gc
 import hashlib
 import io
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -129,6 +130,28 @@ _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
 
+def _shown(v: str, width: int = 40) -> str:
+    """A cell as an error message quotes it: a long one cut short."""
+    return v if len(v) <= width else f"{v[:width]}... ({len(v)} characters)"
+
+
+def _json(v: str) -> Any:
+    """A cell's JSON value (raises ValueError with a reason): every number in it finite, and
+    none longer than Python reads (4300 digits)."""
+    try:
+        value = json.loads(v)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg} at character {e.pos})") from None
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ValueError("a number in it has more than 4300 digits; give it as text") from None
+    except RecursionError:
+        raise ValueError("nested too deeply (JSON more than ~900 levels deep); flatten it") from None
+    path = validate.non_finite(value)
+    if path is not None:
+        raise ValueError(f"{path or 'the value'} {validate.NOT_FINITE}")
+    return value
+
+
 def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
     """The function that turns a cell into its value (raises ValueError with a reason). A cell's
     formula escape is CSV, like its quotes: conversions see the value without it."""
@@ -156,12 +179,16 @@ def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
             try:
                 return int(v.strip())
             except ValueError:
-                raise ValueError(f"'{v}' is not a whole number") from None
+                if len(v.strip()) > 4300 and v.strip().lstrip("+-").isdigit():
+                    raise ValueError(f"'{_shown(v)}' has more than 4300 digits; give it as text") from None
+                raise ValueError(f"'{_shown(v)}' is not a whole number") from None
         if kind == "number":
             try:
                 f = float(v.strip())
             except ValueError:
-                raise ValueError(f"'{v}' is not a number") from None
+                raise ValueError(f"'{_shown(v)}' is not a number") from None
+            if not math.isfinite(f):
+                raise ValueError(f"'{_shown(v)}' {validate.NOT_FINITE}")
             return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
         if kind == "bool":
             low = v.strip().lower()
@@ -171,10 +198,7 @@ def _converter(spec: ColumnSpec) -> Callable[[str], Any] | None:
                 return False
             raise ValueError(f"'{v}' is not true/false (yes/no, 1/0)")
         if kind == "json":
-            try:
-                return json.loads(v)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"not valid JSON ({e.msg} at character {e.pos})") from None
+            return _json(v)
         if kind == "split":
             return [p.strip() for p in v.split(spec.separator) if p.strip()]
         raise ValueError(f"unknown conversion '{kind}'")  # the schema forbids this
@@ -611,9 +635,9 @@ class _Importer:
             else:
                 if isinstance(v, str):
                     try:
-                        v = json.loads(v)
-                    except json.JSONDecodeError as e:
-                        row.errors.append(f"column {col.name}: not a JSON object ({e.msg} at character {e.pos})")
+                        v = _json(v)
+                    except ValueError as e:
+                        row.errors.append(f"column {col.name}: {e}")
                         continue
                 if not isinstance(v, dict):
                     row.errors.append(f"column {col.name}: must be a JSON object, got {type(v).__name__}")
@@ -674,7 +698,7 @@ class _Importer:
             status=fields.get("status"),
             origin="import",
         )
-        for problem in validate.validate_new_case(nc, wf):
+        for problem in validate.validate_new_case(nc, wf, now=self.now):
             fld, _, reason = problem.partition(": ")
             fld = {"tag": "tags"}.get(fld, fld)
             row.errors.append(f"column {plan.field_columns.get(fld, fld)}: {reason}")
