@@ -57,6 +57,8 @@ def subject_case(cli, db, tmp_path):
     cli("activity", cid, "phone_check", "result", f"spoke_to={NAME}", f"number={PHONE}")
     cli("appointment", cid, "add", "2030-01-01T10:00", f"Call with {NAME}", "--with", NAME)
     cli("tag", cid, "+vip")
+    second = cli("create", "--workflow", "simple", "--subject-email", EMAIL).stdout.strip()
+    cli("act", second, "decline", "--reason", f"{NAME} ({PHONE}) withdrew")
     cli("note", other, "unrelated case, keep me")
     return cid, other
 

@@ -51,7 +51,10 @@ def redact(conn: sqlite3.Connection, target: str, *, actor: str, now: datetime, 
         result["erased"]["event_texts"] = event_store.erase_texts(conn, case_ids, at=at)
         for case_id in case_ids:
             case = case_store.fetch(conn, case_id)
-            case_store.update(conn, case_id, case["version"], {"data": {}, "registry_data": {}}, at=at)
+            blank: dict[str, Any] = {"data": {}, "registry_data": {}}
+            if case.get("decision_reason"):
+                blank["decision_reason"] = event_store.ERASED
+            case_store.update(conn, case_id, case["version"], blank, at=at)
             event_store.append(
                 conn,
                 case_id,
