@@ -3,11 +3,17 @@
 On a terminal a listing is an aligned table with headers; in a pipe the
 `table` format is plain tab-separated rows (stable for `cut`/`awk`), and
 nothing decorative is printed.
+
+Text for people (tables, tab-separated rows, `show`, `history`) goes through
+`printable`: a control character in a value (an escape sequence in a name, a
+CR in a reason) is shown as `\\x1b`, never sent to the terminal. JSON and CSV
+keep every value exactly, to be read back.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -34,8 +40,26 @@ def binary_stdout() -> IO[bytes]:
     return sys.stdout.buffer
 
 
+# C0 controls but the tab, DEL and the C1 controls (\x9b alone starts an escape sequence).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_C1 = re.compile(r"[\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or f"\\x{ord(c):02x}"
+
+
+def printable(text: str) -> str:
+    """Text for a person's terminal: control characters shown as `\\x1b`, `\\r`, `\\n` (a tab stays)."""
+    return _CONTROL.sub(_escaped, text) if _CONTROL.search(text) else text
+
+
 def dumps(obj: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    # json escapes C0 controls; DEL and C1 it leaves raw. As \u escapes the value is the same.
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _C1.search(text) else text
 
 
 def emit_json(obj: Any) -> None:
@@ -111,7 +135,9 @@ def emit_rows(
     elif is_tty(out):
         from tabulate import tabulate  # only people at a terminal pay for it
 
-        table = [[_cell(local_time(r.get(c)) if c.endswith("_at") else r.get(c)) for c in columns] for r in rows]
+        table = [
+            [printable(_cell(local_time(r.get(c)) if c.endswith("_at") else r.get(c))) for c in columns] for r in rows
+        ]
         n = len(table)
         if n:
             out.write(tabulate(table, headers=[(headers or {}).get(c, c) for c in columns], tablefmt="simple") + "\n")
@@ -119,7 +145,9 @@ def emit_rows(
             click.echo(empty, err=True)
     else:
         for n, row in enumerate(rows, 1):
-            out.write("\t".join(_cell(row.get(c)).replace("\t", " ").replace("\n", " ") for c in columns) + "\n")
+            out.write(
+                "\t".join(printable(_cell(row.get(c)).replace("\t", " ").replace("\n", " ")) for c in columns) + "\n"
+            )
     return n
 
 
@@ -195,4 +223,4 @@ def describe_event(e: dict[str, Any]) -> str:
         what += f" ({extra})"
     if e.get("reason"):
         what += f" — {e['reason']}"
-    return f"{local_time(e['at'])}  {e['actor']}  {what}"
+    return printable(f"{local_time(e['at'])}  {e['actor']}  {what}")

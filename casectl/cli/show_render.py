@@ -2,7 +2,9 @@
 
 Each part (blocks, KYC children, activities, SLA, notes, appointments,
 deliveries) arrives as the same JSON that `show --json` prints; here it
-becomes a titled list of lines for a person. An empty part prints nothing.
+becomes a titled list of lines for a person, each shown `printable` (a
+control character in a note or a name never reaches the terminal raw). An
+empty part prints nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..services import sla
+from .output import printable
 
 
 def _blocks(blocks: list[dict[str, Any]]) -> list[str]:
@@ -98,4 +101,4 @@ def sections(parts: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
         title, lines = render
         body = lines(value)
         if body:
-            yield title(value), body
+            yield printable(title(value)), [printable(line) for line in body]
