@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import sqlite3
 import subprocess
@@ -16,6 +17,8 @@ from casectl.cli.app import app
 from typer.testing import CliRunner
 
 ENV_KEYS = [k for k in os.environ if k.startswith("CASECTL_")]
+# The OS account running the tests: history shows it beside an actor that is someone else.
+LOGIN = pwd.getpwuid(os.geteuid()).pw_name
 
 
 @pytest.fixture(autouse=True)

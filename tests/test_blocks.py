@@ -9,7 +9,7 @@ import json
 import pytest
 from casectl.rules import BUILTIN, workflow_to_dict
 
-from conftest import snapshot
+from conftest import LOGIN, snapshot
 
 
 def blocks_by_name(cli, case: str) -> dict:
@@ -63,7 +63,7 @@ def test_set_edits_a_writable_block_and_records_the_editor(cli, kyb_case):
     case = cli.json("show", kyb_case, "--json")
     assert case["last_editor"] == "bob"
     hist = cli("history", kyb_case).stdout
-    assert "bob  block.set (company: employees=40, address.city=London, vat=GB123)" in hist
+    assert f"bob (login {LOGIN})  block.set (company: employees=40, address.city=London, vat=GB123)" in hist
 
 
 def test_set_on_the_case_data_block_updates_case_data(cli, kyb_case):

@@ -13,6 +13,7 @@ import stat
 import pytest
 from casectl.store import chain
 from casectl.store import events as event_store
+
 from conftest import snapshot
 
 WRONG_KEY = chain.Key(b"an attacker's guess at the key, 64 characters long.............", "guess")

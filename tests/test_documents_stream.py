@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from casectl.store import documents as document_store
+from casectl.store import migrations
 
 from conftest import snapshot
 
@@ -73,7 +74,7 @@ def generated(path, size: int) -> str:
 def content_last_in(db) -> bool:
     conn = sqlite3.connect(db)
     try:
-        return document_store.content_is_last(conn)
+        return migrations.content_is_last(conn)
     finally:
         conn.close()
 
@@ -94,9 +95,9 @@ def test_rebuilding_documents_keeps_every_row_and_reference(cli, case, tmp_path,
     try:
         before = conn.execute("SELECT rowid, sha256, size, media_type, created_at, content FROM documents").fetchall()
         conn.execute("BEGIN IMMEDIATE")
-        document_store.rebuild_content_last(conn)
+        migrations.rebuild_content_last(conn)
         conn.execute("COMMIT")
-        assert document_store.content_is_last(conn)
+        assert migrations.content_is_last(conn)
         after = conn.execute("SELECT rowid, sha256, size, media_type, created_at, content FROM documents").fetchall()
         assert after == before
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -106,7 +107,7 @@ def test_rebuilding_documents_keeps_every_row_and_reference(cli, case, tmp_path,
             in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'attachments'").fetchone()[0]
         )
         conn.execute("BEGIN IMMEDIATE")
-        document_store.rebuild_content_last(conn)  # a second run changes nothing
+        migrations.rebuild_content_last(conn)  # a second run changes nothing
         conn.execute("COMMIT")
         assert list(document_store.corrupt_documents(conn)) == []
     finally:

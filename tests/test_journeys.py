@@ -11,7 +11,7 @@ import hashlib
 import json
 import sqlite3
 
-from conftest import snapshot
+from conftest import LOGIN, snapshot
 
 
 def outbox(db_path) -> list[dict]:
@@ -133,7 +133,10 @@ def test_kyb_journey(cli, db, tmp_path):
     assert "passport: the scan is blurry" in mail["payload"]["text"]
     assert f"E-{mail['event_id']}" == out["event"]  # queued by the request_reuploads event itself
     assert mail["next_attempt_at"] == mail["created_at"]
-    assert "bob  message.queued (re-upload request to ops@acme.example: passport)" in cli("history", case).stdout
+    assert (
+        f"bob (login {LOGIN})  message.queued (re-upload request to ops@acme.example: passport)"
+        in cli("history", case).stdout
+    )
 
     # The subject re-uploads; the block is back for review and the case returns to manual review.
     fixed = tmp_path / "passport-v2.pdf"
@@ -260,8 +263,11 @@ def test_screening_journey(cli, db):
     }
     history = cli("history", case).stdout
     assert "activities_completed: in_progress -> pending_case_decision (automatic)" in history
-    assert "kim  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)" in history
-    assert "kim  complete: pending_case_decision -> complete" in history
+    assert (
+        f"kim (login {LOGIN})  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)"
+        in history
+    )
+    assert f"kim (login {LOGIN})  complete: pending_case_decision -> complete" in history
 
 
 def _kyb_with_ubo(cli, tmp_path, name="ubo"):

@@ -253,9 +253,16 @@ def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:
 
 
 def report(e: CasectlError) -> None:
-    click.echo(f"casectl: error: {e.message}", err=True)
+    # Messages quote what the user gave (ids read from stdin, file names, cells): its control
+    # characters are shown escaped, so an id can neither clear the terminal nor retitle it.
+    from .output import printable
+
+    def shown(text: str) -> str:
+        return "\n".join(printable(line) for line in str(text).split("\n"))
+
+    click.echo(f"casectl: error: {shown(e.message)}", err=True)
     for line in e.details[:50]:
-        click.echo(f"  {line}", err=True)
+        click.echo(f"  {shown(line)}", err=True)
     if len(e.details) > 50:
         click.echo(f"  ... and {len(e.details) - 50} more", err=True)
 

@@ -197,7 +197,7 @@ def show(
     shown = len(v["history"])
     lines.append(f"  history ({shown} of {v['events_total']}; `casectl history {ids.fmt('case', c['id'])}` for all):")
     lines.extend(f"    {output.describe_event(e)}" for e in v["history"])
-    click.echo("\n".join(lines))
+    click.echo("\n".join(output.printable(line) for line in lines))
 
 
 def _report_outcome(outcome: case_service.Outcome, as_json: bool) -> None:

@@ -200,6 +200,7 @@ def event_row(e: dict[str, Any]) -> dict[str, Any]:
         "id": ids.fmt("event", e["id"]),
         "at": e["at"],
         "actor": e["actor"],
+        "login": e.get("login"),  # the OS account that ran the command (None before schema 9)
         "kind": e["kind"],
         "action": e.get("action"),
         "from": e.get("from_status"),
@@ -223,4 +224,7 @@ def describe_event(e: dict[str, Any]) -> str:
         what += f" ({extra})"
     if e.get("reason"):
         what += f" — {e['reason']}"
-    return printable(f"{local_time(e['at'])}  {e['actor']}  {what}")
+    who = e["actor"]
+    if e.get("login") and e["login"] != who:
+        who += f" (login {e['login']})"
+    return printable(f"{local_time(e['at'])}  {who}  {what}")

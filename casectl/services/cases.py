@@ -186,6 +186,9 @@ def parse_data(text: str | None, what: str = "--data") -> dict[str, Any]:
         raise InvalidInput(f"{what}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: must be a JSON object, got {type(value).__name__}")
+    bad = validate.non_finite(value)
+    if bad is not None:
+        raise InvalidInput(f"{what}: {bad or 'the value'} {validate.NOT_FINITE}")
     return value
 
 

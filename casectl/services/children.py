@@ -27,7 +27,7 @@ from ..store import blocks as block_store
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import outbox as outbox_store
-from ..timeutil import iso
+from ..timeutil import iso, parse_time
 from . import catalog
 from .records import Advance, Created, Fire, FollowUp, NewCase, StartCase, Transition
 from .validate import validate_new_case
@@ -121,6 +121,7 @@ def kyc_case(
     *,
     subject_id: int | None = None,
     reupload_of: int | None = None,
+    at: str | None = None,
 ) -> NewCase:
     """A child case on the workflow's child workflow: a KYC flow for one person (a UBO)."""
     nc = NewCase(
@@ -137,7 +138,7 @@ def kyc_case(
         country = data.get("country")
         nc.country = country.upper() if isinstance(country, str) else None
         nc.entity_type = "person"
-    errors = validate_new_case(nc, wf)
+    errors = validate_new_case(nc, wf, now=parse_time(at) if at else None)
     if errors:
         raise InvalidInput(f"kyc block {block_name}: {errors[0]}", details=errors[1:] or None)
     return nc
@@ -204,7 +205,7 @@ def new_block(
         event(conn, case["id"], "block.add", actor=actor, at=at, summary=f"{kind} block {name} added", block=name,
               kind=kind)  # fmt: skip
         return block_id, []
-    nc = kyc_case(case, wf, name, data)
+    nc = kyc_case(case, wf, name, data, at=at)
     block_id = block_store.insert_block(
         conn,
         case_id=case["id"],
@@ -372,7 +373,7 @@ def _new_kyc_flow(
     previous = b.get("child_case_id")
     old = case_store.get(conn, previous) if previous else None
     nc = kyc_case(case, wf, b["name"], b["data"], subject_id=old.get("subject_id") if old else None,
-                  reupload_of=previous)  # fmt: skip
+                  reupload_of=previous, at=at)  # fmt: skip
 
     def link(conn: sqlite3.Connection, child_id: int) -> list[FollowUp]:
         block_store.update_block(

@@ -116,9 +116,10 @@ def refusal(case: Mapping[str, Any], wf: Workflow, state: CaseState, verdict: Ve
 # --- creating ---------------------------------------------------------------------
 
 
-def check_new_case(nc: NewCase, wf: Workflow) -> None:
-    """Refuse a case the rules would not let exist: bad fields (exit 6), a status it may not start in (exit 4)."""
-    errors = validate_new_case(nc, wf)
+def check_new_case(nc: NewCase, wf: Workflow, *, now: datetime | None = None) -> None:
+    """Refuse a case the rules would not let exist: bad fields (exit 6), a status it may not start in (exit 4).
+    With `now`, a date of birth after it is a bad field."""
+    errors = validate_new_case(nc, wf, now=now)
     if errors:
         raise InvalidInput(
             errors[0] if len(errors) == 1 else f"{len(errors)} problems with the new case",
@@ -258,7 +259,7 @@ def insert_cases(
         if wf is None:
             wf = wfs[nc.workflow] = workflow(conn, nc.workflow)
         if not checked:
-            check_new_case(nc, wf)
+            check_new_case(nc, wf, now=now)
     if not checked:
         check_refs(conn, new_cases)
     listening: dict[str, tuple[Any, ...]] = {}

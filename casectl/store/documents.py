@@ -127,39 +127,5 @@ def corrupt_documents(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
             yield sha256, f"its recorded size is {size} bytes, but {length} bytes are stored"
 
 
-def content_is_last(conn: sqlite3.Connection) -> bool:
-    """Whether `content` is the table's last column: only then is a new document's `zeroblob(n)`
-    written without being built in memory (SQLite expands a zero-blob that has data after it)."""
-    return [r[1] for r in conn.execute("PRAGMA table_info(documents)")][-1] == "content"
-
-
-_COLUMNS_CONTENT_LAST = (
-    '("sha256" TEXT PRIMARY KEY, "size" INTEGER NOT NULL, "media_type" TEXT, "created_at" TEXT NOT NULL, '
-    '"content" BLOB NOT NULL)'
-)
-_COPY = (
-    "(rowid, sha256, size, media_type, created_at, content) SELECT rowid, sha256, size, media_type, created_at, content"
-)
-
-
-def rebuild_content_last(conn: sqlite3.Connection) -> None:
-    """The body of a migration that moves `content` to the end of `documents` (a no-op when it is
-    there already), so that attaching a large document keeps memory flat. Runs inside the
-    migration's transaction, with foreign keys on: they cannot be switched off there, and renaming
-    `documents` away would re-point `attachments` at the old name. So the rows are copied aside,
-    the table is dropped and made again, and the rows (with their rowids) copied back; the foreign
-    key checks wait for the commit (defer_foreign_keys), by when every attachment's document is
-    back, or the commit fails and nothing changed."""
-    if content_is_last(conn):
-        return
-    conn.execute(f'CREATE TABLE "documents_content_last" {_COLUMNS_CONTENT_LAST}')
-    conn.execute(f"INSERT INTO documents_content_last {_COPY} FROM documents ORDER BY rowid")
-    conn.execute("PRAGMA defer_foreign_keys = ON")  # until this transaction ends
-    conn.execute("DROP TABLE documents")
-    conn.execute(f'CREATE TABLE "documents" {_COLUMNS_CONTENT_LAST}')
-    conn.execute(f"INSERT INTO documents {_COPY} FROM documents_content_last ORDER BY rowid")
-    conn.execute("DROP TABLE documents_content_last")
-
-
 def document_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
