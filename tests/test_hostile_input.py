@@ -364,3 +364,40 @@ def test_the_importer_reads_the_columns_casectl_fields_declares():
     assert set(importer.CASE_FIELDS) | {"data", "registry_data"} == set(fields.IMPORTABLE)
     assert set(importer.RESERVED) == set(fields.RESERVED)
     assert set(fields.EXPORT_COLUMNS) == set(fields.IMPORTABLE)
+
+
+BAD_HOURS = [
+    ({"start": "09:00", "end": "29:00"}, "business_hours.end"),
+    ({"timezone": "Mars/Base"}, "business_hours.timezone"),
+    ({"timezone": "../../etc/passwd"}, "business_hours.timezone"),
+    ({"start": "17:00", "end": "09:00"}, "business_hours.end"),
+    ({"days": [0, 8]}, "business_hours.days"),
+]
+
+
+def _workflow_with_hours(cli, tmp_path, hours) -> Path:
+    doc = json.loads(cli("workflows", "show", "simple", "--json").stdout)
+    doc = doc.get("workflow", doc)
+    doc.update(name="hours", version=1, sla={"hours": 4, "business_hours": hours})
+    path = tmp_path / "hours.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("hours,where", BAD_HOURS)
+def test_bad_business_hours_are_refused_by_validate(cli, db, tmp_path, hours, where):
+    path = _workflow_with_hours(cli, tmp_path, hours)
+    r = cli("workflows", "validate", path, expect=6)
+    assert where in r.stderr and "Traceback" not in r.stderr
+    cli("workflows", "add", path, expect=6)
+
+
+def test_bad_business_hours_stored_earlier_are_one_line_at_create(cli, db, tmp_path):
+    path = _workflow_with_hours(cli, tmp_path, {"start": "09:00", "end": "17:00"})
+    cli("workflows", "add", path)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE workflows SET definition = replace(definition, '\"17:00\"', '\"29:00\"') WHERE name = 'hours'")
+    conn.commit()
+    conn.close()
+    r = cli("create", "--workflow", "hours", expect=6)
+    assert "29:00" in r.stderr and "Traceback" not in r.stderr

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from ..errors import InvalidInput
+
 # Never search further than this for business time (a calendar with no
 # working day at all would otherwise loop forever).
 _MAX_DAYS = 3660
@@ -34,6 +36,10 @@ class Calendar:
 
     @classmethod
     def of(cls, sla: Mapping[str, Any]) -> Calendar:
+        found = problems(sla)
+        if found:  # a definition stored before these checks: one line, not a traceback
+            path, msg = found[0]
+            raise InvalidInput(f"the workflow's {path}: {msg}; fix the definition (`casectl workflows add`)")
         bh = sla.get("business_hours") or {}
         tz: Any = UTC
         if bh.get("timezone"):
@@ -111,3 +117,47 @@ def describe(seconds: int) -> str:
     if h:
         return f"{h}h {m}m" if m else f"{h}h"
     return f"{m}m"
+
+
+def problems(sla: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(JSON path, problem) for business hours and holidays the clock could not use."""
+    if not sla:
+        return []
+    out: list[tuple[str, str]] = []
+    bh = sla.get("business_hours") or {}
+    if not isinstance(bh, Mapping):
+        return [("$.sla.business_hours", "must be an object")]
+    times: dict[str, time] = {}
+    for key in ("start", "end"):
+        value = bh.get(key)
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str) or len(value) != 5:
+                raise ValueError
+            times[key] = time.fromisoformat(value)
+        except ValueError:
+            out.append((f"$.sla.business_hours.{key}", f"{value!r} is not a time of day (HH:MM, 00:00 to 23:59)"))
+    if "start" in times and "end" in times and times["end"] != time(0) and times["end"] <= times["start"]:
+        out.append(("$.sla.business_hours.end", "must be after start (or 00:00 for midnight)"))
+    days = bh.get("days")
+    if days is not None and (
+        not isinstance(days, list) or not days or any(not isinstance(d, int) or not 1 <= d <= 7 for d in days)
+    ):
+        out.append(("$.sla.business_hours.days", "must list weekdays 1 (Monday) to 7 (Sunday)"))
+    zone = bh.get("timezone")
+    if zone is not None:
+        from zoneinfo import ZoneInfo
+
+        try:
+            if not isinstance(zone, str) or not zone or zone.startswith("/") or ".." in zone:
+                raise ValueError
+            ZoneInfo(zone)
+        except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError; bad names a ValueError
+            out.append(("$.sla.business_hours.timezone", f"{zone!r} is not a known time zone (e.g. Europe/London)"))
+    for i, day in enumerate(sla.get("holidays") or ()):
+        try:
+            date.fromisoformat(day)
+        except (TypeError, ValueError):
+            out.append((f"$.sla.holidays[{i}]", f"{day!r} is not a date (YYYY-MM-DD)"))
+    return out

@@ -57,9 +57,10 @@ def validate_definition(doc: Any) -> tuple[Workflow | None, list[str]]:
     if errors:
         return None, [f"{e.json_path}: {e.message}" for e in errors]
     wf = rules.workflow_from_dict(doc)
-    from . import effects
+    from . import effects, sla
 
-    return wf, [f"{path}: {msg}" for path, msg in rules.lint(wf) + effects.target_problems(wf)]
+    found = rules.lint(wf) + effects.target_problems(wf) + sla.problems(wf.sla)
+    return wf, [f"{path}: {msg}" for path, msg in found]
 
 
 def read_definition_file(path: str | Path) -> Any:
