@@ -55,14 +55,35 @@ class Target:
         return f"{self.option} {self.given}"
 
 
+# Files no output may replace: the database and its side files, the file being read.
+_protected: dict[str, str] = {}
+
+
+def protect(path: str | Path, what: str) -> None:
+    """Refuse, from now on in this process, to write over `path` (e.g. "the database")."""
+    _protected[os.path.realpath(path)] = what
+
+
+def protect_database(path: str | Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        protect(f"{path}{suffix}", "the database" if not suffix else f"the database's {suffix[1:]} file")
+
+
+def _guarded(path: Path, label: str) -> None:
+    what = _protected.get(os.path.realpath(path))
+    if what is not None:
+        raise InvalidInput(f"{label}: is {what}; writing there would destroy it, give another file name")
+
+
 def check_target(target: str | Path, option: str = "--output") -> Target:
     """The file an option names; refused (exit 6) when it is a directory, a link, a block device
-    or socket, or its folder is missing."""
+    or socket, the database or the file being read, or its folder is missing."""
     given = str(target)
     fd = _stream_alias(given)
     if fd is not None:
         return Target(Path(given), option, given, fd=fd)
     path = Path(target).expanduser()
+    _guarded(path, f"{option} {given}")
     try:
         st = path.lstat()
     except FileNotFoundError:

@@ -253,3 +253,28 @@ def test_every_writer_removes_what_killed_runs_left_and_nothing_else(cli, case, 
     cli(*writers(case, out_dir / "out.file", tmp_path)[writer])
     assert not stale.exists() and not journal.exists()
     assert live.exists() and elsewhere.exists() and mine.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("export", "-o"),
+        ("report", "-o"),
+        ("doc", "C-1", "passport", "-o"),
+        ("export", "C-1", "--package"),
+        ("db", "anchor", "-o"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_no_output_replaces_the_database(cli, db, tmp_path, args, suffix):
+    """An -o that names the database (or its write-ahead log) is refused; it used to replace it, exit 0."""
+    cli("create", "--workflow", "kyb")
+    cli("block", "C-1", "add", "document", "passport")
+    doc = tmp_path / "p.pdf"
+    doc.write_bytes(b"%PDF-1.4 scan")
+    cli("attach", "C-1", "passport", doc)
+    before = db.read_bytes()
+    r = cli(*args, f"{db}{suffix}", expect=6)
+    assert "writing there would destroy it" in r.stderr
+    assert cli("db", "check").exit_code == 0 and db.read_bytes() == before

@@ -235,6 +235,9 @@ def open_db(*, create: bool = False) -> sqlite3.Connection:
     from ..store import outbox as outbox_store
 
     inv = invocation()
+    from ..files import protect_database
+
+    protect_database(inv.settings.db_path)  # no -o of this command may replace it
     conn = connect(
         inv.settings.db_path,
         create=create,

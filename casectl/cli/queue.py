@@ -73,7 +73,7 @@ def emit_bulk(
         for r in result.done:
             click.echo(render(r))
         for ref, e in result.refused:
-            click.echo(f"{ref}: refused: {e.message}", err=True)
+            click.echo(output.printable(f"{ref}: refused: {e.message}"), err=True)
     if result.refused:
         first = result.refused[0][1]
         click.echo(

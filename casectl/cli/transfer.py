@@ -107,6 +107,10 @@ def import_cases(
         raise UsageError("--rejects goes with --skip-invalid (without it, any invalid row stops the import)")
     # The rejects file is written like every output (casectl.files): checked before the import
     # starts, and it takes its name (or streams into a device) only once the import has committed.
+    # It may be neither the file being imported nor the database.
+    if file != "-":
+        files.protect(file, "the file being imported")
+    files.protect_database(context.db_path())
     staging = files.check_target(rejects, "--rejects") if rejects and skip_invalid and not dry_run else None
     conn = context.open_db()
     progress = _Progress() if output.is_tty(sys.stderr) else None

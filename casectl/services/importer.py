@@ -323,6 +323,9 @@ def _encoding(name: str | None) -> str:
         info = codecs.lookup(name)
     except LookupError:
         raise UsageError(f"--encoding: unknown encoding '{name}' (try utf-8, latin-1, cp1252, utf-16)") from None
+    if not getattr(info, "_is_text_encoding", True) or info.name == "undefined":
+        # rot13, base64, zlib...: codecs from bytes to bytes (or none at all), not text encodings
+        raise UsageError(f"--encoding: '{name}' is not a text encoding (try utf-8, latin-1, cp1252)")
     return "utf-8-sig" if info.name == "utf-8" else info.name
 
 
