@@ -222,7 +222,7 @@ def hooks_share(csv_path: Path, work: Path) -> tuple[float, float]:
 
     db = work / "hooks.db"
     init_db(db)
-    conn = store.connect(db)
+    conn = store.connect(db, key_source=store.chain.KeySource.from_environ(casectl_env(db)))
     spent = [0.0]
     real = lifecycle.created_followers
 
