@@ -73,7 +73,7 @@ def show(
         (
             a.name,
             ", ".join(a.sources),
-            " | ".join(f"{r.to} if {r.when}" if r.when else r.to for r in a.routes),
+            " | ".join(_route_text(r) for r in a.routes),
             "automatically" if a.automatic else "casectl event",
         )
         for a in wf.actions
@@ -149,3 +149,8 @@ def graph(
     if fmt not in ("mermaid", "dot"):
         raise UsageError(f"unknown format '{fmt}'; available: mermaid, dot")
     click.echo(workflow_service.graph(workflow_service.get(_conn_if_any(), name, version), fmt), nl=False)
+
+
+def _route_text(r: rules.model.Route) -> str:
+    text = f"{r.to} if {r.when}" if r.when else r.to
+    return f"{text} (from {', '.join(r.sources)})" if r.sources else text

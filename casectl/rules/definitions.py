@@ -24,9 +24,23 @@ from .model import (
 
 
 def _routes(to: Any) -> tuple[Route, ...]:
+    """`"to": "status"`, a list of routes, or a map from a source status to its target(s):
+    `{"pending": "open", "open": [{"to": "closed", "when": "..."}, {"to": "open"}]}`."""
     if isinstance(to, str):
         return (Route(to=to),)
-    return tuple(Route(to=r["to"], when=r.get("when")) for r in to)
+    if isinstance(to, dict):
+        routes: list[Route] = []
+        for src, target in to.items():
+            routes += [Route(to=r.to, when=r.when, sources=(src,)) for r in _routes(target)]
+        return tuple(routes)
+    return tuple(Route(to=r["to"], when=r.get("when"), sources=tuple(r.get("from", ()))) for r in to)
+
+
+def _sources(a: dict[str, Any]) -> tuple[str, ...]:
+    """An action's `from`; without one, the statuses its routes leave (a per-status map)."""
+    if "from" in a:
+        return tuple(a["from"])
+    return tuple(dict.fromkeys(src for r in _routes(a["to"]) for src in r.sources))
 
 
 def workflow_from_dict(d: dict[str, Any]) -> Workflow:
@@ -43,7 +57,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
     actions = tuple(
         Action(
             name=a["name"],
-            sources=tuple(a["from"]),
+            sources=_sources(a),
             routes=_routes(a["to"]),
             trigger=a.get("trigger", AGENT),
             guards=tuple(a.get("guards", ())),
@@ -95,8 +109,8 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
     for a in wf.actions:
         to: Any = (
             a.routes[0].to
-            if len(a.routes) == 1 and a.routes[0].when is None
-            else [_drop_defaults({"to": r.to, "when": r.when}) for r in a.routes]
+            if len(a.routes) == 1 and a.routes[0].when is None and not a.routes[0].sources
+            else [_drop_defaults({"to": r.to, "when": r.when, "from": list(r.sources)}) for r in a.routes]
         )
         actions.append(
             _drop_defaults(

@@ -47,10 +47,16 @@ class Status:
 
 @dataclass(frozen=True, kw_only=True)
 class Route:
-    """Where an action leads: the first route whose guard holds wins."""
+    """Where an action leads: the first route that applies wins. A route applies from the
+    statuses it names in `sources` (all of the action's when empty) and when its `when`
+    (a guard's name or a JMESPath condition, see rules/conditions.py) holds."""
 
     to: str
     when: str | None = None
+    sources: tuple[str, ...] = ()
+
+    def leaves(self, status: str) -> bool:
+        return not self.sources or status in self.sources
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +98,16 @@ class Action:
     @property
     def targets(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.to for r in self.routes))
+
+    def targets_from(self, status: str) -> tuple[str, ...]:
+        """Where the action may lead a case in `status` (its routes that leave it)."""
+        return tuple(dict.fromkeys(r.to for r in self.routes if r.leaves(status)))
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """Its guards and route conditions that are expressions, not built-in guards."""
+        named = self.guards + tuple(r.when for r in self.routes if r.when is not None)
+        return tuple(c for c in named if c not in GUARDS)
 
     @property
     def automatic(self) -> bool:
@@ -244,6 +260,11 @@ class Workflow:
         return tuple(a for a in self.actions if a.trigger == AGENT and status in a.targets)
 
     @property
+    def uses_conditions(self) -> bool:
+        """Whether any guard or route is a condition on the case's data (the rules then need its document)."""
+        return any(a.conditions for a in self.actions)
+
+    @property
     def protected_statuses(self) -> tuple[str, ...]:
         """Statuses that a four-eyes action leads into."""
         return tuple(dict.fromkeys(t for a in self.actions if a.name in self.four_eyes for t in a.targets))
@@ -276,6 +297,8 @@ class CaseState:
     actor: str | None = None
     created_by: str | None = None
     last_editor: str | None = None
+    # The case as the conditions see it (rules/conditions.py); built only for workflows that have some.
+    doc: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -397,9 +420,40 @@ def _trigger_name(trigger: str) -> str:
     return "system event" if trigger in (SYSTEM, AUTO) else "action"
 
 
+def holds(wf: Workflow, state: CaseState, name: str) -> bool:
+    """A built-in guard by name, or else a JMESPath condition on the case document."""
+    guard = GUARDS.get(name)
+    if guard is not None:
+        return guard.holds(wf, state)
+    from . import conditions
+
+    return conditions.holds(name, state.doc or {})
+
+
+def why_not(wf: Workflow, state: CaseState, name: str) -> str:
+    guard = GUARDS.get(name)
+    if guard is not None:
+        return guard.why_not(wf, state)
+    from . import conditions
+
+    return conditions.explain(name)
+
+
 def _guard_reasons(wf: Workflow, state: CaseState, action: Action) -> list[str]:
     guards = action.guards + (("four_eyes",) if action.name in wf.four_eyes else ())
-    return [GUARDS[name].why_not(wf, state) for name in guards if not GUARDS[name].holds(wf, state)]
+    return [why_not(wf, state, name) for name in guards if not holds(wf, state, name)]
+
+
+def route(wf: Workflow, state: CaseState, action: Action) -> tuple[str | None, list[str]]:
+    """The target of the first route that applies, and why each route before it did not."""
+    missed: list[str] = []
+    for r in action.routes:
+        if not r.leaves(state.status):
+            continue
+        if r.when is None or holds(wf, state, r.when):
+            return r.to, missed
+        missed.append(f"not to {r.to}: {why_not(wf, state, r.when)}")
+    return None, missed
 
 
 def _check_request(wf: Workflow, action: Action, request: Request, what: str) -> Verdict | None:
@@ -452,9 +506,9 @@ def check(
     reasons = _guard_reasons(wf, state, action)
     if reasons:
         return Verdict(action.name, False, reasons=tuple(reasons))
-    target = next((r.to for r in action.routes if r.when is None or GUARDS[r.when].holds(wf, state)), None)
+    target, missed = route(wf, state, action)
     if target is None:
-        return Verdict(action.name, False, reasons=("no route applies",))
+        return Verdict(action.name, False, reasons=tuple(missed) or ("no route applies",))
     if request is not None:
         refused = _check_request(wf, action, request, action.name)
         if refused is not None:
@@ -580,7 +634,7 @@ def reachable_statuses(wf: Workflow) -> set[str]:
     frontier = list(seen)
     while frontier:
         current = frontier.pop()
-        nexts = [t for a in wf.actions if current in a.sources for t in a.targets]
+        nexts = [t for a in wf.actions if current in a.sources for t in a.targets_from(current)]
         if current in wf.set_status.sources:
             nexts.extend(wf.set_status.targets)
         for t in nexts:
@@ -616,13 +670,23 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
         for j, r in enumerate(a.routes):
             if r.to not in names:
                 problems.append((f"{path}.to", f"action '{a.name}' leads into unknown status '{r.to}'"))
-            if r.when is not None and r.when not in GUARDS:
-                problems.append((f"{path}.to[{j}].when", f"unknown guard '{r.when}'"))
+            problems += _condition_problems(f"{path}.to[{j}].when", r.when)
+            for n, src in enumerate(r.sources):
+                if src not in a.sources:
+                    problems.append(
+                        (
+                            f"{path}.to[{j}].from[{n}]",
+                            f"route from '{src}', which action '{a.name}' does not start from",
+                        )
+                    )
         for j, g in enumerate(a.guards):
-            if g not in GUARDS:
-                problems.append((f"{path}.guards[{j}]", f"unknown guard '{g}' (guards: {', '.join(sorted(GUARDS))})"))
-        if a.routes and a.routes[-1].when is not None:
-            problems.append((f"{path}.to", f"action '{a.name}' has no unconditional last route"))
+            problems += _condition_problems(f"{path}.guards[{j}]", g)
+        for src in a.sources:
+            last = [r for r in a.routes if r.leaves(src)]
+            if not last:
+                problems.append((f"{path}.to", f"action '{a.name}' has no route from '{src}'"))
+            elif last[-1].when is not None:
+                problems.append((f"{path}.to", f"action '{a.name}' has no unconditional last route from '{src}'"))
     for j, name in enumerate(wf.four_eyes):
         if name not in action_names:
             problems.append((f"$.four_eyes[{j}]", f"four_eyes names unknown action '{name}'"))
@@ -667,13 +731,26 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
     return problems
 
 
+def _condition_problems(path: str, name: str | None) -> list[tuple[str, str]]:
+    """A guard's name, or else a JMESPath condition that must parse."""
+    if name is None or name in GUARDS:
+        return []
+    from . import conditions
+
+    problem = conditions.problem(name)
+    if problem is None:
+        return []
+    return [(path, f"'{name}' is neither a guard ({', '.join(sorted(GUARDS))}) nor a condition: {problem}")]
+
+
 def _automatic_cycle(wf: Workflow) -> list[str]:
-    """Statuses that automatic actions alone could move a case around in a loop (empty: none)."""
+    """Statuses that automatic actions alone could move a case around in a loop (empty: none).
+    Conditions are not evaluated: a cycle their data could close is refused too."""
     edges: dict[str, list[str]] = {}
     for a in wf.actions:
         if a.automatic:
             for src in a.sources:
-                edges.setdefault(src, []).extend(a.targets)
+                edges.setdefault(src, []).extend(a.targets_from(src))
     state: dict[str, int] = {}  # 1 on the current path, 2 done
     path: list[str] = []
 

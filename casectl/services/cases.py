@@ -97,7 +97,7 @@ def act_in(
     case = load(conn, id_or_ref)
     _check_expectations(case, expect_status, expect_version)
     wf = workflow_of(conn, case)
-    state = state_of(conn, case, actor)
+    state = state_of(conn, case, actor, wf=wf)
     verdict = rules.check(wf, state, action, trigger, request=rules.Request(reason, decision))
     if not verdict.allowed:
         raise lifecycle.refusal(case, wf, state, verdict, action)
@@ -161,7 +161,7 @@ def view(
     """Everything `show` prints: the case, what may happen now and why not the rest."""
     case = load(conn, id_or_ref)
     wf = workflow_of(conn, case)
-    state = state_of(conn, case, actor)
+    state = state_of(conn, case, actor, wf=wf)
     verdicts = [rules.check(wf, state, a.name) for a in wf.actions if a.trigger == rules.AGENT]
     marked = sum(1 for b in state.blocks if b.status == rules.model.REUPLOAD_NEEDED)
     return {

@@ -44,8 +44,11 @@ TRANSITION_FOLLOWERS = (clock, effects, children)
 # --- workflows and state --------------------------------------------------------
 
 
-def state_of(conn: sqlite3.Connection, case: Mapping[str, Any], actor: str | None = None) -> CaseState:
-    """What the rules need to know about a case."""
+def state_of(
+    conn: sqlite3.Connection, case: Mapping[str, Any], actor: str | None = None, *, wf: Workflow | None = None
+) -> CaseState:
+    """What the rules need to know about a case; with `wf`, and when its guards or routes have
+    conditions on data, the case document those conditions read (rules/conditions.py)."""
     blocks = tuple(
         rules.BlockState(
             r["name"], r["kind"], r["status"], None if r["child_case_id"] is None else bool(r["child_final"])
@@ -63,7 +66,51 @@ def state_of(conn: sqlite3.Connection, case: Mapping[str, Any], actor: str | Non
         actor=actor,
         created_by=case.get("created_by"),
         last_editor=case.get("last_editor"),
+        doc=case_document(conn, case) if wf is not None and wf.uses_conditions else None,
     )
+
+
+def case_document(conn: sqlite3.Connection, case: Mapping[str, Any]) -> dict[str, Any]:
+    """The case as conditions see it: its fields, data, subject, tags, blocks, activities, children."""
+    row = case_store.fetch(conn, case["id"])
+    return {
+        "id": ids.fmt("case", row["id"]),
+        "ref": row.get("ref"),
+        "workflow": row["workflow"],
+        "status": row["status"],
+        "priority": row.get("priority"),
+        "assignee": row.get("assignee"),
+        "team": row.get("team"),
+        "data": row.get("data") or {},
+        "registry_data": row.get("registry_data") or {},
+        "tags": list(row.get("tags") or ()),
+        "subject": {k: row.get(f"subject_{k}") for k in ("ref", "name", "email", "dob", "country", "entity_type")},
+        "blocks": [
+            {"name": b["name"], "kind": b["kind"], "status": b["status"], "data": b.get("data") or {}}
+            for b in block_store.blocks(conn, case["id"])
+        ],
+        "activities": [
+            {
+                "id": ids.fmt("activity", a["id"]),
+                "type": a["type"],
+                "state": a["state"],
+                "decision": a.get("decision"),
+                "result": a.get("result") or {},
+            }
+            for a in activity_store.activities(conn, case["id"])
+        ],
+        "children": [
+            {
+                "id": ids.fmt("case", c["id"]),
+                "workflow": c["workflow"],
+                "status": c["status"],
+                "final": c["final"],
+                "decision": c.get("decision"),
+                "block": c.get("block"),
+            }
+            for c in block_store.children(conn, case["id"])
+        ],
+    }
 
 
 # --- looking cases up -------------------------------------------------------------
@@ -476,7 +523,7 @@ def perform(
 ) -> Transition:
     """Perform an agent action or a system event on `case`, if the rules allow it."""
     wf = workflow_of(conn, case)
-    state = state_of(conn, case, actor)
+    state = state_of(conn, case, actor, wf=wf)
     verdict = rules.check(wf, state, action, trigger, request=rules.Request(reason, decision))
     if not verdict.allowed:
         raise refusal(case, wf, state, verdict, action)
@@ -489,7 +536,7 @@ def status_verdict(
 ) -> tuple[Workflow, Verdict]:
     """The rules' verdict on setting `case`'s status directly."""
     wf = workflow_of(conn, case)
-    state = state_of(conn, case, actor)
+    state = state_of(conn, case, actor, wf=wf)
     return wf, rules.check_set_status(wf, state, to_status, request=rules.Request(reason))
 
 
@@ -532,7 +579,7 @@ def advance(conn: sqlite3.Connection, case_id: int, *, actor: str, now: datetime
         wf = workflow_of(conn, case)
         if not wf.automatic_from(case["status"]):
             break
-        verdict = rules.next_automatic(wf, state_of(conn, case))
+        verdict = rules.next_automatic(wf, state_of(conn, case, wf=wf))
         if verdict is None:
             break
         transition(

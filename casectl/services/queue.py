@@ -179,7 +179,7 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
         queue_filter = CaseFilter(**{**f.__dict__, "statuses": tuple(sorted(statuses))})
         for case in queue_store.queue(conn, queue_filter):
             wf = lifecycle.workflow_of(conn, case)
-            if not rules.allowed_actions(wf, lifecycle.state_of(conn, case, actor)):
+            if not rules.allowed_actions(wf, lifecycle.state_of(conn, case, actor, wf=wf)):
                 continue
             assign_in(conn, case, assignee=actor, actor=actor, now=now, action="take")
             return case_store.fetch(conn, case["id"])
