@@ -153,13 +153,40 @@ def test_add_invalid_writes_nothing(cli, db, tmp_path):
 
 def test_graph(cli):
     mermaid = cli("workflows", "graph", "kyb").stdout
-    assert mermaid.startswith("stateDiagram-v2\n    [*] --> collection_flow")
-    assert "    manual_review --> approved : approve" in mermaid
-    assert "    approved --> [*]" in mermaid
+    assert mermaid.startswith('stateDiagram-v2\n    state "Collection flow" as s_collection_flow\n')
+    assert "    [*] --> s_collection_flow" in mermaid
+    assert "    s_manual_review --> s_approved : approve" in mermaid
+    assert "    s_approved --> [*]" in mermaid
     dot = cli("workflows", "graph", "simple", "--format", "dot").stdout
     assert dot.startswith('digraph "simple" {') and '"open" -> "approved" [label="approve"];' in dot
     assert "unknown format" in cli("workflows", "graph", "kyb", "--format", "png", expect=2).stderr
     assert cli("workflows", "show", "nope", expect=3).exit_code == 3
+
+
+# Mermaid's state-diagram grammar: words that cannot stand as a state's name.
+MERMAID_KEYWORDS = ["state", "note", "end", "class", "classDef", "style", "default", "click", "direction", "as"]
+
+
+def test_graph_survives_statuses_named_like_mermaid_keywords(cli, db, tmp_path):
+    names = [k.lower() for k in MERMAID_KEYWORDS]
+    doc = {
+        "name": "keywords",
+        "initial": names[0],
+        "statuses": [{"name": n, "final": n == names[-1]} for n in names],
+        "actions": [
+            {"name": f"to_{b}", "from": [a], "to": [{"to": b, "when": "data.x == 'a;b#c'"}, {"to": b}]}
+            for a, b in zip(names, names[1:], strict=False)
+        ],
+    }
+    cli("workflows", "add", write(tmp_path, doc))
+    mermaid = cli("workflows", "graph", "keywords").stdout
+    for line in mermaid.splitlines()[1:]:
+        first = line.split()[0]
+        assert first in ("state", "[*]") or first.startswith("s_"), line
+        assert ";" not in line.partition(" : ")[2] and "#" not in line.partition(" : ")[2], line
+    assert "s_note --> s_end : to_end if data.x == 'a,bNo.c'" in mermaid
+    dot = cli("workflows", "graph", "keywords", "--format", "dot").stdout
+    assert '"state" -> "note" [label="to_note if data.x == \'a;b#c\'"];' in dot
 
 
 def test_builtin_definitions_validate_against_the_schema():

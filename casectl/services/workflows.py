@@ -144,30 +144,48 @@ def status_table(wf: Workflow) -> list[dict[str, Any]]:
 
 
 def graph(wf: Workflow, fmt: str) -> str:
-    """The lifecycle as a Mermaid state diagram or a Graphviz digraph."""
+    """The lifecycle as a Mermaid state diagram or a Graphviz digraph: an edge per route that
+    leaves each status, labelled with the action, how it fires and its condition.
+
+    Mermaid state ids are `s_<name>` with the status's label declared beside them, so a
+    status named like a Mermaid keyword (`state`, `note`, `end`, `default`...) cannot break it."""
     edges: list[tuple[str, str, str]] = []
     for a in wf.actions:
+        how = "" if a.trigger == rules.AGENT else f" ({'automatic' if a.automatic else 'system'})"
+        guards = f" [{' and '.join(a.guards)}]" if a.guards else ""
         for src in a.sources:
-            for to in a.targets:
-                label = a.name if a.trigger == rules.AGENT else f"{a.name} ({'automatic' if a.automatic else 'system'})"
-                edges.append((src, to, label))
+            for r in a.routes:
+                if r.leaves(src):
+                    when = f" if {r.when}" if r.when else ""
+                    edges.append((src, r.to, f"{a.name}{how}{guards}{when}"))
     if wf.set_status.enabled:
         for src in wf.set_status.sources:
             for to in wf.set_status.targets:
                 if to != src:
                     edges.append((src, to, "set status"))
     if fmt == "mermaid":
-        lines = ["stateDiagram-v2", f"    [*] --> {wf.initial}"]
-        lines += [f"    {a} --> {b} : {label}" for a, b, label in edges]
-        lines += [f"    {s} --> [*]" for s in wf.final_statuses]
+        lines = ["stateDiagram-v2"]
+        lines += [f'    state "{_mermaid_text(s.title)}" as s_{s.name}' for s in wf.statuses]
+        lines.append(f"    [*] --> s_{wf.initial}")
+        lines += [f"    s_{a} --> s_{b} : {_mermaid_text(label)}" for a, b, label in edges]
+        lines += [f"    s_{s} --> [*]" for s in wf.final_statuses]
         return "\n".join(lines) + "\n"
     lines = [
-        f'digraph "{wf.name}" {{',
+        f"digraph {_dot(wf.name)} {{",
         "    rankdir=LR;",
         "    node [shape=box, style=rounded];",
         "    start [shape=point];",
-        f'    start -> "{wf.initial}";',
+        f"    start -> {_dot(wf.initial)};",
     ]
-    lines += [f'    "{s}" [peripheries=2];' for s in wf.final_statuses]
-    lines += [f'    "{a}" -> "{b}" [label="{label}"];' for a, b, label in edges]
+    lines += [f"    {_dot(s.name)} [label={_dot(s.title)}{', peripheries=2' if s.final else ''}];" for s in wf.statuses]
+    lines += [f"    {_dot(a)} -> {_dot(b)} [label={_dot(label)}];" for a, b, label in edges]
     return "\n".join(lines) + "\n}\n"
+
+
+def _mermaid_text(text: str) -> str:
+    """Text Mermaid shows as written: no quote, statement end, comment or entity start."""
+    return text.replace('"', "'").replace(";", ",").replace("#", "No.").replace("%%", "%").replace("\n", " ")
+
+
+def _dot(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
