@@ -308,6 +308,8 @@ CREATE TABLE "subjects" (
    "updated_at" TEXT NOT NULL,
    "redacted_at" TEXT
 );
+-- table users
+CREATE TABLE users (name TEXT PRIMARY KEY, roles TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL, created_by TEXT);
 -- table views
 CREATE TABLE "views" (
    "name" TEXT PRIMARY KEY,

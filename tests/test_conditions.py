@@ -168,3 +168,52 @@ def test_the_definition_round_trips():
 
 def test_builtin_workflows_need_no_case_document():
     assert not any(wf.uses_conditions for wf in rules.BUILTIN.values())
+
+
+LEAD_ONLY = {
+    "name": "guarded",
+    "initial": "open",
+    "statuses": [{"name": "open"}, {"name": "escalated"}, {"name": "closed", "final": True}],
+    "actions": [
+        {"name": "escalate", "from": ["open"], "to": "escalated"},
+        {"name": "close", "from": ["open", "escalated"], "to": "closed", "roles": ["lead", "manager"]},
+    ],
+    "set_status": {"from": ["open", "escalated"], "to": ["closed"]},
+}
+
+
+@pytest.fixture
+def guarded(cli, db, tmp_path):
+    path = tmp_path / "guarded.json"
+    path.write_text(json.dumps(LEAD_ONLY))
+    cli("workflows", "add", path)
+    return cli("create", "--workflow", "guarded").stdout.strip()
+
+
+def test_an_action_limited_to_roles_names_the_role_needed(cli, guarded):
+    r = cli("act", guarded, "close", "--actor", "ann", expect=4)
+    assert "close needs the role lead or manager; ann has none" in r.stderr
+    assert "casectl users add ann --role lead" in r.stderr
+    r = cli("status", guarded, "closed", "--actor", "ann", expect=4)  # a direct change follows the action's roles
+    assert "needs the role lead" in r.stderr
+    cli("users", "add", "ann", "--role", "lead")
+    cli("act", guarded, "close", "--actor", "ann")
+    assert cli.json("show", guarded, "--json")["status"] == "closed"
+
+
+def test_users_list_and_rm(cli, guarded):
+    cli("users", "add", "bob", "--role", "manager", "--role", "auditor")
+    cli("users", "add", "bob", "--role", "lead")
+    [bob] = cli.json("users", "list", "--json")
+    assert bob["name"] == "bob" and bob["roles"] == ["auditor", "lead", "manager"] and bob["created_by"] == "tester"
+    assert cli("users", "list", "--format", "csv").stdout.splitlines()[1].startswith("bob,")
+    cli("users", "rm", "bob", "--role", "lead", "--role", "manager")
+    assert cli.json("users", "list", "--json")[0]["roles"] == ["auditor"]
+    assert (
+        "needs the role lead or manager; bob has auditor"
+        in cli("act", guarded, "close", "--actor", "bob", expect=4).stderr
+    )
+    cli("users", "rm", "bob")
+    assert cli.json("users", "list", "--json") == []
+    cli("users", "rm", "bob", expect=3)
+    cli("users", "add", "bob", "--role", "Bad Role", expect=6)

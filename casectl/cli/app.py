@@ -89,6 +89,7 @@ COMMANDS: dict[str, Entry] = {
         "casectl.cli.outbox", "Cases whose deliveries failed, with the last error (also those still being retried)."
     ),
     "digest": Entry("casectl.cli.outbox", "Send the notification digest (for cron)."),
+    "users": Entry("casectl.cli.users", "Users and their roles, for actions a workflow limits to roles.", group=True),
     "subjects": Entry("casectl.cli.subjects", "List subjects and show one with all its cases.", group=True),
     "workflows": Entry("casectl.cli.workflows", "List, show, validate, add and draw workflows.", group=True),
     "redact": Entry("casectl.cli.privacy", "Erase a subject's personal data, keeping the history skeleton."),

@@ -68,6 +68,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
             block_moves=tuple(tuple(m) for m in a.get("block_moves", ())),
             messages=tuple(Message(kind=m) for m in a.get("messages", ())),
             aliases=tuple(a.get("aliases", ())),
+            roles=tuple(a.get("roles", ())),
             effects=tuple(a.get("effects", ())),
         )
         for a in d.get("actions", ())
@@ -127,6 +128,7 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
                     "block_moves": [list(m) for m in a.block_moves],
                     "messages": [m.kind for m in a.messages],
                     "aliases": list(a.aliases),
+                    "roles": list(a.roles),
                     "effects": [dict(e) for e in a.effects],
                 }
             )

@@ -88,6 +88,8 @@ class Action:
     # Messages queued to the outbox (e.g. the re-upload email).
     messages: tuple[Message, ...] = ()
     aliases: tuple[str, ...] = ()
+    # Only a user holding one of these roles may perform it (`casectl users add NAME --role R`).
+    roles: tuple[str, ...] = ()
     # Side effects declared in the workflow (webhook, email, crm).
     effects: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
 
@@ -260,6 +262,10 @@ class Workflow:
         return tuple(a for a in self.actions if a.trigger == AGENT and status in a.targets)
 
     @property
+    def uses_roles(self) -> bool:
+        return any(a.roles for a in self.actions)
+
+    @property
     def uses_conditions(self) -> bool:
         """Whether any guard or route is a condition on the case's data (the rules then need its document)."""
         return any(a.conditions for a in self.actions)
@@ -299,6 +305,8 @@ class CaseState:
     last_editor: str | None = None
     # The case as the conditions see it (rules/conditions.py); built only for workflows that have some.
     doc: Mapping[str, Any] | None = field(default=None, compare=False)
+    # The actor's roles (looked up only for workflows whose actions name roles).
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -439,9 +447,18 @@ def why_not(wf: Workflow, state: CaseState, name: str) -> str:
     return conditions.explain(name)
 
 
-def _guard_reasons(wf: Workflow, state: CaseState, action: Action) -> list[str]:
+def _guard_reasons(wf: Workflow, state: CaseState, action: Action, trigger: str = AGENT) -> list[str]:
     guards = action.guards + (("four_eyes",) if action.name in wf.four_eyes else ())
-    return [why_not(wf, state, name) for name in guards if not holds(wf, state, name)]
+    reasons = [why_not(wf, state, name) for name in guards if not holds(wf, state, name)]
+    if action.roles and trigger != AUTO and not (state.roles & set(action.roles)):
+        who = state.actor or "?"
+        has = ", ".join(sorted(state.roles)) or "none"
+        reasons.insert(
+            0,
+            f"{action.name} needs the role {' or '.join(action.roles)}; {who} has {has} "
+            f"(`casectl users add {who} --role {action.roles[0]}`)",
+        )
+    return reasons
 
 
 def route(wf: Workflow, state: CaseState, action: Action) -> tuple[str | None, list[str]]:
@@ -503,7 +520,7 @@ def check(
         return Verdict(action.name, False, reasons=(f"'{action.name}' is {article}: use {how}",))
     if state.status not in action.sources:
         return Verdict(action.name, False, reasons=(f"not allowed in status {state.status}",))
-    reasons = _guard_reasons(wf, state, action)
+    reasons = _guard_reasons(wf, state, action, trigger)
     if reasons:
         return Verdict(action.name, False, reasons=tuple(reasons))
     target, missed = route(wf, state, action)

@@ -29,6 +29,7 @@ from ..store import bulk
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import subjects as subject_store
+from ..store import users as user_store
 from ..timeutil import iso
 from . import children, clock, effects
 from .catalog import record_workflow, workflow, workflow_of
@@ -67,6 +68,7 @@ def state_of(
         created_by=case.get("created_by"),
         last_editor=case.get("last_editor"),
         doc=case_document(conn, case) if wf is not None and wf.uses_conditions else None,
+        roles=user_store.roles_of(conn, actor) if wf is not None and wf.uses_roles else frozenset(),
     )
 
 

@@ -531,6 +531,14 @@ def rebuild_content_last(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE documents_content_last")
 
 
+def m_users(db) -> None:
+    """Users and their roles: an action that names `roles` is open only to users holding one."""
+    db.conn.execute(
+        "CREATE TABLE users (name TEXT PRIMARY KEY, roles TEXT NOT NULL DEFAULT '[]', "
+        "created_at TEXT NOT NULL, created_by TEXT)"
+    )
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
@@ -543,4 +551,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0008_case_search_batches", m_case_search_batches),
     ("0009_keyed_chain", m_keyed_chain),
     ("0010_documents_content_last", m_documents_content_last),
+    ("0011_users", m_users),
 ]
