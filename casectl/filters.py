@@ -86,6 +86,8 @@ class CaseFilter:
     # Decided after the SLA's due time (closed cases only).
     sla_breached: bool = False
     ids: tuple[int, ...] = ()
+    # (workflow, status) pairs, any of them: what `--category` stands for.
+    workflow_statuses: tuple[tuple[str, str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def describe(self) -> list[str]:
@@ -120,6 +122,8 @@ class CaseFilter:
                 continue
             if k == "where":
                 kwargs[k] = tuple(WhereClause.parse(w) for w in v)
+            elif k == "workflow_statuses":
+                kwargs[k] = tuple((str(a), str(b)) for a, b in v)
             elif isinstance(v, list):
                 kwargs[k] = tuple(v)
             else:

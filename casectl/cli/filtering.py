@@ -23,6 +23,7 @@ from ..filters import CaseFilter, WhereClause
 from ..timeutil import iso, parse_duration, parse_time
 from .options import (
     Assignee,
+    Category,
     Closed,
     Country,
     CreatedSince,
@@ -45,6 +46,7 @@ from .options import (
 # Parameter name -> (declaration, default), in the order `--help` lists them.
 OPTIONS: dict[str, tuple[Any, Any]] = {
     "status": (Status, None),
+    "category": (Category, None),
     "workflow": (Workflow, None),
     "assignee": (Assignee, None),
     "team": (Team, None),
@@ -71,6 +73,7 @@ class FilterOptions:
     """The filter options of one command, as given on its command line."""
 
     status: tuple[str, ...] = ()
+    category: str | None = None
     workflow: str | None = None
     assignee: str | None = None
     team: str | None = None
@@ -143,6 +146,8 @@ def build(values: dict[str, Any], *, actor: str, now: datetime, base: CaseFilter
         f["country"] = values["country"].upper()
     if values.get("status"):
         f["statuses"] = tuple(values["status"])
+    if values.get("workflow_statuses") is not None:
+        f["workflow_statuses"] = values["workflow_statuses"]
     if values.get("tag"):
         f["tags"] = tuple(f.get("tags", ())) + tuple(values["tag"])
     if values.get("created_since"):
@@ -186,9 +191,28 @@ def _view(conn: sqlite3.Connection, name: str | None) -> tuple[CaseFilter | None
 
 def resolve(conn: sqlite3.Connection, filters: FilterOptions, *, actor: str, now: datetime) -> CaseFilter:
     """The filter a command was given, starting from `--view` (saved or built-in) when named."""
-    values = filters.given()
+    values = _with_category(conn, filters.given())
     base, relative = _view(conn, filters.view)
     return build({**relative, **values}, actor=actor, now=now, base=base)
+
+
+def _with_category(conn: sqlite3.Connection, values: dict[str, Any]) -> dict[str, Any]:
+    """--category as the (workflow, status) pairs of that category, across every workflow's newest version."""
+    category = values.pop("category", None)
+    if category is None:
+        return values
+    from .. import rules
+    from ..services import workflows as workflow_service
+
+    if category not in rules.model.CATEGORIES:
+        raise UsageError(f"--category: unknown category '{category}' (categories: {', '.join(rules.model.CATEGORIES)})")
+    pairs = [
+        (wf.name, s.name)
+        for wf, _ in workflow_service.all_latest(conn)
+        for s in wf.statuses
+        if wf.category(s.name) == category
+    ]
+    return {**values, "workflow_statuses": tuple(pairs) or (("", ""),)}
 
 
 def resolve_for_saving(
@@ -198,7 +222,7 @@ def resolve_for_saving(
     who uses the view and when (--mine, --overdue, --due-within)."""
     from ..services.views import RELATIVE
 
-    values = filters.given()
+    values = _with_category(conn, filters.given())
     base, relative = _view(conn, filters.view)
     relative = {**relative, **{k: values[k] for k in RELATIVE if values.get(k)}}
     fixed = {k: v for k, v in values.items() if k not in RELATIVE}

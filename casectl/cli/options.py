@@ -44,6 +44,12 @@ Where = Annotated[
     ),
 ]
 Parent = Annotated[str | None, typer.Option("--parent", metavar="ID", help="Child cases of case ID.")]
+Category = Annotated[
+    str | None,
+    typer.Option(
+        "--category", metavar="CATEGORY", help="Status category: initial, active, waiting or inactive (as in RT)."
+    ),
+]
 Open = Annotated[bool, typer.Option("--open", help="Only cases not in a final status.")]
 Closed = Annotated[bool, typer.Option("--closed", help="Only cases in a final status.")]
 Mine = Annotated[bool, typer.Option("--mine", help="Only cases assigned to the actor.")]

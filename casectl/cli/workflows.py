@@ -65,10 +65,16 @@ def show(
     from tabulate import tabulate
 
     body = [
-        [r["label"] + (" (final)" if r["final"] else ""), r["description"], ", ".join(r["action_labels"]) or "None"]
+        [
+            r["label"] + (" (final)" if r["final"] else ""),
+            r["description"],
+            ", ".join(r["action_labels"]) or "None",
+            r["category"],
+        ]
         for r in table
     ]
-    click.echo(tabulate(body, headers=["Case status", "Description", "Available case actions"], tablefmt="github"))
+    headers = ["Case status", "Description", "Available case actions", "Category"]
+    click.echo(tabulate(body, headers=headers, tablefmt="github"))
     system = [
         (
             a.name,

@@ -51,6 +51,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
             final=bool(s.get("final", False)),
             waiting=bool(s.get("waiting", False)),
             description=s.get("description", ""),
+            category=s.get("category", ""),
         )
         for s in d["statuses"]
     )
@@ -69,6 +70,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
             messages=tuple(Message(kind=m) for m in a.get("messages", ())),
             aliases=tuple(a.get("aliases", ())),
             roles=tuple(a.get("roles", ())),
+            reopens=bool(a.get("reopens", False)),
             effects=tuple(a.get("effects", ())),
         )
         for a in d.get("actions", ())
@@ -129,6 +131,7 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
                     "messages": [m.kind for m in a.messages],
                     "aliases": list(a.aliases),
                     "roles": list(a.roles),
+                    "reopens": a.reopens,
                     "effects": [dict(e) for e in a.effects],
                 }
             )
@@ -141,7 +144,14 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
         "initial": wf.initial,
         "statuses": [
             _drop_defaults(
-                {"name": s.name, "label": s.label, "final": s.final, "waiting": s.waiting, "description": s.description}
+                {
+                    "name": s.name,
+                    "label": s.label,
+                    "final": s.final,
+                    "waiting": s.waiting,
+                    "description": s.description,
+                    "category": s.category,
+                }
             )
             for s in wf.statuses
         ],

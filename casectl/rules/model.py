@@ -31,6 +31,11 @@ WITHDRAW = "withdraw"
 KEEP = "keep"
 
 
+# Request Tracker's status categories: where a case is in its life.
+INITIAL, ACTIVE, WAITING, INACTIVE = "initial", "active", "waiting", "inactive"
+CATEGORIES = (INITIAL, ACTIVE, WAITING, INACTIVE)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Status:
     name: str
@@ -39,6 +44,9 @@ class Status:
     # The case waits on the subject: the SLA clock pauses here.
     waiting: bool = False
     description: str = ""
+    # One of CATEGORIES; empty: inactive when final, waiting when waiting, else active
+    # (the workflow's initial status: initial).
+    category: str = ""
 
     @property
     def title(self) -> str:
@@ -88,6 +96,8 @@ class Action:
     # Messages queued to the outbox (e.g. the re-upload email).
     messages: tuple[Message, ...] = ()
     aliases: tuple[str, ...] = ()
+    # Leads out of a final (inactive) status: re-opening clears the case's decision.
+    reopens: bool = False
     # Only a user holding one of these roles may perform it (`casectl users add NAME --role R`).
     roles: tuple[str, ...] = ()
     # Side effects declared in the workflow (webhook, email, crm).
@@ -238,6 +248,19 @@ class Workflow:
     def is_final(self, name: str) -> bool:
         s = self.status(name)
         return bool(s and s.final)
+
+    def category(self, name: str) -> str:
+        """The status's category (CATEGORIES), declared or implied."""
+        s = self.status(name)
+        if s is None:
+            return ""
+        if s.category:
+            return s.category
+        if s.final:
+            return INACTIVE
+        if s.waiting:
+            return WAITING
+        return INITIAL if name == self.initial else ACTIVE
 
     def action(self, name: str) -> Action | None:
         for a in self.actions:
@@ -682,8 +705,20 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
         for j, src in enumerate(a.sources):
             if src not in names:
                 problems.append((f"{path}.from[{j}]", f"action '{a.name}' starts from unknown status '{src}'"))
-            elif wf.is_final(src):
-                problems.append((f"{path}.from[{j}]", f"final status '{src}' has an outgoing action '{a.name}'"))
+            elif wf.is_final(src) and not a.reopens:
+                problems.append(
+                    (
+                        f"{path}.from[{j}]",
+                        f"final status '{src}' has an outgoing action '{a.name}' "
+                        '(an action that re-opens a closed case says "reopens": true)',
+                    )
+                )
+            elif wf.is_final(src) and any(wf.is_final(t) for t in a.targets_from(src)):
+                problems.append(
+                    (f"{path}.to", f"action '{a.name}' re-opens '{src}' into a final status: re-open into an open one")
+                )
+        if a.reopens and not any(wf.is_final(src) for src in a.sources):
+            problems.append((f"{path}.reopens", f"action '{a.name}' re-opens nothing: it starts from no final status"))
         for j, r in enumerate(a.routes):
             if r.to not in names:
                 problems.append((f"{path}.to", f"action '{a.name}' leads into unknown status '{r.to}'"))
@@ -714,6 +749,15 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
     for j, s in enumerate(wf.set_status.sources):
         if wf.is_final(s):
             problems.append((f"$.set_status.from[{j}]", f"final status '{s}' has an outgoing direct status change"))
+    for i, status_def in enumerate(wf.statuses):
+        if status_def.category and status_def.category not in CATEGORIES:
+            problems.append(
+                (f"$.statuses[{i}].category", f"unknown category '{status_def.category}' ({', '.join(CATEGORIES)})")
+            )
+        elif status_def.category and (status_def.category == INACTIVE) != status_def.final:
+            problems.append(
+                (f"$.statuses[{i}].category", "a final status is inactive, and an inactive status is final")
+            )
     for j, k in enumerate(wf.block_kinds):
         if k not in BLOCK_KINDS_BY_NAME:
             problems.append((f"$.block_kinds[{j}]", f"unknown block kind '{k}'"))

@@ -462,6 +462,9 @@ def transition(
     at = iso(now)
     changes: dict[str, Any] = {"status": to_status, "final": int(wf.is_final(to_status))}
     decision = verdict.decision
+    reopened = wf.is_final(case["status"]) and not wf.is_final(to_status)
+    if reopened:  # a closed case re-opened (the workflow declares it): its decision no longer stands
+        changes.update(decision=None, decision_reason=None, decided_at=None, decided_by=None)
     if decision or wf.is_final(to_status):
         changes.update(decision=decision or to_status, decision_reason=reason, decided_at=at, decided_by=actor)
         decision = decision or to_status
@@ -472,6 +475,8 @@ def transition(
         moved += [{"block": r["name"], "from": frm, "to": to} for r in rows]
     case_store.update(conn, case["id"], case["version"], changes, at=at)
     event_data = dict(data or {})
+    if reopened:
+        event_data["reopened"] = case.get("decision") or case["status"]
     if decision:
         event_data["decision"] = decision
     if moved:

@@ -132,6 +132,7 @@ def status_table(wf: Workflow) -> list[dict[str, Any]]:
             "status": s.name,
             "label": s.title,
             "final": s.final,
+            "category": wf.category(s.name),
             "description": s.description,
             "actions": [a.name for a in wf.actions_from(s.name)],
             "action_labels": [a.title for a in wf.actions_from(s.name)],

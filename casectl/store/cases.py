@@ -174,6 +174,9 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
     if f.statuses:
         clauses.append(f"c.status IN ({', '.join('?' for _ in f.statuses)})")
         params += list(f.statuses)
+    if f.workflow_statuses:
+        clauses.append(f"(c.workflow, c.status) IN (VALUES {', '.join('(?, ?)' for _ in f.workflow_statuses)})")
+        params += [x for pair in f.workflow_statuses for x in pair]
     for col, value in (
         ("c.workflow", f.workflow),
         ("c.assignee", f.assignee),
