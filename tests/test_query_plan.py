@@ -11,7 +11,7 @@ from datetime import UTC
 import pytest
 from casectl.filters import CaseFilter, WhereClause
 from casectl.store import cases as case_store
-from casectl.store import connect
+from casectl.store import chain, connect
 
 NOW = "2026-01-01T00:00:00Z"
 FILTERS = {
@@ -44,7 +44,9 @@ FILTERS = {
 
 @pytest.fixture(scope="module")
 def conn(tmp_path_factory):
-    return connect(tmp_path_factory.mktemp("plan") / "p.db", create=True)
+    # Module-scoped, so before the per-test environment: its chain key stays in the temporary folder.
+    folder = tmp_path_factory.mktemp("plan")
+    return connect(folder / "p.db", create=True, key_source=chain.KeySource(None, None, folder / "keys"))
 
 
 def plan(conn, sql, params):
