@@ -22,22 +22,6 @@ from . import bulk, chain
 
 ERASED = "[erased]"
 
-EVENT_COLUMNS = (
-    "id",
-    "case_id",
-    "at",
-    "actor",
-    "login",
-    "kind",
-    "action",
-    "from_status",
-    "to_status",
-    "reason",
-    "data",
-    "text_hash",
-    "prev_hash",
-    "hash",
-)
 # In event_mac's order, then the hash (the reason sits in event_texts).
 _INSERT_COLUMNS = (
     "id",
