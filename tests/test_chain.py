@@ -178,6 +178,7 @@ def test_the_anchor_is_signed_and_an_edited_one_is_refused(cli, worked, tmp_path
     r = cli("db", "check", "--anchor", junk, expect=6)
     assert "not a casectl anchor" in r.stderr and "Traceback" not in r.stderr
     cli("db", "check", "--anchor", tmp_path / "missing.txt", expect=3)
+    assert "is a directory" in cli("db", "check", "--anchor", tmp_path, expect=6).stderr
 
 
 def test_growth_after_the_anchor_is_fine(cli, worked, tmp_path):

@@ -83,6 +83,8 @@ def _read_anchor(conn: sqlite3.Connection, path: Path) -> Anchor:
             return anchor_service.parse(conn, iter(f), str(path))
     except FileNotFoundError:
         raise NotFound(f"--anchor: no file {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"--anchor: {path} is a directory; give the anchor file") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"--anchor: {path} is not a casectl anchor (not UTF-8 text)") from None
     except OSError as e:
