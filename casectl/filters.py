@@ -81,6 +81,8 @@ class CaseFilter:
     closed_only: bool = False
     overdue_at: str | None = None  # cases whose due_at is before this time and still open
     due_before: str | None = None
+    # In their status since no later than this time (`--in-status-for`).
+    in_status_before: str | None = None
     decided_since: str | None = None
     decided_until: str | None = None
     # Decided after the SLA's due time (closed cases only).

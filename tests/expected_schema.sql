@@ -75,6 +75,8 @@ CREATE UNIQUE INDEX "idx_cases_ref"
 -- index idx_cases_status
 CREATE INDEX "idx_cases_status"
     ON "cases" ("status");
+-- index idx_cases_status_since
+CREATE INDEX idx_cases_status_since ON cases (status, status_since);
 -- index idx_cases_status_workflow
 CREATE INDEX "idx_cases_status_workflow"
     ON "cases" ("status", "workflow");
@@ -218,7 +220,7 @@ CREATE TABLE "cases" (
    "created_by" TEXT,
    "last_editor" TEXT,
    "version" INTEGER NOT NULL DEFAULT 1
-, "sla_paused_at" TEXT, "sla_remaining" INTEGER, "decided_by" TEXT);
+, "sla_paused_at" TEXT, "sla_remaining" INTEGER, "decided_by" TEXT, status_since TEXT);
 -- table chain_heads
 CREATE TABLE chain_heads (case_id INTEGER PRIMARY KEY, events INTEGER NOT NULL, last_event INTEGER NOT NULL, last_at TEXT NOT NULL, head TEXT NOT NULL, purged_at TEXT, mac TEXT NOT NULL);
 -- table chain_seal
@@ -288,6 +290,8 @@ CREATE TABLE "outbox" (
    "claimed_until" TEXT,
    "claimed_by" TEXT
 );
+-- table routine_runs
+CREATE TABLE routine_runs (case_id INTEGER NOT NULL REFERENCES cases(id), routine TEXT NOT NULL, entered INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, event_id INTEGER, at TEXT NOT NULL, PRIMARY KEY (case_id, routine, entered));
 -- table settings
 CREATE TABLE "settings" (
    "key" TEXT PRIMARY KEY,

@@ -89,6 +89,9 @@ COMMANDS: dict[str, Entry] = {
         "casectl.cli.outbox", "Cases whose deliveries failed, with the last error (also those still being retried)."
     ),
     "digest": Entry("casectl.cli.outbox", "Send the notification digest (for cron)."),
+    "routines": Entry(
+        "casectl.cli.routines", "Run the workflows' routines (time-based rules) from cron, or list them.", group=True
+    ),
     "users": Entry("casectl.cli.users", "Users and their roles, for actions a workflow limits to roles.", group=True),
     "subjects": Entry("casectl.cli.subjects", "List subjects and show one with all its cases.", group=True),
     "workflows": Entry("casectl.cli.workflows", "List, show, validate, add and draw workflows.", group=True),

@@ -29,6 +29,7 @@ from .options import (
     CreatedSince,
     CreatedUntil,
     DueWithin,
+    InStatusFor,
     Mine,
     Open,
     Overdue,
@@ -63,6 +64,7 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
     "unassigned": (Unassigned, False),
     "overdue": (Overdue, False),
     "due_within": (DueWithin, None),
+    "in_status_for": (InStatusFor, None),
     "view": (View, None),
 }
 _REPEATABLE = {"status", "tag", "where"}
@@ -90,6 +92,7 @@ class FilterOptions:
     unassigned: bool = False
     overdue: bool = False
     due_within: str | None = None
+    in_status_for: str | None = None
     view: str | None = None
 
     @classmethod
@@ -175,6 +178,8 @@ def build(values: dict[str, Any], *, actor: str, now: datetime, base: CaseFilter
         f["overdue_at"] = iso(now)
     if values.get("due_within"):
         f["due_before"] = iso(now + parse_duration(values["due_within"], "--due-within"))
+    if values.get("in_status_for"):
+        f["in_status_before"] = iso(now - parse_duration(values["in_status_for"], "--in-status-for"))
     where_objs = f.pop("where")
     cf = CaseFilter.from_dict({k: v for k, v in f.items()})
     return CaseFilter(**{**cf.__dict__, "where": where_objs})

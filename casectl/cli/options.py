@@ -59,4 +59,12 @@ DueWithin = Annotated[
     str | None,
     typer.Option("--due-within", metavar="DURATION", help="Only open cases due within a duration (30m, 24h, 3d)."),
 ]
+InStatusFor = Annotated[
+    str | None,
+    typer.Option(
+        "--in-status-for",
+        metavar="DURATION",
+        help="Only cases that have been in their status for at least a duration (3d, 2w).",
+    ),
+]
 View = Annotated[str | None, typer.Option("--view", metavar="NAME", help="Start from a saved view's filters.")]

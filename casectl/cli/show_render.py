@@ -80,6 +80,17 @@ def _deliveries(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _routines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in rows:
+        when = {"waiting": "due", "due": "due since", "fired": "fired; was due", "failed": "failed; due"}[r["state"]]
+        line = f"{r['routine']} (after {r['after']}{', business time' if r['time'] == 'business' else ''}): {when} {r['due_at']}"
+        if r["state"] == "failed":
+            line += f" — attempt {r['attempts']}: {r['last_error']}"
+        lines.append(line)
+    return lines
+
+
 # key -> (title, or a function of the part giving it; lines)
 RENDERERS: dict[str, tuple[Callable[[Any], str], Callable[[Any], list[str]]]] = {
     "blocks": (lambda _: "blocks", _blocks),
@@ -89,6 +100,7 @@ RENDERERS: dict[str, tuple[Callable[[Any], str], Callable[[Any], list[str]]]] = 
     "notes": (lambda notes: f"notes ({len(notes)})", _notes),
     "appointments": (lambda rows: f"appointments ({len(rows)})", _appointments),
     "deliveries": (lambda _: "Deliveries", _deliveries),
+    "routines": (lambda _: "Routines", _routines),
 }
 
 

@@ -21,6 +21,7 @@ from .model import (
     Status,
     Workflow,
 )
+from .routines import routine_from_dict, routine_to_dict
 
 
 def _routes(to: Any) -> tuple[Route, ...]:
@@ -99,6 +100,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
         children=ChildPolicy(**(d.get("children") or {})),
         sla=d.get("sla"),
         effects=tuple(d.get("effects", ())),
+        routines=tuple(routine_from_dict(r) for r in d.get("routines", ())),
     )
 
 
@@ -176,6 +178,7 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
         ),
         "sla": dict(wf.sla) if wf.sla else None,
         "effects": [dict(e) for e in wf.effects],
+        "routines": [routine_to_dict(r) for r in wf.routines],
     }
     keep = {"name", "version", "initial", "statuses", "actions"}
     return {k: v for k, v in d.items() if k in keep or v not in (None, "", [], {})}

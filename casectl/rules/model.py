@@ -11,6 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .routines import Routine
+from .routines import lint as _routine_lint
+
 AGENT = "agent"
 SYSTEM = "system"
 # Fired by the kernel itself as soon as its guards hold after a change; also accepted as a system event.
@@ -229,6 +232,8 @@ class Workflow:
     sla: Mapping[str, Any] | None = field(default=None, compare=False)
     # Effects on any status change (webhook, email, crm).
     effects: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
+    # What the workflow does by itself to a case left in a status (rules/routines.py).
+    routines: tuple[Routine, ...] = ()
 
     @property
     def status_names(self) -> tuple[str, ...]:
@@ -789,6 +794,7 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
         for i, name in enumerate(names):
             if name not in reachable:
                 problems.append((f"$.statuses[{i}]", f"status '{name}' is unreachable from '{wf.initial}'"))
+    problems += _routine_lint(wf, wf.routines)
     return problems
 
 

@@ -55,11 +55,16 @@ def _refuse(what: str, case: dict[str, Any], verdict: Verdict) -> NotAllowed:
 
 def _open_case(conn: sqlite3.Connection, id_or_ref: str, what: str) -> tuple[dict[str, Any], Workflow]:
     case = lifecycle.load(conn, id_or_ref)
+    return case, check_open(conn, case, what)
+
+
+def check_open(conn: sqlite3.Connection, case: dict[str, Any], what: str) -> Workflow:
+    """The case's workflow, if the case is open to `what` (exit 4 when it is closed)."""
     wf = lifecycle.workflow_of(conn, case)
     verdict = block_rules.case_open(wf, case["status"], what)
     if not verdict.allowed:
         raise _refuse(what, case, verdict)
-    return case, wf
+    return wf
 
 
 def _changed(
@@ -791,36 +796,51 @@ def add_activity(
     if not _TYPE.match(type_ or ""):
         raise InvalidInput(f"activity type '{type_}': use lower-case letters, digits and _ (e.g. dbs_check)")
     with write(conn):
-        case, wf = _open_case(conn, id_or_ref, f"add activity {type_}")
-        at = iso(now)
-        requirement = {"type": type_, "added_by": actor}
-        aid = activity_store.insert_activity(
-            conn,
-            case_id=case["id"],
-            type=type_,
-            label=label,
-            state=children.INITIAL_ACTIVITY_STATE,
-            assignee=assignee,
-            team=team,
-            requirement=requirement,
-            at=at,
-            actor=actor,
-        )
-        to = f" for {assignee}" if assignee else (f" for team {team}" if team else "")
-        children.event(
-            conn,
-            case["id"],
-            "activity.add",
-            actor=actor,
-            at=at,
-            summary=f"{ids.fmt('activity', aid)} {type_} added{to}",
-            activity=ids.fmt("activity", aid),
-            type=type_,
-            assignee=assignee,
-            team=team,
-        )
-        _changed(conn, case["id"], actor=actor, now=now)
-        return activity_row(_activity(conn, aid))
+        case, _ = _open_case(conn, id_or_ref, f"add activity {type_}")
+        return add_activity_in(conn, case, type_, label=label, assignee=assignee, team=team, actor=actor, now=now)
+
+
+def add_activity_in(
+    conn: sqlite3.Connection,
+    case: dict[str, Any],
+    type_: str,
+    *,
+    label: str | None = None,
+    assignee: str | None = None,
+    team: str | None = None,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """`add_activity` inside the caller's transaction, on a case already found open (a routine's step)."""
+    at = iso(now)
+    requirement = {"type": type_, "added_by": actor}
+    aid = activity_store.insert_activity(
+        conn,
+        case_id=case["id"],
+        type=type_,
+        label=label,
+        state=children.INITIAL_ACTIVITY_STATE,
+        assignee=assignee,
+        team=team,
+        requirement=requirement,
+        at=at,
+        actor=actor,
+    )
+    to = f" for {assignee}" if assignee else (f" for team {team}" if team else "")
+    children.event(
+        conn,
+        case["id"],
+        "activity.add",
+        actor=actor,
+        at=at,
+        summary=f"{ids.fmt('activity', aid)} {type_} added{to}",
+        activity=ids.fmt("activity", aid),
+        type=type_,
+        assignee=assignee,
+        team=team,
+    )
+    _changed(conn, case["id"], actor=actor, now=now)
+    return activity_row(_activity(conn, aid))
 
 
 def _activity_change(conn: sqlite3.Connection, id_or_ref: str, ref: str, what: str):

@@ -361,3 +361,10 @@ def on_transition(conn: sqlite3.Connection, record: Transition) -> list[FollowUp
         action_effects=tuple(spec.effects) if spec else (),
     )
     return []
+
+
+def queue(
+    conn: sqlite3.Connection, effect: dict[str, Any], case_id: int, event: dict[str, Any], event_type: str
+) -> int | None:
+    """Queue one effect (a routine's email or webhook step) for the case, as of `event`; returns its outbox id."""
+    return _enqueue_effect(conn, effect, case_store.fetch(conn, case_id), event, event_type)

@@ -364,6 +364,7 @@ def insert_cases(
                 due_at,
                 paused_at,
                 remaining,
+                at,
             )
         )
         if nc.tags:
@@ -461,6 +462,8 @@ def transition(
     action = spec.name if spec else None
     at = iso(now)
     changes: dict[str, Any] = {"status": to_status, "final": int(wf.is_final(to_status))}
+    if to_status != case["status"]:
+        changes["status_since"] = at
     decision = verdict.decision
     reopened = wf.is_final(case["status"]) and not wf.is_final(to_status)
     if reopened:  # a closed case re-opened (the workflow declares it): its decision no longer stands

@@ -148,6 +148,35 @@ def assign_in(
     return result
 
 
+def priority_in(
+    conn: sqlite3.Connection, case: dict[str, Any], priority: str, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Set the case's priority, recorded in its history (nothing changes when it already has it)."""
+    from .validate import PRIORITIES
+
+    if priority not in PRIORITIES:
+        raise InvalidInput(f"priority: '{priority}' is not one of {', '.join(PRIORITIES)}")
+    cid = ids.fmt("case", case["id"])
+    result: dict[str, Any] = {"id": cid, "priority": priority, "previous": case.get("priority"), "event": None}
+    if case.get("priority") == priority:
+        return result
+    at = iso(now)
+    case_store.update(conn, case["id"], case["version"], {"priority": priority}, at=at)
+    event_id = event_store.append(
+        conn,
+        case["id"],
+        at=at,
+        actor=actor,
+        kind="priority",
+        data={
+            "priority": [case.get("priority"), priority],
+            "summary": f"priority {case.get('priority')} -> {priority}",
+        },
+    )
+    result["event"] = ids.fmt("event", event_id)
+    return result
+
+
 def _actionable_statuses(conn: sqlite3.Connection) -> set[str]:
     """Statuses in which some workflow version offers an agent action (a cheap pre-filter)."""
     found: set[str] = set()

@@ -21,7 +21,7 @@ from ..store import write
 from ..timeutil import iso
 from . import workflows as workflow_service
 
-RELATIVE = ("mine", "overdue", "due_within")
+RELATIVE = ("mine", "overdue", "due_within", "in_status_for")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 

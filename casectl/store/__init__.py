@@ -5,6 +5,6 @@ sqlite-utils (a heavier import) builds and migrates the schema, the one
 place where its declarative tables earn their start-up cost.
 """
 
-from .db import connect, migrate, read, rollback, write
+from .db import connect, migrate, read, rollback, savepoint, write
 
-__all__ = ["connect", "migrate", "read", "rollback", "write"]
+__all__ = ["connect", "migrate", "read", "rollback", "savepoint", "write"]

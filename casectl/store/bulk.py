@@ -42,6 +42,7 @@ CASE_INSERT_COLUMNS = (
     "due_at",
     "sla_paused_at",
     "sla_remaining",
+    "status_since",
 )
 
 

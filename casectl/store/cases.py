@@ -15,6 +15,7 @@ from .db import inserted_id
 # Columns a service may change through `update`.
 UPDATABLE = (
     "status",
+    "status_since",
     "final",
     "data",
     "registry_data",
@@ -233,6 +234,9 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
         else:
             clauses.append(ranged(f"{q}final = 0 AND {q}due_at IS NOT NULL AND {q}due_at {op} ?"))
         params.append(value)
+    if f.in_status_before:
+        clauses.append(ranged(f"{q}status_since <= ?"))
+        params.append(f.in_status_before)
     if f.decided_since or f.decided_until:
         rng = " AND ".join(
             x

@@ -311,6 +311,21 @@ def rollback(conn: sqlite3.Connection) -> None:
 
 
 @contextlib.contextmanager
+def savepoint(conn: sqlite3.Connection, name: str = "step") -> Iterator[sqlite3.Connection]:
+    """Part of a transaction that fails alone: on an exception what it wrote is undone (and the
+    exception goes on); the rest of the transaction stands."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+@contextlib.contextmanager
 def read(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A consistent snapshot for commands that read several tables."""
     conn.execute("BEGIN")

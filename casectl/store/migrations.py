@@ -539,6 +539,24 @@ def m_users(db) -> None:
     )
 
 
+def m_routines(db) -> None:
+    """Routines: when a case entered its status (cases.status_since, for `list --in-status-for`
+    and for finding the cases a routine is due on), and each routine's firing per case and
+    entry (routine_runs: once fired, never again for that entry; a failed try is retried)."""
+    conn = db.conn
+    conn.execute("ALTER TABLE cases ADD COLUMN status_since TEXT")
+    conn.execute(
+        "UPDATE cases SET status_since = coalesce((SELECT max(e.at) FROM events e WHERE e.case_id = cases.id "
+        "AND e.to_status = cases.status AND (e.from_status IS NULL OR e.from_status != e.to_status)), created_at)"
+    )
+    conn.execute("CREATE INDEX idx_cases_status_since ON cases (status, status_since)")
+    conn.execute(
+        "CREATE TABLE routine_runs (case_id INTEGER NOT NULL REFERENCES cases(id), routine TEXT NOT NULL, "
+        "entered INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "last_error TEXT, event_id INTEGER, at TEXT NOT NULL, PRIMARY KEY (case_id, routine, entered))"
+    )
+
+
 # Append only. Never edit or reorder a migration that has shipped.
 MIGRATIONS: list[tuple[str, Callable]] = [
     ("0001_initial", m0001_initial),
@@ -552,4 +570,5 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0009_keyed_chain", m_keyed_chain),
     ("0010_documents_content_last", m_documents_content_last),
     ("0011_users", m_users),
+    ("0012_routines", m_routines),
 ]
