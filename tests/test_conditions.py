@@ -80,6 +80,16 @@ def test_a_route_follows_the_data(cli, review):
     assert status(cli, none) == "manual_review" and status(cli, some) == "auto_review"
 
 
+def test_show_says_where_a_conditional_route_would_take_the_case_now(cli, review):
+    none = new_case(cli, {"score": 70})
+    some = new_case(cli, {"score": 70, "ubos": [{"name": "Mei"}]})
+    assert "submit (-> manual_review, by its conditions now)" in cli("show", none).stdout
+    assert "submit (-> auto_review, by its conditions now)" in cli("show", some).stdout
+    allowed = cli.json("show", some, "--json")["allowed_actions"]
+    assert {"action": "submit", "to": "auto_review"} in allowed
+    assert "reject (->" not in cli("show", none).stdout  # one route: nothing to explain
+
+
 def test_a_guard_on_data_refuses_in_words(cli, review):
     case = new_case(cli, {"score": 20})
     cli("act", case, "submit")

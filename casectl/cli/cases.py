@@ -187,6 +187,9 @@ def show(
         label = x.action
         if x.action == "request_reuploads":
             label += f" ({v['reupload_marks']})"
+        spec = v["workflow"].action(x.action)
+        if spec is not None and any(r.when for r in spec.routes if r.leaves(c["status"])):
+            label += f" (-> {x.target}, by its conditions now)"  # where a conditional route would take the case
         names.append(label)
     lines.append(f"  allowed now: {', '.join(names) if names else 'none'}")
     for x in v["refused"]:
