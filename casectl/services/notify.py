@@ -1,4 +1,5 @@
-"""Sending one message: a Standard Webhooks POST, an email over SMTP, a CRM API call.
+"""Sending one message: a Standard Webhooks POST, an email over SMTP, a CRM API call, an http
+effect's request (whose answer, read up to MAX_ANSWER_BYTES, comes back to the caller).
 
 requests and smtplib are imported inside the functions that use them. Secrets
 (webhook signing keys, the SMTP password, CRM tokens) are environment
@@ -52,9 +53,10 @@ class DeliveryError(Exception):
     its target is refused), so trying again would only burn attempts: it fails now.
     """
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, http_status: int | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.http_status = http_status  # the receiver's answer, when it gave one
 
 
 # --- configuration ---------------------------------------------------------------
@@ -476,7 +478,32 @@ def webhook_request(
 _BAD_HEADER = re.compile(r"[\r\n\x00]")
 
 
-def _http(method: str, url: str, *, data: bytes, headers: dict[str, str], timeout: float, out: Outbound) -> None:
+MAX_ANSWER_BYTES = 1024 * 1024  # an http effect's answer; a bigger one is refused, never read whole
+# Answers to a request that may succeed later as it is: the rest of 4xx will not (http effects).
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a receiver answered: its status and (when asked for) its body, at most MAX_ANSWER_BYTES."""
+
+    status: int
+    body: bytes = b""
+
+
+def _http(
+    method: str,
+    url: str,
+    *,
+    data: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    out: Outbound,
+    read_answer: bool = False,
+) -> Answer:
+    """Send one request; raise DeliveryError unless it was answered 2xx. With `read_answer` the
+    body comes back too (an http effect maps it), and a 4xx other than 408, 425 or 429 is a
+    permanent failure: the same request would get the same answer."""
     import requests
 
     for name, value in headers.items():
@@ -484,13 +511,24 @@ def _http(method: str, url: str, *, data: bytes, headers: dict[str, str], timeou
             raise DeliveryError(f"header {name.strip()[:40]!r} has a line break; a header is one line", permanent=True)
     check_target(url, out.policy)
     refused: list[str] = []
+    started = time.monotonic()
     try:
         with _checked_session(out.policy, refused) as session:
+            # Streamed, so that nothing but the status is read unless the body is wanted.
             response = session.request(
-                method, url, data=data, headers=headers, timeout=(min(timeout, 5.0), timeout), allow_redirects=False
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=(min(timeout, 5.0), timeout),
+                allow_redirects=False,
+                stream=True,
             )
-            status = response.status_code
-            response.close()
+            try:
+                status = response.status_code
+                body = _bounded_body(response, url, started + timeout) if read_answer and 200 <= status < 300 else b""
+            finally:
+                response.close()
     except requests.Timeout:
         raise DeliveryError(f"{_where(url)} did not answer within {timeout:g}s") from None
     except requests.ConnectionError:
@@ -502,7 +540,42 @@ def _http(method: str, url: str, *, data: bytes, headers: dict[str, str], timeou
     except requests.RequestException as e:
         raise DeliveryError(f"request to {_where(url)} failed ({type(e).__name__})") from None
     if not 200 <= status < 300:
-        raise DeliveryError(f"{_where(url)} answered HTTP {status}")
+        final = read_answer and 400 <= status < 500 and status not in _RETRYABLE_4XX
+        raise DeliveryError(f"{_where(url)} answered HTTP {status}", permanent=final, http_status=status)
+    return Answer(status, body)
+
+
+def _bounded_body(response: Any, url: str, deadline: float) -> bytes:
+    """The body, refused (permanently) past MAX_ANSWER_BYTES and cut off past `deadline`:
+    a receiver that drips its answer must not hold the message past its claim."""
+    import requests
+
+    limit = MAX_ANSWER_BYTES
+    too_big = DeliveryError(
+        f"{_where(url)} answered with more than {limit // 1024} KiB; an http effect reads at most that",
+        permanent=True,
+        http_status=response.status_code,
+    )
+    declared = response.headers.get("content-length")
+    if declared and declared.strip().isdigit() and int(declared) > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            if time.monotonic() > deadline:
+                raise DeliveryError(
+                    f"{_where(url)} did not finish its answer in time", http_status=response.status_code
+                )
+            chunks.append(chunk)
+    except requests.RequestException as e:
+        raise DeliveryError(
+            f"{_where(url)} broke off its answer ({type(e).__name__})", http_status=response.status_code
+        ) from None
+    return b"".join(chunks)
 
 
 def _where(url: str) -> str:
@@ -552,8 +625,8 @@ def _header_value(value: Any, out: Outbound, what: str, declared_here: str | Non
     return _ENV_REF.sub(lambda m: out.secret(m.group(1), what, declared_here=[declared_here]), str(value))
 
 
-def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, out: Outbound) -> None:
-    """method, headers (values may name declared secrets as {env.VAR}), JSON or text body."""
+def _api_request(payload: dict[str, Any], msg_id: str, out: Outbound) -> tuple[str, bytes, dict[str, str]]:
+    """(method, body bytes, headers) of a CRM call or an http effect's request."""
     method = str(payload.get("method") or "POST").upper()
     headers = {"user-agent": "casectl", "idempotency-key": msg_id}
     var = payload.get("secret_env")
@@ -570,7 +643,21 @@ def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, 
     else:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers.setdefault("content-type", "application/json")
+    return method, data, headers
+
+
+def send_crm(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, out: Outbound) -> None:
+    """method, headers (values may name declared secrets as {env.VAR}), JSON or text body."""
+    method, data, headers = _api_request(payload, msg_id, out)
     _http(method, url, data=data, headers=headers, timeout=timeout, out=out)
+
+
+def send_http(url: str, payload: dict[str, Any], msg_id: str, *, timeout: float, out: Outbound) -> Answer:
+    """An http effect's request, built as a CRM call's is; its answer comes back (see _http)."""
+    method, data, headers = _api_request(payload, msg_id, out)
+    if not any(k.lower() == "accept" for k in headers):
+        headers["accept"] = "application/json"
+    return _http(method, url, data=data, headers=headers, timeout=timeout, out=out, read_answer=True)
 
 
 # --- email ---------------------------------------------------------------------------
