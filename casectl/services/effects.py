@@ -9,6 +9,10 @@ them (so a crash can lose neither the change nor its messages):
   case.status_changed,
 - webhook subscriptions kept in the database (`casectl hooks add`).
 
+Kinds: webhook, email, crm (a call whose answer is not read) and http (a call
+whose answer moves the case: integrations.py applies it when it is delivered;
+its payload keeps the effect's name, its response mapping and its events).
+
 Templates ({case.id}, {subject.name}, {data.amount} ...) are filled from a
 flat table of known fields: no attribute access, no expressions; unknown
 placeholders stay as written so the author sees them. A case's values fill
@@ -27,7 +31,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from .. import fields, ids
+from .. import fields, ids, rules
 from ..rules import Workflow
 from ..store import cases as case_store
 from ..store import outbox as store
@@ -130,6 +134,15 @@ def _header(template: str, fields: dict[str, str]) -> list[str | dict[str, str]]
     return [render(p, fields) if isinstance(p, str) else p for p in header_parts(template)]
 
 
+def _places(wf: Workflow) -> list[tuple[str, tuple[Any, ...]]]:
+    """Where a workflow declares effects: (JSON path of the list, the effects)."""
+    places: list[tuple[str, tuple[Any, ...]]] = [
+        (f"$.actions[{i}].effects", a.effects) for i, a in enumerate(wf.actions)
+    ]
+    places.append(("$.effects", wf.effects))
+    return places
+
+
 def target_problems(wf: Workflow) -> list[tuple[str, str]]:
     """Effects whose URL can never be a target, as (JSON path, message): not http(s), a template in
     its scheme, host or port, credentials, a link-local or metadata address. Private addresses
@@ -137,16 +150,91 @@ def target_problems(wf: Workflow) -> list[tuple[str, str]]:
     from .notify import target_problem
 
     problems: list[tuple[str, str]] = []
-    places = [(f"$.actions[{i}].effects", a.effects) for i, a in enumerate(wf.actions)]
-    places.append(("$.effects", wf.effects))
-    for where, effects in places:
+    for where, effects in _places(wf):
         for j, effect in enumerate(effects):
-            if effect.get("type") in ("webhook", "crm"):
+            if effect.get("type") in ("webhook", "crm", "http"):
                 url = str(effect.get("url") or "")
                 problem = target_problem(url, None, "url")
                 if problem:
                     problems.append((f"{where}[{j}].url", problem))
     return problems
+
+
+_BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # as a block added by hand (children._NAME)
+
+
+def effect_problems(wf: Workflow) -> list[tuple[str, str]]:
+    """What makes an http effect unusable, as (JSON path, message): no name, events that are not
+    system events of this workflow, a response mapping that is not JMESPath, a block it could
+    never write."""
+    from ..rules import blocks as block_rules
+
+    problems: list[tuple[str, str]] = []
+    for where, effects in _places(wf):
+        for j, effect in enumerate(effects):
+            if effect.get("type") != "http":
+                continue
+            at = f"{where}[{j}]"
+            if not effect.get("name"):
+                problems.append((f"{at}.name", "an http effect needs a name: the case's history names the call by it"))
+            for key in ("success_event", "error_event"):
+                event = effect.get(key)
+                if event is None:
+                    continue
+                action = wf.action(event)
+                if action is None:
+                    events = ", ".join(a.name for a in wf.actions if a.answers_to(rules.SYSTEM)) or "none"
+                    problems.append(
+                        (f"{at}.{key}", f"no action '{event}' in workflow {wf.name} (its system events: {events})")
+                    )
+                elif not action.answers_to(rules.SYSTEM):
+                    problems.append(
+                        (
+                            f"{at}.{key}",
+                            f"'{event}' is an agent action; an http effect fires its events as system events: "
+                            'give the action "trigger": "system"',
+                        )
+                    )
+            response = effect.get("response") or {}
+            for key in ("registry_data", "data"):
+                if key in response:
+                    problem = _mapping_problem(response[key])
+                    if problem:
+                        problems.append((f"{at}.response.{key}", problem))
+            block = response.get("block")
+            if isinstance(block, dict):
+                name = block.get("name")
+                if not isinstance(name, str) or not _BLOCK_NAME.match(name):
+                    problems.append((f"{at}.response.block.name", "a block name: letters, digits, _ . - (at most 64)"))
+                elif name in block_rules.RESERVED_NAMES:
+                    problems.append(
+                        (
+                            f"{at}.response.block.name",
+                            f"'{name}' is the case's own data; map into it with response.data or "
+                            "response.registry_data",
+                        )
+                    )
+                problem = _mapping_problem(block.get("data"))
+                if problem:
+                    problems.append((f"{at}.response.block.data", problem))
+                if block_rules.valid_kind(wf, "enriched"):
+                    problems.append(
+                        (
+                            f"{at}.response.block",
+                            f"the answer goes into an enriched block, and workflow {wf.name} has none: "
+                            'add "enriched" to its block_kinds',
+                        )
+                    )
+    return problems
+
+
+def _mapping_problem(expression: Any) -> str | None:
+    """Why a response mapping is not a JMESPath expression (rules/conditions.py compiles both)."""
+    from ..rules import conditions
+
+    if not isinstance(expression, str) or not expression.strip():
+        return "an empty mapping: give a JMESPath expression over the answer, e.g. {name: company.name}"
+    return conditions.problem(expression)
 
 
 # --- what a message says -------------------------------------------------------------
@@ -211,22 +299,28 @@ def _enqueue_effect(
             },
             **common,
         )
-    if kind == "crm":
+    if kind in ("crm", "http"):
         headers = {str(k): _header(str(v), fields) for k, v in (effect.get("headers") or {}).items()}
         body = effect.get("body")
-        body = render_value(body, fields) if body is not None else webhook_body(case, event, event_type)
-        return store.enqueue(
-            kind="crm",
-            target=_url(effect.get("url", ""), fields),
-            payload={
-                "method": effect.get("method") or "POST",
-                "headers": headers,
-                "body": body,
-                "secret_env": effect.get("secret_env"),
-                "type": event_type,
-            },
-            **common,
-        )
+        if body is not None:
+            body = render_value(body, fields)
+        elif kind == "crm":
+            body = webhook_body(case, event, event_type)
+        payload = {
+            "method": effect.get("method") or ("POST" if kind == "crm" else "GET"),
+            "headers": headers,
+            "body": body,
+            "secret_env": effect.get("secret_env"),
+            "type": event_type,
+        }
+        if kind == "http":  # what applying its answer needs, as the workflow said it when the call was queued
+            payload.update(
+                name=effect.get("name"),
+                response=dict(effect.get("response") or {}),
+                success_event=effect.get("success_event"),
+                error_event=effect.get("error_event"),
+            )
+        return store.enqueue(kind=kind, target=_url(effect.get("url", ""), fields), payload=payload, **common)
     return None
 
 

@@ -59,7 +59,7 @@ def validate_definition(doc: Any) -> tuple[Workflow | None, list[str]]:
     wf = rules.workflow_from_dict(doc)
     from . import effects, sla
 
-    found = rules.lint(wf) + effects.target_problems(wf) + sla.problems(wf.sla)
+    found = rules.lint(wf) + effects.target_problems(wf) + effects.effect_problems(wf) + sla.problems(wf.sla)
     return wf, [f"{path}: {msg}" for path, msg in found]
 
 
