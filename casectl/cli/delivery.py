@@ -40,7 +40,8 @@ def after_command(inv: Invocation) -> None:
         return
     # Emails wait for `casectl outbox deliver` until an SMTP server is configured:
     # trying them after every command would only burn their attempts.
-    kinds = ("webhook", "crm", "email") if _smtp_configured(settings) else ("webhook", "crm")
+    # An http effect's answer may move the case on: applied now too, as `outbox deliver` would.
+    kinds = ("webhook", "crm", "http", "email") if _smtp_configured(settings) else ("webhook", "crm", "http")
     from ..services import outbox as outbox_service
 
     try:

@@ -8,6 +8,12 @@ message id, given when it was queued), so receivers can drop the duplicate.
 Two deliverers never hold the same message at once: claiming runs under
 BEGIN IMMEDIATE. One bad message never stops the others: whatever goes wrong
 with it is recorded on it, and the run moves on.
+
+An http effect's answer is read when it arrives (still with no lock) and
+applied to its case in the transaction that marks the message delivered, and
+only if the claim is still ours (integrations.py): sent twice after a crash,
+it is applied once. When such a message gives up, its failure is recorded on
+the case, and its error_event fired, in the transaction that marks it failed.
 """
 
 from __future__ import annotations
@@ -23,18 +29,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .. import ids
-from ..errors import InvalidInput, NotFound, UsageError
+from ..errors import CasectlError, InvalidInput, NotFound, UsageError
 from ..store import outbox as store
-from ..store import write
+from ..store import savepoint, write
 from ..timeutil import iso
 
 if TYPE_CHECKING:
-    from . import notify
+    from . import integrations, notify
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=6)
+HTTP_KINDS = ("webhook", "crm", "http")  # the kinds sent over HTTP (to targets the policy allows)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -92,16 +99,22 @@ def send(
     smtp: notify.SmtpConfig | None,
     out: notify.Outbound | None,
     msg_id: str,
-) -> None:
+) -> integrations.Mapped | None:
     """Send one outbox row; raises notify.DeliveryError when it did not go out.
-    `out` (where HTTP messages may go) is needed for webhooks and CRM calls."""
-    from . import notify
+    `out` (where HTTP messages may go) is needed for webhooks, CRM calls and http effects.
+    An http effect's answer comes back as its mappings read it (integrations.read)."""
+    from . import integrations, notify
 
     payload = row["payload"] or {}
     kind = row["kind"]
+    if kind in HTTP_KINDS and out is None:
+        out = notify.Outbound.from_settings(settings)
+    if kind == "http":
+        assert out is not None
+        answer = notify.send_http(row["target"] or "", payload, msg_id, timeout=timeout, out=out)
+        return integrations.read(payload, answer)
     if kind in ("webhook", "crm"):
-        if out is None:
-            out = notify.Outbound.from_settings(settings)
+        assert out is not None
         sender = notify.send_webhook if kind == "webhook" else notify.send_crm
         sender(row["target"] or "", payload, msg_id, timeout=timeout, out=out)
     elif kind == "email":
@@ -118,6 +131,7 @@ def send(
         )
     else:
         raise notify.DeliveryError(f"unknown kind of message '{kind}'", permanent=True)
+    return None
 
 
 def deliver(
@@ -162,7 +176,8 @@ def deliver(
         if not rows:
             break
         row = rows[0]
-        error, permanent = None, False
+        error, permanent, http_status = None, False, None
+        answer: integrations.Mapped | None = None
         try:
             msg_id = message_id(row, instance)
             if row["kind"] == "email" and smtp is None:
@@ -170,14 +185,14 @@ def deliver(
                     smtp = settings.smtp()
                 except InvalidInput as e:
                     raise notify.DeliveryError(e.message) from None
-            if row["kind"] in ("webhook", "crm") and out is None:
+            if row["kind"] in HTTP_KINDS and out is None:
                 try:
                     out = notify.Outbound.from_settings(settings)
                 except InvalidInput as e:
                     raise notify.DeliveryError(e.message) from None
-            send(row, timeout=timeout, settings=settings, smtp=smtp, out=out, msg_id=msg_id)
+            answer = send(row, timeout=timeout, settings=settings, smtp=smtp, out=out, msg_id=msg_id)
         except notify.DeliveryError as e:
-            error, permanent = _one_line(str(e)), e.permanent
+            error, permanent, http_status = _one_line(str(e)), e.permanent, e.http_status
         except Exception as e:  # one bad message must never stop the ones behind it
             # Only the kind of failure is kept: its text may quote the message, which may hold a secret.
             error, permanent = f"cannot send this message ({type(e).__name__})", True
@@ -187,8 +202,10 @@ def deliver(
         )
         with write(conn):
             if error is None:
-                ok = store.mark_delivered(conn, row["id"], worker=worker, at=iso(t))
-            else:
+                ok, error = _mark_delivered(conn, row, answer, worker=worker, now=t)
+                if error is not None:  # its answer could not be applied: the same answer never will be
+                    permanent, http_status, result.error = True, answer.status if answer else None, error
+            if error is not None:
                 again = row["attempts"] < max_attempts and not permanent
                 nxt = iso(t + backoff(row["attempts"])) if again else None
                 ok = store.mark_attempt_failed(
@@ -196,10 +213,42 @@ def deliver(
                 )
                 result.outcome = "retry" if nxt else "failed"
                 result.next_attempt_at = nxt
+                if ok and nxt is None and row["kind"] == "http":
+                    from . import integrations
+
+                    integrations.gave_up(conn, row, error, http_status=http_status, now=t)
         if not ok:  # our lease ran out and another deliverer took the message over
             result.outcome = "lost_claim"
         report.results.append(result)
     return report
+
+
+def _mark_delivered(
+    conn: sqlite3.Connection,
+    row: dict[str, Any],
+    answer: integrations.Mapped | None,
+    *,
+    worker: str,
+    now: datetime,
+) -> tuple[bool, str | None]:
+    """Mark the message delivered if the claim is still ours, and apply an http effect's answer
+    with the mark (so it is applied once, by the deliverer whose mark counts). Returns (still
+    ours, why its answer could not be applied): then the mark is undone too, and the caller
+    fails the message."""
+    if answer is None:
+        return store.mark_delivered(conn, row["id"], worker=worker, at=iso(now)), None
+    from . import integrations
+
+    try:
+        with savepoint(conn, "http_answer"):
+            ok = store.mark_delivered(conn, row["id"], worker=worker, at=iso(now))
+            if ok:
+                integrations.answered(conn, row, answer, now=now)
+    except Exception as e:  # one bad answer must never stop the messages behind it
+        # Only a domain error's text is kept: another's may quote the answer.
+        why = e.message if isinstance(e, CasectlError) else type(e).__name__
+        return True, _one_line(f"answered HTTP {answer.status}, but its answer could not be applied: {why}")
+    return ok, None
 
 
 def _one_line(text: str) -> str:
@@ -214,6 +263,8 @@ def row_view(row: dict[str, Any]) -> dict[str, Any]:
     """An outbox row as people and scripts see it (no secrets: only the variable names)."""
     payload = row.get("payload") or {}
     what = payload.get("type") or payload.get("template") or payload.get("method")
+    if row["kind"] == "http":  # a call is known by its effect's name
+        what = payload.get("name") or what
     return {
         "id": ids.fmt("outbox", row["id"]),
         "case": ids.fmt("case", row.get("case_id")),
