@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from casectl.rules import BUILTIN, workflow_to_dict
@@ -187,6 +190,42 @@ def test_graph_survives_statuses_named_like_mermaid_keywords(cli, db, tmp_path):
     assert "s_note --> s_end : to_end if data.x == 'a,bNo.c'" in mermaid
     dot = cli("workflows", "graph", "keywords", "--format", "dot").stdout
     assert '"state" -> "note" [label="to_note if data.x == \'a;b#c\'"];' in dot
+
+
+MERMAID = Path(__file__).resolve().parent / "mermaid"
+
+
+def mermaid_parse(text: str) -> str:
+    """Mermaid's own parser's verdict on a diagram (tests/mermaid/parse.mjs, installed by scripts/mermaid)."""
+    node = shutil.which("node")
+    if node is None or not (MERMAID / "node_modules" / "mermaid").is_dir():
+        pytest.skip("Mermaid's parser is not installed (scripts/mermaid installs it)")
+    done = subprocess.run(
+        [node, str(MERMAID / "parse.mjs")], input=text, capture_output=True, text=True, timeout=120, cwd=MERMAID
+    )
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def test_mermaids_parser_reads_every_graph(cli, db, tmp_path):
+    names = [k.lower() for k in MERMAID_KEYWORDS]
+    doc = {
+        "name": "keywords",
+        "initial": names[0],
+        "statuses": [{"name": n, "final": n == names[-1], "label": f"{n} - {n.upper()} (x)"} for n in names],
+        "actions": [
+            {
+                "name": f"to_{b}",
+                "from": [a],
+                "to": [{"to": b, "when": "data.x == 'a;b#c' && length(data.y) > `2`"}, {"to": b}],
+            }
+            for a, b in zip(names, names[1:], strict=False)
+        ]
+        + [{"name": "auto_end", "trigger": "auto", "from": ["note"], "guards": ["data.z"], "to": "end"}],
+    }
+    cli("workflows", "add", write(tmp_path, doc))
+    assert mermaid_parse("stateDiagram-v2\n    a --> --> b\n").startswith("ERR")  # the parser does refuse
+    for name in ["keywords", *BUILTIN]:
+        assert mermaid_parse(cli("workflows", "graph", name).stdout) == "OK", name
 
 
 def test_builtin_definitions_validate_against_the_schema():
