@@ -407,6 +407,7 @@ def test_validate_reports_bad_mappings_and_events_by_their_json_path(cli, db, tm
     assert "$.effects[0].response.block.name: 'registry' is the case's own data" in lines
     assert "$.effects[0].response.block.data: an empty mapping" in lines
     assert "$.effects[1].name: an http effect needs a name" in lines
+    assert "$.effects[1].on: say when an http effect calls" in lines  # not on every status change
     assert "$.effects[1].url: url: 'https://{data.host}/x'" in lines  # target rules cover http too
     cli("workflows", "add", path, expect=6)
     assert "registry_check" not in cli("workflows", "list").stdout

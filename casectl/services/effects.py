@@ -177,6 +177,16 @@ def effect_problems(wf: Workflow) -> list[tuple[str, str]]:
             at = f"{where}[{j}]"
             if not effect.get("name"):
                 problems.append((f"{at}.name", "an http effect needs a name: the case's history names the call by it"))
+            on = effect.get("on")
+            if where == "$.effects" and (not on or "*" in on):
+                # Its events change the status: on every change, each answer would ask again.
+                problems.append(
+                    (
+                        f"{at}.on",
+                        "say when an http effect calls: the statuses it is made on entering (or event types), "
+                        'e.g. "on": ["collection_flow"]; not every status change',
+                    )
+                )
             for key in ("success_event", "error_event"):
                 event = effect.get(key)
                 if event is None:
