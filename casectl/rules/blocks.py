@@ -11,6 +11,7 @@ from .model import (
     BLOCK_KINDS_BY_NAME,
     PENDING_ID_VERIFICATION,
     PENDING_REUPLOAD,
+    RESERVED_BLOCK_NAMES,
     REUPLOAD_NEEDED,
     Verdict,
     Workflow,
@@ -20,7 +21,7 @@ from .model import (
 # Names that the case's own data and registry data answer to in `casectl blocks`.
 DATA_BLOCK = "data"
 REGISTRY_BLOCK = "registry"
-RESERVED_NAMES = (DATA_BLOCK, REGISTRY_BLOCK, "add")
+RESERVED_NAMES = RESERVED_BLOCK_NAMES  # (DATA_BLOCK, REGISTRY_BLOCK, "add"), kept beside the block name rule
 
 # A KYC child case decided like this cannot be approved on its parent.
 NEGATIVE_DECISIONS = ("rejected", "declined", "cancelled")

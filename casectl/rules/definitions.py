@@ -97,7 +97,7 @@ def workflow_from_dict(d: dict[str, Any]) -> Workflow:
         set_status=SetStatusRule(sources=tuple(set_status.get("from", ())), targets=tuple(set_status.get("to", ()))),
         four_eyes=tuple(d.get("four_eyes", ())),
         create_statuses=tuple(d.get("create_statuses", ())),
-        children=ChildPolicy(**(d.get("children") or {})),
+        children=ChildPolicy.from_dict(d.get("children") or {}),
         sla=d.get("sla"),
         effects=tuple(d.get("effects", ())),
         routines=tuple(routine_from_dict(r) for r in d.get("routines", ())),
@@ -168,14 +168,7 @@ def workflow_to_dict(wf: Workflow) -> dict[str, Any]:
         "set_status": _drop_defaults({"from": list(wf.set_status.sources), "to": list(wf.set_status.targets)}),
         "four_eyes": list(wf.four_eyes),
         "create_statuses": list(wf.create_statuses),
-        "children": _drop_defaults(
-            {
-                "workflow": wf.children.workflow if wf.children.workflow != ChildPolicy().workflow else None,
-                "on_parent_final": wf.children.on_parent_final
-                if wf.children.on_parent_final != ChildPolicy().on_parent_final
-                else None,
-            }
-        ),
+        "children": wf.children.to_dict(),
         "sla": dict(wf.sla) if wf.sla else None,
         "effects": [dict(e) for e in wf.effects],
         "routines": [routine_to_dict(r) for r in wf.routines],

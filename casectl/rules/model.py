@@ -200,14 +200,113 @@ class SetStatusRule:
         return bool(self.targets)
 
 
+# The child case's subject fields a for_each may fill from an element (ForEach.subject).
+SUBJECT_FIELDS = ("name", "email", "dob", "country", "ref")
+# A for_each's default: the element's own name, email, dob and country, as a kyc block's data gives them.
+DEFAULT_SUBJECT: tuple[tuple[str, str], ...] = (("name", "name"), ("email", "email"), ("dob", "dob"),
+                                                ("country", "country"))  # fmt: skip
+# The placeholder a for_each block template numbers its elements with (from 1).
+INDEX = "{index}"
+# Names no block may take: the case's own data and registry data answer to them (rules/blocks.py).
+RESERVED_BLOCK_NAMES = ("data", "registry", "add")
+
+
+def block_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a block (None: it can)."""
+    import re
+
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name or ""):
+        return "use letters, digits, _ . - (at most 64, starting with a letter or digit)"
+    if name in RESERVED_BLOCK_NAMES:
+        return "it is reserved (data and registry are the case's own data)"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ForEach:
+    """Child cases from data (Ballerine's iterative child plugin): one child case, behind one kyc
+    block, per element of an array in the parent's case document. Every string but `block` is a
+    JMESPath expression (rules/conditions.py); `block` is a template with {index} or one."""
+
+    # Over the parent's case document: the elements (an array; null: none).
+    items: str
+    # The statuses whose entry starts the children (empty: when the case is created).
+    on: tuple[str, ...] = ()
+    # The children's workflow (None: ChildPolicy.workflow).
+    workflow: str | None = None
+    # The kyc block's name per element: "ubo_{index}" (from 1), or an expression over the element.
+    block: str = "ubo_{index}"
+    # Over the element: the child's subject, field by field (SUBJECT_FIELDS).
+    subject: tuple[tuple[str, str], ...] = DEFAULT_SUBJECT
+    # Over the element: the child's case data (an object), also the block's data.
+    data: str = "@"
+    # Over the child's case document when it concludes: merged into the block's data (None: nothing).
+    result: str | None = None
+
+    @property
+    def block_is_template(self) -> bool:
+        return INDEX in self.block
+
+    def starts_in(self, status: str, *, created: bool) -> bool:
+        """Whether a case arriving in `status` (made there, with `created`) starts its children."""
+        return status in self.on if self.on else created
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ForEach:
+        subject = d.get("subject")
+        return cls(
+            items=d["items"],
+            on=tuple(d.get("on", ())),
+            workflow=d.get("workflow"),
+            block=d.get("block", cls.block),
+            subject=DEFAULT_SUBJECT if subject is None else tuple(subject.items()),
+            data=d.get("data", cls.data),
+            result=d.get("result"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "items": self.items,
+            "on": list(self.on),
+            "workflow": self.workflow,
+            "block": self.block if self.block != ForEach.block else None,
+            "subject": dict(self.subject) if self.subject != DEFAULT_SUBJECT else None,
+            "data": self.data if self.data != ForEach.data else None,
+            "result": self.result,
+        }
+        return {k: v for k, v in d.items() if v not in (None, [])}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChildPolicy:
-    """Child cases: the workflow a kyc block's case runs on, and what a final parent does to open ones."""
+    """Child cases: the workflow a kyc block's case runs on, and what a final parent does to open ones;
+    with `for_each`, children made from an array in the case's data."""
 
     workflow: str = "kyc"
     on_parent_final: str = WITHDRAW
     # The system action fired on each open child when the parent is final (on_parent_final = withdraw).
     withdraw_action: str = "withdraw"
+    for_each: ForEach | None = None
+
+    @property
+    def for_each_workflow(self) -> str | None:
+        """The workflow for_each's children run on (None: no for_each)."""
+        return None if self.for_each is None else self.for_each.workflow or self.workflow
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChildPolicy:
+        more = {k: v for k, v in d.items() if k != "for_each"}
+        return cls(**more, for_each=ForEach.from_dict(d["for_each"]) if d.get("for_each") else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, without its defaults."""
+        default = ChildPolicy()
+        d = {
+            "workflow": self.workflow if self.workflow != default.workflow else None,
+            "on_parent_final": self.on_parent_final if self.on_parent_final != default.on_parent_final else None,
+            "for_each": self.for_each.to_dict() if self.for_each else None,
+        }
+        return {k: v for k, v in d.items() if v is not None}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -789,12 +888,59 @@ def lint(wf: Workflow) -> list[tuple[str, str]]:
         problems.append(
             ("$.children.on_parent_final", f"unknown policy '{wf.children.on_parent_final}' ({WITHDRAW} or {KEEP})")
         )
+    problems += children_problems(wf)
     if wf.initial in names:
         reachable = reachable_statuses(wf)
         for i, name in enumerate(names):
             if name not in reachable:
                 problems.append((f"$.statuses[{i}]", f"status '{name}' is unreachable from '{wf.initial}'"))
     problems += _routine_lint(wf, wf.routines)
+    return problems
+
+
+def children_problems(wf: Workflow) -> list[tuple[str, str]]:
+    """What is wrong with the workflow's for_each (children made from data), as (JSON path, message)."""
+    fe = wf.children.for_each
+    if fe is None:
+        return []
+    import re
+
+    from . import conditions
+
+    path = "$.children.for_each"
+    problems: list[tuple[str, str]] = []
+
+    def expression(where: str, text: str) -> None:
+        problem = conditions.problem(text)
+        if problem is not None:
+            problems.append((where, f"'{text}': {problem}"))
+
+    expression(f"{path}.items", fe.items)
+    for j, status in enumerate(fe.on):
+        if wf.status(status) is None:
+            problems.append((f"{path}.on[{j}]", f"unknown status '{status}' ({', '.join(wf.status_names)})"))
+        elif wf.is_final(status):
+            problems.append((f"{path}.on[{j}]", f"'{status}' is final: a final case starts no children"))
+    if fe.block_is_template:
+        name = fe.block.replace(INDEX, "1")
+        problem = block_name_problem(name)
+        if "{" in name or "}" in name:
+            problem = "the only placeholder is {index}"
+        if problem:
+            problems.append((f"{path}.block", f"'{fe.block}' is not a block name template: {problem}"))
+    elif re.search(r"\{\w+\}", fe.block):
+        problems.append((f"{path}.block", f"'{fe.block}': the only placeholder is {INDEX}"))
+    else:
+        expression(f"{path}.block", fe.block)
+    for field_name, text in fe.subject:
+        if field_name not in SUBJECT_FIELDS:
+            problems.append((f"{path}.subject.{field_name}", f"unknown subject field ({', '.join(SUBJECT_FIELDS)})"))
+        expression(f"{path}.subject.{field_name}", text)
+    expression(f"{path}.data", fe.data)
+    if fe.result is not None:
+        expression(f"{path}.result", fe.result)
+    if "kyc" not in wf.block_kinds:
+        problems.append((path, "for_each makes kyc blocks, and block_kinds does not include kyc"))
     return problems
 
 
