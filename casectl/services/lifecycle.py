@@ -73,46 +73,9 @@ def state_of(
 
 
 def case_document(conn: sqlite3.Connection, case: Mapping[str, Any]) -> dict[str, Any]:
-    """The case as conditions see it: its fields, data, subject, tags, blocks, activities, children."""
-    row = case_store.fetch(conn, case["id"])
-    return {
-        "id": ids.fmt("case", row["id"]),
-        "ref": row.get("ref"),
-        "workflow": row["workflow"],
-        "status": row["status"],
-        "priority": row.get("priority"),
-        "assignee": row.get("assignee"),
-        "team": row.get("team"),
-        "data": row.get("data") or {},
-        "registry_data": row.get("registry_data") or {},
-        "tags": list(row.get("tags") or ()),
-        "subject": {k: row.get(f"subject_{k}") for k in ("ref", "name", "email", "dob", "country", "entity_type")},
-        "blocks": [
-            {"name": b["name"], "kind": b["kind"], "status": b["status"], "data": b.get("data") or {}}
-            for b in block_store.blocks(conn, case["id"])
-        ],
-        "activities": [
-            {
-                "id": ids.fmt("activity", a["id"]),
-                "type": a["type"],
-                "state": a["state"],
-                "decision": a.get("decision"),
-                "result": a.get("result") or {},
-            }
-            for a in activity_store.activities(conn, case["id"])
-        ],
-        "children": [
-            {
-                "id": ids.fmt("case", c["id"]),
-                "workflow": c["workflow"],
-                "status": c["status"],
-                "final": c["final"],
-                "decision": c.get("decision"),
-                "block": c.get("block"),
-            }
-            for c in block_store.children(conn, case["id"])
-        ],
-    }
+    """The case as conditions see it: its fields, data, subject, tags, blocks, activities, children
+    (built by the children follower, which needs it too and does not import the kernel)."""
+    return children.case_document(conn, case)
 
 
 # --- looking cases up -------------------------------------------------------------
