@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import casectl_bin
+from conftest import casectl_bin, outbox
 from outside_servers import free_port, wait_for
 
 T0 = "2030-01-01T09:00:00Z"
@@ -171,13 +171,7 @@ def actions_done(cli, case: str) -> list[str]:
     return [e["action"] for e in cli.json("history", case, "--json")["events"] if e["action"]]
 
 
-def outbox_rows(db_path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
-    finally:
-        conn.close()
+outbox_rows = outbox  # conftest's: the outbox table's rows, oldest first
 
 
 # --- (1) success ---------------------------------------------------------------------
