@@ -34,7 +34,7 @@ SMTP_KEYS = ("host", "port", "from", "user", "tls")  # CASECTL_SMTP_<KEY> overri
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a PostgreSQL connection string (store.db.is_postgres)
     actor: str
     no_deliver: bool = False
     busy_timeout: float  # seconds a writer waits for another before giving up (exit 5)
@@ -92,7 +92,7 @@ class Settings:
         """The settings with --db, --actor or --no-deliver given after the command."""
         return replace(
             self,
-            db_path=Path(db).expanduser() if db else self.db_path,
+            db_path=_db_path(db, {}) if db else self.db_path,
             actor=actor or self.actor,
             no_deliver=self.no_deliver or no_deliver,
         )
@@ -138,7 +138,9 @@ class Settings:
         )
 
 
-def _db_path(given: str | None, environ: Mapping[str, str]) -> Path:
+def _db_path(given: str | None, environ: Mapping[str, str]) -> Path | str:
+    if given and given[:13].lower().startswith(("postgresql://", "postgres://")):
+        return given  # store.db.is_postgres: kept as given (a Path would fold its //)
     if given:
         return Path(given).expanduser()
     base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -217,7 +219,7 @@ def settings() -> Settings:
     return invocation().settings
 
 
-def db_path() -> Path:
+def db_path() -> Path | str:
     return settings().db_path
 
 
@@ -237,7 +239,8 @@ def open_db(*, create: bool = False) -> sqlite3.Connection:
     inv = invocation()
     from ..files import protect_database
 
-    protect_database(inv.settings.db_path)  # no -o of this command may replace it
+    if isinstance(inv.settings.db_path, Path):
+        protect_database(inv.settings.db_path)  # no -o of this command may replace it
     conn = connect(
         inv.settings.db_path,
         create=create,

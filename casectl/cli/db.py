@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import click
 import typer
 
+from ..errors import UsageError
 from ..store import chain
 from . import context, output
 from .options import Json
@@ -26,10 +27,14 @@ def init(as_json: Json = False) -> None:
 
     Example: casectl init --db ~/cases.db
     """
-    path = context.db_path()
-    existed = path.exists()
+    from ..store.db import schema_version
+
+    target = context.db_path()
+    existed = not isinstance(target, Path) or target.exists()
     conn = context.open_db(create=True)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    existed = existed and not getattr(conn, "fresh", False)
+    version = schema_version(conn)
+    path = getattr(conn, "db_path", "") or target
     key = chain.key(conn).source
     if as_json:
         output.emit_json({"db": str(path), "created": not existed, "schema_version": version, "chain_key": key})
@@ -116,6 +121,17 @@ def anchor(
             f.write(line)
 
 
+def _sqlite_only(command: str, tool: str) -> Path:
+    """The SQLite file --db names; a PostgreSQL database is refused (exit 2) with its own tools."""
+    target = context.db_path()
+    if not isinstance(target, Path):
+        raise UsageError(
+            f"{command} works on a SQLite file; a PostgreSQL database is backed up and restored by the "
+            f"server's tools ({tool}), with the chain key kept apart as for SQLite"
+        )
+    return target
+
+
 @db_app.command("backup")
 def backup(
     path: Annotated[Path, typer.Argument(help="Where to write the backup.")],
@@ -128,6 +144,7 @@ def backup(
     """
     from ..services import backup as backup_service
 
+    _sqlite_only("db backup", "pg_dump -Fc")
     result = backup_service.backup(context.open_db(), path, force=force)
     if as_json:
         output.emit_json(result)
@@ -151,9 +168,8 @@ def restore(
     from ..services import backup as backup_service
     from ..store import connect
 
-    result = backup_service.restore(
-        path, context.db_path(), force=force, connect=connect, key_source=context.settings().chain_key
-    )
+    target = _sqlite_only("db restore", "pg_restore")
+    result = backup_service.restore(path, target, force=force, connect=connect, key_source=context.settings().chain_key)
     if as_json:
         output.emit_json(result)
     else:

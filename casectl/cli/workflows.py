@@ -9,7 +9,7 @@ import click
 import typer
 
 from .. import rules
-from ..errors import UsageError
+from ..errors import NotFound, UsageError
 from ..services import workflows as workflow_service
 from . import context, output
 from .options import Json
@@ -19,7 +19,13 @@ app = typer.Typer(help="List, show, validate, add and draw workflows.", no_args_
 
 def _conn_if_any():
     """Workflows are readable without a database (the built-ins); custom ones need it."""
-    return context.open_db() if context.db_path().exists() else None
+    target = context.db_path()
+    if isinstance(target, Path):
+        return context.open_db() if target.exists() else None
+    try:
+        return context.open_db()
+    except NotFound:  # a PostgreSQL database casectl has not been set up in yet
+        return None
 
 
 @app.command("list")

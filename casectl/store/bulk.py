@@ -17,6 +17,8 @@ from itertools import chain
 from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
+from .dialect import dialect
+
 # SQLite's default limit on host parameters is 32766 (>= 3.32); stay far below.
 _CHUNK = 500
 
@@ -182,9 +184,16 @@ def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
 
 
 def insert_rows(
-    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, verb: str = "INSERT"
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    verb: str = "INSERT",
+    conflict: str = "",
 ) -> list[int]:
-    """INSERT rows (tuples in `columns` order) with a few multi-row VALUES statements.
+    """INSERT rows (tuples in `columns` order) with a few multi-row VALUES statements
+    (`conflict`, an ON CONFLICT clause, follows each).
 
     Returns the rows' rowids (for a plain INSERT): one statement's rows take
     consecutive ones, so each statement's last rowid names them all.
@@ -201,10 +210,10 @@ def insert_rows(
         chunk = rows[i : i + step]
         if len(chunk) == step:
             if full_sql is None:
-                full_sql = head + ",".join([one] * step)
+                full_sql = head + ",".join([one] * step) + conflict
             sql = full_sql
         else:
-            sql = head + ",".join([one] * len(chunk))
+            sql = head + ",".join([one] * len(chunk)) + conflict
         last = conn.execute(sql, list(chain.from_iterable(chunk))).lastrowid or 0
         ids.extend(range(last - len(chunk) + 1, last + 1))
     return ids
@@ -254,8 +263,20 @@ def search_rows_later(conn: sqlite3.Connection) -> Iterator[None]:
     write_search_rows(conn, first)
 
 
+_PG_SEARCH_ROWS = (
+    "INSERT INTO case_search (id, case_no, ref, name, email, dob, doc) "
+    "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob, "
+    "casectl_search_doc('C-' || c.id, c.ref, s.name, s.email, s.dob) FROM cases c "
+    "LEFT JOIN subjects s ON s.id = c.subject_id WHERE c.id >= ?"
+)
+
+
 def write_search_rows(conn: sqlite3.Connection, first: int) -> None:
     """The search rows of the cases numbered from `first` on, in place of any they have."""
+    if dialect(conn) == "postgresql":
+        conn.execute("DELETE FROM case_search WHERE id >= ?", (first,))
+        conn.execute(_PG_SEARCH_ROWS, (first,))
+        return
     conn.execute("DELETE FROM case_search WHERE rowid >= ?", (first,))
     last = conn.execute("SELECT coalesce(max(id), 0) FROM cases").fetchone()[0]
     if last - first < _LARGE_FILL:

@@ -35,7 +35,7 @@ UPDATABLE = (
 SELECT = (
     "SELECT c.*, s.ref AS subject_ref, s.name AS subject_name, s.email AS subject_email, s.dob AS subject_dob, "
     "s.country AS subject_country, s.entity_type AS subject_entity_type, "
-    "(SELECT json_group_array(tag) FROM (SELECT tag FROM case_tags t WHERE t.case_id = c.id ORDER BY tag)) AS tags "
+    "(SELECT json_group_array(tag) FROM (SELECT tag FROM case_tags t WHERE t.case_id = c.id ORDER BY tag) AS tag_rows) AS tags "
     "FROM cases c LEFT JOIN subjects s ON s.id = c.subject_id"
 )
 
@@ -362,7 +362,7 @@ def walk_forms(
         op = "<" if f.overdue_at else "<="
         n = conn.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM cases WHERE final = 0 AND due_at IS NOT NULL "
-            f"AND due_at {op} ? LIMIT ?)",
+            f"AND due_at {op} ? LIMIT ?) AS probe",
             (due, _DUE_PROBE),
         ).fetchone()[0]
         if n >= _DUE_PROBE:
@@ -372,7 +372,7 @@ def walk_forms(
         total = conn.execute("SELECT max(id) FROM subjects").fetchone()[0] or 0
         need = max(1, -(-limit * total // WALK_ROWS))
         n = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM subjects WHERE country = ? LIMIT ?)", (f.country, need)
+            "SELECT count(*) FROM (SELECT 1 FROM subjects WHERE country = ? LIMIT ?) AS probe", (f.country, need)
         ).fetchone()[0]
         if total and n >= need:
             out.add("country")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import CasectlError, Conflict, EnvironmentProblem, NotFound
 from .chain import KeySource
+from .dialect import dialect, is_postgres
 from .migrations import MIGRATIONS
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -34,6 +35,8 @@ def busy_timeout() -> float:
 
 
 def _busy_timeout_of(conn: sqlite3.Connection) -> float:
+    if dialect(conn) == "postgresql":
+        return getattr(conn, "busy_timeout", DEFAULT_BUSY_TIMEOUT)
     return conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
 
 
@@ -47,6 +50,7 @@ def inserted_id(cur: sqlite3.Cursor) -> int:
 class Connection(sqlite3.Connection):
     """A casectl connection: it knows its file, and why it could only be opened read-only."""
 
+    dialect = "sqlite"
     db_path: str = ""
     read_only: str | None = None  # why writes are impossible (a read-only file system, ...), or None
     chain_key: object = None  # the chain key once store.chain has read it (a chain.Key)
@@ -77,7 +81,11 @@ def connect(
     finish. A file this process may not write (a read-only file system or
     directory, a file without write permission) is opened read-only: reading
     commands work, writing ones fail with one line (exit 7).
+
+    A PostgreSQL connection string opens that database instead (store/pg.py).
     """
+    if is_postgres(path):
+        return _connect_postgres(str(path), create=create, busy_timeout=busy_timeout, key_source=key_source)
     path = Path(path)
     try:
         st: os.stat_result | None = path.stat()
@@ -123,6 +131,37 @@ def connect(
         except sqlite3.Error as e:
             raise explain(e, path) or e from None
     return conn
+
+
+def _connect_postgres(
+    url: str, *, create: bool, busy_timeout: float, key_source: KeySource | None
+) -> sqlite3.Connection:
+    from . import pg
+
+    conn = pg.connect(url, busy_timeout=busy_timeout)
+    conn.key_source = key_source or KeySource.from_environ(os.environ)
+    where = conn.db_path
+    try:
+        version = pg.schema_version(conn)
+        if version > len(MIGRATIONS):
+            raise EnvironmentProblem(
+                f"{where} was written by a newer casectl (schema {version}, this one knows {len(MIGRATIONS)}); "
+                "upgrade casectl"
+            )
+        if version == 0 and not create:
+            if pg.has_tables(conn):
+                raise EnvironmentProblem(f"{where} is a PostgreSQL database but not a casectl one; give the right --db")
+            raise NotFound(
+                f"{where} is not a casectl database (it holds no tables); run `casectl init --db {where}` to make it one"
+            )
+        conn.fresh = version == 0
+        if version < len(MIGRATIONS):
+            with write(conn):  # type: ignore[arg-type]
+                pg.migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn  # type: ignore[return-value]
 
 
 def _wal_has_data(path: Path) -> bool:
@@ -223,6 +262,15 @@ def explain(e: sqlite3.Error, path: str | Path | None) -> CasectlError | None:
     return None
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """How many migrations the database has had."""
+    if dialect(conn) == "postgresql":
+        from . import pg
+
+        return pg.schema_version(conn)  # type: ignore[arg-type]
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
 def _has_tables(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
 
@@ -252,6 +300,8 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 
 def _is_locked(e: sqlite3.Error) -> bool:
+    if getattr(e, "sqlite_errorname", "") == "SQLITE_BUSY":
+        return True
     msg = str(e).lower()
     return "locked" in msg or "busy" in msg
 

@@ -199,6 +199,11 @@ def _heads(conn: sqlite3.Connection, case_ids: set[int]) -> dict[int, _Head]:
     return found
 
 
+_HEAD_UPSERT = " ON CONFLICT (case_id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in chain.HEAD_COLUMNS[1:]
+)
+
+
 def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[int]:
     """Append events in order, each MACed and chained to its case's previous one
     (also to one earlier in `events`); returns their ids.
@@ -249,7 +254,7 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
         t = heads[case_id]
         mac = chain.head_mac(key, case_id, t.events, t.last_event, t.last_at, t.head, None)
         head_rows.append((case_id, t.events, t.last_event, t.last_at, t.head, None, mac))
-    bulk.insert_rows(conn, "chain_heads", chain.HEAD_COLUMNS, head_rows, verb="INSERT OR REPLACE")
+    bulk.insert_rows(conn, "chain_heads", chain.HEAD_COLUMNS, head_rows, conflict=_HEAD_UPSERT)
     chain.write_seal(conn, key, last_case, next_id - 1)
     return event_ids
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+from .dialect import dialect
+
 
 def integrity_messages(conn: sqlite3.Connection) -> list[str]:
+    if dialect(conn) == "postgresql":
+        return []  # the server checks its own pages (data checksums); there is no file to read here
     return [msg for (msg,) in conn.execute("PRAGMA integrity_check") if msg != "ok"]
 
 
 def foreign_key_problems(conn: sqlite3.Connection) -> list[tuple]:
+    if dialect(conn) == "postgresql":
+        return []  # PostgreSQL enforces every foreign key on every statement
     return [tuple(r) for r in conn.execute("PRAGMA foreign_key_check")]
 
 
@@ -60,6 +66,11 @@ def totals(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 def event_triggers(conn: sqlite3.Connection) -> set[str]:
+    if dialect(conn) == "postgresql":
+        sql = (
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal AND tgenabled != 'D'"
+        )
+        return {r[0] for r in conn.execute(sql)}
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'")}
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .db import Connection, busy_timeout, inserted_id
+from .dialect import dialect
 
 
 def backup_to(conn: sqlite3.Connection, dest: Path) -> None:
@@ -56,19 +57,31 @@ def subject_case_ids(conn: sqlite3.Connection, subject_id: int) -> list[int]:
 
 
 def start_secure_erasure(conn: sqlite3.Connection) -> None:
-    """From here on, SQLite overwrites what it deletes or replaces with zeros (this connection)."""
-    conn.execute("PRAGMA secure_delete = ON")
+    """From here on, SQLite overwrites what it deletes or replaces with zeros (this connection).
+    (PostgreSQL: the old row versions go at the VACUUM flush_erased runs.)"""
+    if dialect(conn) == "sqlite":
+        conn.execute("PRAGMA secure_delete = ON")
 
 
 def forget_erased_pages(conn: sqlite3.Connection) -> None:
     """Inside the erasure's transaction: rebuild the search index's segments, so the erased
     terms do not live on in old segments that only carry a 'deleted' mark."""
-    conn.execute("INSERT INTO case_search (case_search) VALUES ('optimize')")
+    if dialect(conn) == "sqlite":
+        conn.execute("INSERT INTO case_search (case_search) VALUES ('optimize')")
 
 
 def flush_erased(conn: sqlite3.Connection) -> None:
     """After the erasure committed: copy the log into the database file and empty it, so
-    the erased values are not left in old frames of the write-ahead log."""
+    the erased values are not left in old frames of the write-ahead log.
+
+    PostgreSQL keeps a changed row's old version until VACUUM reclaims it: the tables that
+    held the erased values are vacuumed now (a role that may not vacuum them leaves it to
+    autovacuum)."""
+    if dialect(conn) == "postgresql":
+        for table in ("subjects", "cases", "events", "event_texts", "notes", "case_search", "blocks", "activities"):
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute(f"VACUUM {table}")
+        return
     with contextlib.suppress(sqlite3.Error):  # another reader holds old frames: they go at its next checkpoint
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -185,21 +198,22 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
     lifted inside this transaction only and put back before it commits.
     """
     ids = sorted(case_ids, reverse=True)  # children (newer) before parents
-    triggers = conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' AND name LIKE 'events_no_%'"
-    ).fetchall()
+    if dialect(conn) == "postgresql":
+        # The guard trigger lets this transaction delete (store/pg_schema.py); only a role
+        # with DELETE on events (a lead's) gets that far.
+        conn.execute("SET LOCAL casectl.purging = 'on'")
+        triggers = []
+    else:
+        triggers = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' "
+            "AND name LIKE 'events_no_%'"
+        ).fetchall()
     for name, _ in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')
     counts = {"cases": 0, "events": 0}
     # Tables that point at a case, found from the schema so later tables are covered.
     known = {"cases", "blocks", "activities", "events", "event_texts", "notes", "attachments", "outbox", "case_tags"}
-    others = [
-        (t, fk["from"])
-        for t in _tables(conn)
-        if t not in known
-        for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")')
-        if fk["table"] == "cases"
-    ]
+    others = [(t, column) for t, column in _references_to_cases(conn) if t not in known]
     try:
         for case_id in ids:
             for table in ("case_tags", "notes", "attachments", "outbox"):
@@ -217,11 +231,31 @@ def delete_cases(conn: sqlite3.Connection, case_ids: Iterable[int]) -> dict[str,
     finally:
         for _, sql in triggers:
             conn.execute(sql)
+        if dialect(conn) == "postgresql":
+            with contextlib.suppress(sqlite3.Error):  # an aborted transaction ends with it anyway
+                conn.execute("SET LOCAL casectl.purging = 'off'")
     counts["subjects"] = conn.execute(
         "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.subject_id = subjects.id)"
     ).rowcount
     counts["documents"] = delete_orphan_documents(conn)
     return counts
+
+
+def _references_to_cases(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(table, column) of every foreign key that points at cases."""
+    if dialect(conn) == "postgresql":
+        sql = (
+            "SELECT cl.relname, a.attname FROM pg_constraint k JOIN pg_class cl ON cl.oid = k.conrelid "
+            "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1] "
+            "WHERE k.contype = 'f' AND k.confrelid = 'cases'::regclass"
+        )
+        return [(r[0], r[1]) for r in conn.execute(sql)]
+    return [
+        (t, fk["from"])
+        for t in _tables(conn)
+        for fk in conn.execute(f'PRAGMA foreign_key_list("{t}")')
+        if fk["table"] == "cases"
+    ]
 
 
 def _tables(conn: sqlite3.Connection) -> list[str]:
@@ -232,4 +266,6 @@ def _tables(conn: sqlite3.Connection) -> list[str]:
 
 
 def guard_triggers(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'")}
+    from .integrity import event_triggers
+
+    return event_triggers(conn)

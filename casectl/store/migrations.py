@@ -572,3 +572,7 @@ MIGRATIONS: list[tuple[str, Callable]] = [
     ("0011_users", m_users),
     ("0012_routines", m_routines),
 ]
+
+# Each migration after the PostgreSQL baseline (store/pg_schema.py, BASELINE_VERSION) says its
+# PostgreSQL SQL here, under the same name; tests/test_postgres.py checks that none is missing.
+PG_MIGRATIONS: dict[str, str] = {}

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .db import inserted_id
+from .dialect import dialect
 
 COLUMNS = (
     "id",
@@ -71,6 +72,8 @@ def enqueue(
 def track_queued(conn: sqlite3.Connection) -> None:
     """From now on, note every message this connection queues or queues again."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS outbox_queued_here (id INTEGER PRIMARY KEY)")
+    if dialect(conn) == "postgresql":
+        return  # the outbox's own trigger fills the session's table (store/pg_schema.py)
     conn.execute(
         "CREATE TEMP TRIGGER IF NOT EXISTS outbox_queued_here_insert AFTER INSERT ON main.outbox "
         "BEGIN INSERT OR IGNORE INTO outbox_queued_here (id) VALUES (NEW.id); END"
@@ -84,6 +87,11 @@ def track_queued(conn: sqlite3.Connection) -> None:
 
 def queued_here(conn: sqlite3.Connection) -> list[int]:
     """The messages this connection queued since track_queued (none when it was never called)."""
+    if (
+        dialect(conn) == "postgresql"
+        and conn.execute("SELECT to_regclass('pg_temp.outbox_queued_here')").fetchone()[0] is None
+    ):
+        return []
     try:
         return [r[0] for r in conn.execute("SELECT id FROM temp.outbox_queued_here ORDER BY id")]
     except sqlite3.OperationalError:  # not tracked on this connection
@@ -148,6 +156,8 @@ def claim(
         sql += " AND kind IN (" + ", ".join(f":kind{i}" for i, _ in enumerate(kinds)) + ")"
         params.update({f"kind{i}": k for i, k in enumerate(kinds)})
     sql += " ORDER BY next_attempt_at, id LIMIT :limit"
+    if dialect(conn) == "postgresql":
+        sql += " FOR UPDATE SKIP LOCKED"  # another deliverer's claim in flight is passed over, not waited for
     picked = [r[0] for r in conn.execute(sql, params)]
     if not picked:
         return []
@@ -235,8 +245,8 @@ def cases_with_errors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Per case: its failed deliveries, the newest error, and deliveries still being retried."""
     sql = (
         "SELECT o.case_id, c.status AS case_status, c.workflow, s.name AS subject_name, "
-        "sum(o.status = 'failed') AS failed, "
-        "sum(o.status IN ('pending', 'sending') AND o.last_error IS NOT NULL) AS retrying, "
+        "count(*) FILTER (WHERE o.status = 'failed') AS failed, "
+        "count(*) FILTER (WHERE o.status IN ('pending', 'sending') AND o.last_error IS NOT NULL) AS retrying, "
         "(SELECT o2.last_error FROM outbox o2 WHERE o2.case_id IS o.case_id AND o2.last_error IS NOT NULL "
         " AND o2.status != 'delivered' ORDER BY o2.updated_at DESC, o2.id DESC LIMIT 1) AS last_error, "
         "(SELECT o2.kind || ' ' || coalesce(o2.target, '') FROM outbox o2 WHERE o2.case_id IS o.case_id "

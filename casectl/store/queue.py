@@ -86,7 +86,9 @@ def decided_figures(conn: sqlite3.Connection, f: CaseFilter) -> tuple[int, int, 
     if not (f.decided_since or f.decided_until):  # a decided range already excludes the undecided
         where = (where + " AND " if where else " WHERE ") + "c.decided_at IS NOT NULL"
     base = f"{case_store._from(where)}{where}"
-    n, breached = conn.execute(f"SELECT count(*), coalesce(sum({case_store.BREACHED}), 0) {base}", params).fetchone()
+    n, breached = conn.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {case_store.BREACHED}) {base}", params
+    ).fetchone()
     if not n:
         return 0, 0, None
     expr = "(julianday(c.decided_at) - julianday(c.created_at)) * 86400.0"

@@ -55,7 +55,7 @@ def record(
     conn.execute(
         "INSERT INTO routine_runs (case_id, routine, entered, state, attempts, last_error, event_id, at) "
         "VALUES (?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (case_id, routine, entered) DO UPDATE SET "
-        "state = excluded.state, attempts = attempts + 1, last_error = excluded.last_error, "
+        "state = excluded.state, attempts = routine_runs.attempts + 1, last_error = excluded.last_error, "
         "event_id = excluded.event_id, at = excluded.at",
         (case_id, routine, entered, state, error, event_id, at),
     )

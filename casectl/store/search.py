@@ -1,8 +1,13 @@
 """Full-text search over cases (FTS5 table `case_search`, kept in step by
-triggers on cases and subjects; see migration 0002_queue)."""
+triggers on cases and subjects; see migration 0002_queue).
+
+On PostgreSQL `case_search` holds a tsvector per case (store/pg_schema.py) and the
+same query is asked as a tsquery: each phrase's words in a row (`<->`), the last a
+prefix (`:*`), every phrase required, ranked by ts_rank with the same column weights."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -10,6 +15,7 @@ from typing import Any
 
 from ..filters import CaseFilter
 from . import cases as case_store
+from .dialect import dialect
 
 _COLUMNS = case_store.SELECT[: case_store.SELECT.index(" FROM cases c")]
 # Column weights for bm25: an id or reference hit outranks a name, a name an email.
@@ -62,6 +68,9 @@ def search(
     tokenizer and ranked by bm25 of `narrow`: `match` is never run on the big
     index, where a short trailing prefix ("...@example") reads every email.
     """
+    if dialect(conn) == "postgresql":
+        sql, params = _pg_search_sql(match, f, exact_id=exact_id, exact_ref=exact_ref, limit=limit)
+        return case_store.dicts(conn, sql, params)
     if (
         narrow is not None
         and conn.execute(
@@ -124,3 +133,42 @@ def _narrowed(
     rows = list(case_store.dicts(conn, f"{case_store.SELECT}{where}", [*params, *score]))
     rows.sort(key=lambda c: (c["id"] != exact_id, c["ref"] != exact_ref, score[c["id"]], c["id"]))
     return iter(rows if limit is None or limit < 0 else rows[:limit])
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+_PHRASE = re.compile(r'"([^"]*)"(\*?)')
+# ts_rank's weights for D, C, B, A: dob, email, name, id and reference (bm25's above, scaled).
+_PG_RANK = "ts_rank('{0.05, 0.1, 0.2, 1.0}', cs.doc, q.q)"
+
+
+def tsquery(match: str) -> str:
+    """The FTS5 query services.search.match_query writes, as tsquery text: `"ada love"*` is
+    `'ada' <-> 'love':*`; phrases are joined with `&`. (Tokens are letters and digits only.)"""
+    parts = []
+    for words, star in _PHRASE.findall(match):
+        tokens = [f"'{t}'" for t in words.split()]
+        if not tokens:
+            continue
+        if star:
+            tokens[-1] += ":*"
+        parts.append("(" + " <-> ".join(tokens) + ")")
+    return " & ".join(parts)
+
+
+def _pg_search_sql(
+    match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: str | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    where, params = case_store.where_sql(f)
+    extra = (" AND " + where[len(" WHERE ") :]) if where else ""
+    sql = (
+        f"{_COLUMNS} FROM (SELECT to_tsquery('simple', casectl_query_words(?)) AS q) q "
+        f"JOIN case_search cs ON cs.doc @@ q.q JOIN cases c ON c.id = cs.id "
+        f"LEFT JOIN subjects s ON s.id = c.subject_id WHERE TRUE{extra} "
+        f"ORDER BY (c.id = ?) DESC, coalesce(c.ref = ?, FALSE) DESC, {_PG_RANK} DESC, c.id"
+    )
+    out = [tsquery(match), *params, exact_id if exact_id is not None else -1, exact_ref]
+    if limit is not None and limit >= 0:
+        sql += " LIMIT ?"
+        out.append(limit)
+    return sql, out
