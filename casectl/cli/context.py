@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from .. import timeutil
-from ..errors import InvalidInput, UsageError
+from ..errors import InvalidInput, NotAllowed, UsageError
 
 if TYPE_CHECKING:
     from ..services.notify import SendSettings
@@ -36,6 +36,7 @@ SMTP_KEYS = ("host", "port", "from", "user", "tls")  # CASECTL_SMTP_<KEY> overri
 class Settings:
     db_path: Path | str  # a SQLite file, or a PostgreSQL connection string (store.db.is_postgres)
     actor: str
+    actor_given: bool = False  # --actor or CASECTL_ACTOR named it (else it is the login name)
     no_deliver: bool = False
     busy_timeout: float  # seconds a writer waits for another before giving up (exit 5)
     pinned_now: str | None = None  # CASECTL_NOW; parsed when the clock is read, as before
@@ -72,6 +73,7 @@ class Settings:
         return cls(
             db_path=_db_path(db or get("CASECTL_DB"), environ),
             actor=actor or get("CASECTL_ACTOR") or _login_name(),
+            actor_given=bool(actor or get("CASECTL_ACTOR")),
             no_deliver=no_deliver or environ.get("CASECTL_NO_DELIVER", "") not in ("", "0"),
             busy_timeout=_busy_timeout(get("CASECTL_BUSY_TIMEOUT")),
             pinned_now=get("CASECTL_NOW"),
@@ -94,6 +96,7 @@ class Settings:
             self,
             db_path=_db_path(db, {}) if db else self.db_path,
             actor=actor or self.actor,
+            actor_given=self.actor_given or bool(actor),
             no_deliver=self.no_deliver or no_deliver,
         )
 
@@ -249,4 +252,18 @@ def open_db(*, create: bool = False) -> sqlite3.Connection:
     )
     outbox_store.track_queued(conn)
     inv.conn = conn
+    kind = getattr(conn, "casectl_kind", None)
+    if kind is not None:
+        inv.settings = replace(inv.settings, actor=_as_role(inv.settings, conn.login))  # type: ignore[attr-defined]
     return conn
+
+
+def _as_role(settings: Settings, role: str) -> str:
+    """On PostgreSQL a role `db grant` made acts as itself: the actor of every event is the role
+    the server authenticated, and --actor or CASECTL_ACTOR may not name someone else."""
+    if settings.actor_given and settings.actor != role:
+        raise NotAllowed(
+            f"you are connected as the PostgreSQL role '{role}', which acts as itself: "
+            f"--actor/CASECTL_ACTOR '{settings.actor}' is not allowed here (leave it out)"
+        )
+    return role

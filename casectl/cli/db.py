@@ -121,6 +121,46 @@ def anchor(
             f.write(line)
 
 
+@db_app.command("grant")
+def grant(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role (one per analyst), created when missing.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="auditor: reads only; agent: works cases (no purge, redaction, restore or workflow changes); "
+            "lead: all of it.",
+        ),
+    ],
+    as_json: Json = False,
+) -> None:
+    """Give a PostgreSQL role its rights on this database: agent, lead or auditor (PostgreSQL only).
+
+    The role acts as itself: every event it writes records it, and --actor may not name another.
+    A new role has no password; set one with psql's \\password and keep it in ~/.pgpass.
+
+    Example: casectl db grant ann --as agent
+    """
+    if kind not in ("auditor", "agent", "lead"):
+        raise UsageError(f"--as: '{kind}' is not one of auditor, agent, lead")
+    if isinstance(context.db_path(), Path):
+        raise UsageError(
+            "db grant is for a PostgreSQL database; on SQLite, rights are `casectl users add NAME --role R`"
+        )
+    from ..store import pg, write
+
+    conn = context.open_db()
+    with write(conn):
+        result = pg.grant(conn, role, kind)  # type: ignore[arg-type]
+    if as_json:
+        output.emit_json(result)
+    else:
+        click.echo(
+            f"{role} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} of this database"
+            + (" (new role)" if result["created"] else "")
+        )
+
+
 def _sqlite_only(command: str, tool: str) -> Path:
     """The SQLite file --db names; a PostgreSQL database is refused (exit 2) with its own tools."""
     target = context.db_path()

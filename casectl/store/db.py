@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
-from ..errors import CasectlError, Conflict, EnvironmentProblem, NotFound
+from ..errors import CasectlError, Conflict, EnvironmentProblem, NotAllowed, NotFound
 from .chain import KeySource
 from .dialect import dialect, is_postgres
 from .migrations import MIGRATIONS
@@ -247,6 +247,11 @@ def explain(e: sqlite3.Error, path: str | Path | None) -> CasectlError | None:
     locked (5), read-only, disk full, I/O error, damaged file (7). None for any other: a bug."""
     name = getattr(e, "sqlite_errorname", "") or ""
     where = f"the database {path}" if path else "the database"
+    if getattr(e, "pg_code", None) == "42501":  # PostgreSQL: insufficient privilege
+        return NotAllowed(
+            f"your PostgreSQL role may not do this ({e}); nothing was written. "
+            "Its rights come from `casectl db grant ROLE --as agent|lead|auditor`"
+        )
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or (not name and _is_locked(e)):
         return Conflict(f"{where} is locked by another program; try again (or raise CASECTL_BUSY_TIMEOUT)")
     if name.startswith("SQLITE_READONLY"):

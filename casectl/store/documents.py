@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .db import inserted_id
+from .dialect import dialect
 
 CHUNK = 1 << 20  # bytes per read or write of a document's blob
 
@@ -29,7 +30,16 @@ def put_document_chunks(
     The chunks are only read when the document is new. They must add up to exactly `size` bytes
     (ValueError otherwise); that they hash to `sha256` is the caller's to check, inside the same
     transaction, so that a file that changed on the way rolls back.
+
+    On PostgreSQL the bytes go in through COPY, hex-encoded a chunk at a time (store/pg.py).
     """
+    if dialect(conn) == "postgresql":
+        from . import pg
+
+        if conn.execute("SELECT 1 FROM documents WHERE sha256 = ?", (sha256,)).fetchone():
+            return False
+        pg.copy_document(conn, sha256=sha256, size=size, chunks=chunks, media_type=media_type, at=at)  # type: ignore[arg-type]
+        return True
     cur = conn.execute(
         "INSERT OR IGNORE INTO documents (sha256, size, media_type, content, created_at) "
         "VALUES (?, ?, ?, zeroblob(?), ?)",
@@ -88,12 +98,24 @@ def document_content(conn: sqlite3.Connection, sha256: str) -> bytes | None:
 def document_chunks(conn: sqlite3.Connection, sha256: str, *, chunk_size: int = CHUNK) -> Iterator[bytes] | None:
     """A document's bytes in chunks, read from the blob as they are asked for; None when there is
     no such document. (The bytes are as stored: hashing them is the reader's check.)"""
+    if dialect(conn) == "postgresql":
+        r = conn.execute("SELECT length(content) FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if r is None else _pg_chunks(conn, sha256, r[0], chunk_size)
     r = conn.execute("SELECT rowid, typeof(content) FROM documents WHERE sha256 = ?", (sha256,)).fetchone()
     if r is None:
         return None
     if r[1] != "blob":  # damaged by hand: text or NULL cannot be opened as a blob
         return iter((_as_bytes(conn, r[0]),))
     return _blob_chunks(conn, r[0], chunk_size)
+
+
+def _pg_chunks(conn: sqlite3.Connection, sha256: str, length: int, chunk_size: int) -> Iterator[bytes]:
+    """Slices of a bytea read one at a time (stored EXTERNAL: each slice reads only its pages)."""
+    for offset in range(0, length, chunk_size):
+        row = conn.execute(
+            "SELECT substring(content FROM ? FOR ?) FROM documents WHERE sha256 = ?", (offset + 1, chunk_size, sha256)
+        ).fetchone()
+        yield bytes(row[0])
 
 
 def _blob_chunks(conn: sqlite3.Connection, rowid: int, chunk_size: int) -> Iterator[bytes]:
@@ -110,6 +132,14 @@ def _as_bytes(conn: sqlite3.Connection, rowid: int) -> bytes:
 def corrupt_documents(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
     """(sha256, problem) for every stored document whose bytes do not hash to its key, or whose
     recorded size is not its length; each is read in chunks, so memory stays flat."""
+    if dialect(conn) == "postgresql":
+        listed = conn.execute("SELECT sha256, size, length(content) FROM documents ORDER BY sha256").fetchall()
+        for sha256, size, length in listed:
+            h = hashlib.sha256()
+            for chunk in _pg_chunks(conn, sha256, length, CHUNK):
+                h.update(chunk)
+            yield from _problem(sha256, size, length, h.hexdigest())
+        return
     rows = conn.execute(
         "SELECT rowid, sha256, size, typeof(content), length(content) FROM documents ORDER BY rowid"
     ).fetchall()
@@ -120,11 +150,14 @@ def corrupt_documents(conn: sqlite3.Connection) -> Iterator[tuple[str, str]]:
         h = hashlib.sha256()
         for chunk in _blob_chunks(conn, rowid, CHUNK):
             h.update(chunk)
-        actual = h.hexdigest()
-        if actual != sha256:
-            yield sha256, f"its content does not match its sha256 (the {length} bytes stored hash to {actual})"
-        elif length != size:
-            yield sha256, f"its recorded size is {size} bytes, but {length} bytes are stored"
+        yield from _problem(sha256, size, length, h.hexdigest())
+
+
+def _problem(sha256: str, size: int, length: int, actual: str) -> Iterator[tuple[str, str]]:
+    if actual != sha256:
+        yield sha256, f"its content does not match its sha256 (the {length} bytes stored hash to {actual})"
+    elif length != size:
+        yield sha256, f"its recorded size is {size} bytes, but {length} bytes are stored"
 
 
 def document_count(conn: sqlite3.Connection) -> int:

@@ -214,7 +214,8 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
     if not events:
         return []
     key = chain.key(conn)
-    login = chain.os_login()
+    # Who ran it: on PostgreSQL the role the server authenticated, else the OS account.
+    login = getattr(conn, "login", None) or chain.os_login()
     last_case, last_event = chain.seal(conn)
     top = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     next_id = max(last_event, top) + 1

@@ -515,6 +515,8 @@ class PgConnection:
         self.row_factory: object = None  # rows are always sqlite3.Row-like; kept for symmetry
         self.busy_timeout = busy_timeout
         self.fresh = False  # whether connect() found no schema and made it (init's "created")
+        self.login = ""  # session_user: the role the server authenticated (events record it)
+        self.casectl_kind: str | None = None  # "agent", "lead" or "auditor" for a role `db grant` made
 
     # The DB-API the store uses.
 
@@ -621,7 +623,139 @@ def connect(url: str, *, busy_timeout: float) -> PgConnection:
     ms = max(1, int(busy_timeout * 1000))
     raw.execute(f"SET lock_timeout = {ms}")
     raw.execute("SET client_min_messages = warning")
-    return PgConnection(raw, url, busy_timeout)
+    conn = PgConnection(raw, url, busy_timeout)
+    conn.login, conn.casectl_kind = identity(conn)
+    return conn
+
+
+# --- identities -----------------------------------------------------------------------------
+
+KINDS = ("auditor", "agent", "lead")
+GROUP = {kind: f"casectl_{kind}" for kind in KINDS}
+
+
+def identity(conn: PgConnection) -> tuple[str, str | None]:
+    """session_user, and the casectl kind `db grant` gave it (the strongest, if several)."""
+    row = conn.execute(
+        "SELECT session_user, (SELECT array_agg(g.rolname) FROM pg_auth_members m "
+        "JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member "
+        "WHERE u.rolname = session_user AND g.rolname IN ('casectl_auditor', 'casectl_agent', 'casectl_lead'))"
+    ).fetchone()
+    groups = set(row[1] or ())
+    kind = next((k for k in reversed(KINDS) if GROUP[k] in groups), None)
+    return row[0], kind
+
+
+# What each kind may do, table by table (every table not named: SELECT only). An agent works
+# cases: no purge (DELETE on cases, events), no redaction (erasures, UPDATE of event_texts),
+# no workflow changes (workflows), no users or webhook subscriptions; restore is SQLite's.
+_AGENT_WRITES = {
+    "subjects": "INSERT, UPDATE",
+    "cases": "INSERT, UPDATE",
+    "case_tags": "INSERT, UPDATE, DELETE",
+    "blocks": "INSERT, UPDATE",
+    "activities": "INSERT, UPDATE",
+    "events": "INSERT",
+    "event_texts": "INSERT",
+    "chain_heads": "INSERT, UPDATE",
+    "chain_seal": "INSERT, UPDATE",
+    "notes": "INSERT",
+    "documents": "INSERT",
+    "attachments": "INSERT",
+    "outbox": "INSERT, UPDATE",
+    "views": "INSERT, UPDATE, DELETE",
+    "appointments": "INSERT, UPDATE",
+    "routine_runs": "INSERT, UPDATE",
+    "case_search": "INSERT, UPDATE, DELETE",
+    "case_search_deferred": "INSERT, DELETE",
+    "settings": "INSERT, UPDATE",
+}
+
+
+def grant(conn: PgConnection, role: str, kind: str) -> dict[str, Any]:
+    """Make `role` (a login role, created when missing, without a password) an agent, lead or
+    auditor of this database: the three group roles get their rights on every table, and the
+    role is put in exactly one of them. Needs a role that may create roles and owns the tables."""
+    from psycopg import sql as pgsql
+
+    from ..rules import BUILTIN
+    from . import workflows as workflow_store
+
+    if kind not in KINDS:
+        raise ValueError(kind)
+    schema = conn.execute("SELECT current_schema()").fetchone()[0]
+    tables = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = ?", (schema,))]
+    created = False
+
+    def run(statement: Any) -> None:
+        try:
+            conn.raw.execute(statement)
+        except psycopg.Error as e:
+            raise as_sqlite_error(e) from e
+
+    for k, group in GROUP.items():
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (group,)).fetchone() is None:
+            run(pgsql.SQL("CREATE ROLE {} NOLOGIN").format(pgsql.Identifier(group)))
+        ident = pgsql.Identifier(group)
+        run(pgsql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(pgsql.Identifier(schema), ident))
+        for t in tables:
+            table = pgsql.Identifier(schema, t)
+            run(pgsql.SQL("REVOKE ALL ON {} FROM {}").format(table, ident))
+            rights = "SELECT"
+            if k == "lead":
+                rights = "ALL"
+            elif k == "agent" and t in _AGENT_WRITES:
+                rights = "SELECT, " + _AGENT_WRITES[t]
+            run(pgsql.SQL("GRANT " + rights + " ON {} TO {}").format(table, ident))
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (role,)).fetchone() is None:
+        run(pgsql.SQL("CREATE ROLE {} LOGIN").format(pgsql.Identifier(role)))
+        created = True
+    for k, group in GROUP.items():
+        if k != kind:
+            run(pgsql.SQL("REVOKE {} FROM {}").format(pgsql.Identifier(group), pgsql.Identifier(role)))
+    run(pgsql.SQL("GRANT {} TO {}").format(pgsql.Identifier(GROUP[kind]), pgsql.Identifier(role)))
+    # Agents may not record workflows: the built-ins are recorded now, so that no agent needs to.
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for wf in BUILTIN.values():
+        from ..rules import workflow_to_dict
+
+        workflow_store.save(conn, workflow_to_dict(wf), builtin=True, at=at, actor=conn.login)  # type: ignore[arg-type]
+    return {"role": role, "as": kind, "created": created, "schema": schema}
+
+
+# --- documents ---------------------------------------------------------------------------
+
+
+def _copy_text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def copy_document(
+    conn: PgConnection, *, sha256: str, size: int, chunks: Iterable[bytes], media_type: str | None, at: str
+) -> None:
+    """A new document's row through COPY, its bytea written as hex a chunk at a time, so the
+    client never holds the document whole (the server assembles the one value)."""
+    head = "\t".join((_copy_text(sha256), str(size), _copy_text(media_type), _copy_text(at))) + "\t\\\\x"
+    written = 0
+    try:
+        with conn.raw.cursor().copy(
+            "COPY documents (sha256, size, media_type, created_at, content) FROM STDIN"
+        ) as copy:
+            copy.write(head)
+            for chunk in chunks:
+                if written + len(chunk) > size:
+                    raise ValueError(f"the document is longer than the {size} bytes announced")
+                copy.write(chunk.hex())
+                written += len(chunk)
+            if written != size:
+                raise ValueError(f"the document has {written} bytes, not the {size} announced")
+            copy.write("\n")
+    except psycopg.Error as e:
+        raise as_sqlite_error(e) from e
 
 
 # --- the schema ---------------------------------------------------------------------------

@@ -16,6 +16,13 @@ def get(conn: sqlite3.Connection, name: str, version: int | None = None) -> dict
 
 
 def save(conn: sqlite3.Connection, definition: dict, *, builtin: bool, at: str, actor: str | None) -> None:
+    """Record a definition unless that version is there (looked up first: on PostgreSQL an agent's
+    role may not insert workflows at all, and a built-in already recorded needs no right)."""
+    found = conn.execute(
+        "SELECT 1 FROM workflows WHERE name = ? AND version = ?", (definition["name"], definition["version"])
+    ).fetchone()
+    if found:
+        return
     conn.execute(
         "INSERT OR IGNORE INTO workflows (name, version, definition, builtin, created_at, created_by) "
         "VALUES (?, ?, ?, ?, ?, ?)",
