@@ -241,13 +241,14 @@ BEGIN
   END LOOP;
   RETURN doc;
 END $$;
-CREATE FUNCTION casectl_json_number(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+CREATE FUNCTION casectl_json_number(value text) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
 BEGIN
   IF value ~ '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$' THEN RETURN value::jsonb; END IF;
   IF value IN ('true', 'false') THEN RETURN value::jsonb; END IF;
   RETURN to_jsonb(value);
 END $$;
-CREATE FUNCTION casectl_json_path_eq(doc text, path text, value text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+-- STABLE (to_jsonb is), so the planner inlines it and the containment meets the GIN index.
+CREATE FUNCTION casectl_json_path_eq(doc text, path text, value text) RETURNS boolean LANGUAGE sql STABLE AS $$
   SELECT (doc::jsonb @> casectl_json_doc(path, to_jsonb(value))
           OR doc::jsonb @> casectl_json_doc(path, casectl_json_number(value)))
      AND casectl_json_extract(doc, path) = value
