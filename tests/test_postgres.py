@@ -1,0 +1,208 @@
+"""PostgreSQL itself: real identities and least-privilege roles, the append-only history by
+trigger and privilege, the writer lock's timeout, the outbox claim, jsonb behind --where, and
+`db copy` between the backends. (The rest of the suite runs on both backends: --backend.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from casectl.store.migrations import MIGRATIONS, PG_MIGRATIONS
+from casectl.store.pg_schema import BASELINE_VERSION
+from conftest import casectl_bin, pg_cluster, raw_connect
+
+pg = pytest.mark.postgresql_only
+
+
+def test_every_migration_after_the_baseline_has_its_postgresql_sql():
+    later = [name for name, _ in MIGRATIONS[BASELINE_VERSION:]]
+    assert [n for n in later if n not in PG_MIGRATIONS] == []
+    assert set(PG_MIGRATIONS) <= set(later)
+
+
+def _role_url(db_path: str, role: str) -> str:
+    return db_path.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+
+
+def _as(run, url, *args, **kw):
+    env = {"CASECTL_DB": url, "CASECTL_ACTOR": ""}
+    env.update(kw.pop("env", {}))
+    return run(*args, env=env, **kw)
+
+
+@pg
+def test_roles_act_as_themselves_and_have_only_their_rights(cli, db, db_path, run):
+    for role, kind in (("ann", "agent"), ("bea", "agent"), ("aud", "auditor"), ("lee", "lead")):
+        out = cli("db", "grant", role, "--as", kind)
+        assert f"{role} is" in out.stdout and kind in out.stdout
+    ann, bea, aud, lee = (_role_url(db_path, r) for r in ("ann", "bea", "aud", "lee"))
+
+    created = _as(run, ann, "create", "--workflow", "simple", "--subject-name", "Ada")
+    assert created.returncode == 0, created.stderr
+    case = created.stdout.strip()
+    # The actor is the role: --actor naming someone else is refused, nothing written.
+    other = _as(run, ann, "note", case, "as bob", "--actor", "bob")
+    assert other.returncode == 4 and "acts as itself" in other.stderr
+    assert _as(run, ann, "note", case, "called the client").returncode == 0
+    history = json.loads(_as(run, lee, "history", case, "--json").stdout)["events"]
+    assert {e["actor"] for e in history} == {"ann"}
+    assert {e["login"] for e in history} == {"ann"}
+
+    # An auditor reads and cannot write; the refusal names the grant, exit 4, nothing written.
+    assert _as(run, aud, "show", case).returncode == 0
+    refused = _as(run, aud, "note", case, "x")
+    assert refused.returncode == 4 and "casectl db grant" in refused.stderr
+    assert len(json.loads(_as(run, lee, "history", case, "--json").stdout)["events"]) == len(history)
+
+    # An agent may not purge, redact or change workflows; a lead may.
+    assert _as(run, ann, "act", case, "approve").returncode == 0
+    later = {"CASECTL_ALLOW_CLOCK": "1", "CASECTL_NOW": "2031-01-01T00:00:00Z"}
+    purge = _as(run, ann, "purge", "--closed-before", "2030-01-01", env=later)
+    assert purge.returncode == 4, purge.stderr
+    assert _as(run, ann, "workflows", "add", "/dev/null").returncode != 0
+    done = _as(run, lee, "purge", "--closed-before", "2030-01-01", env=later)
+    assert done.returncode == 0 and "deleted 1" in done.stdout, done.stderr
+    assert _as(run, lee, "db", "check").returncode == 0
+
+
+@pg
+def test_four_eyes_compares_the_roles_that_connected(cli, db, db_path, run, tmp_path):
+    from casectl.rules import BUILTIN, workflow_to_dict
+
+    d = workflow_to_dict(BUILTIN["kyb"])
+    d.update(name="kyb_four_eyes", version=1, four_eyes=["approve"])
+    (tmp_path / "wf.json").write_text(json.dumps(d))
+    cli("workflows", "add", str(tmp_path / "wf.json"))
+    cli("db", "grant", "ann", "--as", "agent")
+    cli("db", "grant", "bea", "--as", "agent")
+    ann, bea = _role_url(db_path, "ann"), _role_url(db_path, "bea")
+    made = _as(run, ann, "create", "-w", "kyb_four_eyes", "--subject-email", "f@example.com", "--block", "user_data:company")
+    case = made.stdout.strip()
+    assert _as(run, ann, "event", case, "collection_completed").returncode == 0
+    refused = _as(run, ann, "approve", case)
+    assert refused.returncode == 4 and "four-eyes rule: ann created the case" in refused.stderr
+    approved = _as(run, bea, "approve", case)
+    assert approved.returncode == 0, approved.stderr
+    decided = json.loads(_as(run, bea, "show", case, "--json").stdout)
+    assert decided["decision"] == "approved" and decided["decided_by"] == "bea"
+
+
+@pg
+def test_events_are_append_only_by_trigger_even_for_the_owner(cli, db, db_path):
+    cli("create", "--workflow", "simple", "--subject-name", "Ada")
+    conn = raw_connect(db_path)
+    try:
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute("UPDATE events SET actor = 'mallory'")
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute("DELETE FROM events")
+    finally:
+        conn.close()
+
+
+@pg
+def test_an_agent_role_holds_no_update_or_delete_on_events(cli, db, db_path):
+    cli("db", "grant", "ann", "--as", "agent")
+    conn = raw_connect(db_path)
+    try:
+        rights = {
+            r[0]
+            for r in conn.execute(
+                "SELECT privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = 'casectl_agent' AND table_name = 'events' AND table_schema = current_schema()"
+            )
+        }
+    finally:
+        conn.close()
+    assert rights == {"SELECT", "INSERT"}
+
+
+@pg
+def test_a_writer_held_past_the_busy_timeout_is_exit_5_with_sqlites_message(cli, db, db_path, run):
+    from casectl.store.pg import WRITER_LOCK
+
+    case = cli("create", "--workflow", "simple", "--subject-name", "Ada").stdout.strip()
+    holder = raw_connect(db_path)
+    try:
+        holder.execute("SELECT pg_advisory_lock(?)", (WRITER_LOCK,))
+        out = run("note", case, "waits", env={"CASECTL_BUSY_TIMEOUT": "0.5"})
+        assert out.returncode == 5
+        assert "stayed locked by another writer for 0.5s; try again" in out.stderr
+        assert run("show", case).returncode == 0  # readers are never blocked
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
+        holder.close()
+    assert run("note", case, "now it goes").returncode == 0
+
+
+@pg
+def test_where_on_a_data_path_is_served_by_the_gin_index(cli, db, db_path):
+    for i in range(30):
+        cli("create", "--workflow", "simple", "--subject-name", f"Co {i}", "--data", json.dumps({"company": {"reg_no": f"R{i}"}}))
+    assert [c["id"] for c in cli.json("list", "--where", "data.company.reg_no=R7", "--json")] == ["C-8"]
+    conn = raw_connect(db_path)
+    try:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT id FROM cases c WHERE CAST(json_extract(c.data, ?) AS TEXT) = ?",
+                ('$."company"."reg_no"', "R7"),
+            )
+        )
+    finally:
+        conn.close()
+    assert "idx_cases_data" in plan
+
+
+@pg
+def test_two_deliverers_never_send_a_message_twice(cli, db, run):
+    from outside_servers import Receiver
+
+    with Receiver(delay=0.05) as rx:
+        cli("hooks", "add", rx.url, "--event", "case.created")
+        for i in range(12):
+            cli("create", "--workflow", "simple", "--subject-name", f"S{i}")
+        env = {**os.environ, "CASECTL_NO_DELIVER": "0"}
+        procs = [
+            subprocess.Popen([casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.wait(timeout=120)
+            assert p.returncode == 0, p.stderr.read()
+        keys = [r.headers.get("webhook-id") for r in rx.requests]
+    assert len(keys) == 12 and len(set(keys)) == 12
+
+
+@pg
+def test_db_copy_into_postgresql_and_back_keeps_everything(cli, run, tmp_path, monkeypatch):
+    source = tmp_path / "team.db"
+    monkeypatch.setenv("CASECTL_DB", str(source))
+    cli("init")
+    for i in range(3):
+        cli("create", "--workflow", "kyb", "--subject-name", f"Müller {i}", "--data", json.dumps({"n": i}))
+    cli("tag", "C-1", "urgent")
+    cli("note", "C-2", "called the client")
+    (tmp_path / "passport.pdf").write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 4000)
+    cluster = pg_cluster()
+    schema = cluster.new_schema()
+    target = cluster.url(schema=schema)
+    back = tmp_path / "back.db"
+    try:
+        out = cli("db", "copy", str(source), target)
+        assert "copied 3 cases" in out.stdout and "db check on the target: ok" in out.stdout
+        again = cli("db", "copy", str(source), target, expect=5)
+        assert "already holds cases" in again.stderr
+        assert cli.json("list", "--where", "data.n=2", "--json", "--db", target)[0]["id"] == "C-3"
+        assert [c["id"] for c in cli.json("search", "muller", "--json", "--db", target)] == ["C-1", "C-2", "C-3"]
+        cli("db", "check", "--db", target)
+        cli("db", "copy", target, str(back))
+        assert cli("export", "--format", "json", "--db", str(back)).stdout == cli(
+            "export", "--format", "json", "--db", str(source)
+        ).stdout
+        assert cli("history", "C-2", "--db", str(back)).stdout == cli("history", "C-2", "--db", str(source)).stdout
+    finally:
+        cluster.drop_schema(schema)
