@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from casectl.store.migrations import MIGRATIONS, PG_MIGRATIONS
 from casectl.store.pg_schema import BASELINE_VERSION
+
 from conftest import casectl_bin, pg_cluster, raw_connect
 
 pg = pytest.mark.postgresql_only
@@ -78,7 +79,9 @@ def test_four_eyes_compares_the_roles_that_connected(cli, db, db_path, run, tmp_
     cli("db", "grant", "ann", "--as", "agent")
     cli("db", "grant", "bea", "--as", "agent")
     ann, bea = _role_url(db_path, "ann"), _role_url(db_path, "bea")
-    made = _as(run, ann, "create", "-w", "kyb_four_eyes", "--subject-email", "f@example.com", "--block", "user_data:company")
+    made = _as(
+        run, ann, "create", "-w", "kyb_four_eyes", "--subject-email", "f@example.com", "--block", "user_data:company"
+    )
     case = made.stdout.strip()
     assert _as(run, ann, "event", case, "collection_completed").returncode == 0
     refused = _as(run, ann, "approve", case)
@@ -140,7 +143,15 @@ def test_a_writer_held_past_the_busy_timeout_is_exit_5_with_sqlites_message(cli,
 @pg
 def test_where_on_a_data_path_is_served_by_the_gin_index(cli, db, db_path):
     for i in range(30):
-        cli("create", "--workflow", "simple", "--subject-name", f"Co {i}", "--data", json.dumps({"company": {"reg_no": f"R{i}"}}))
+        cli(
+            "create",
+            "--workflow",
+            "simple",
+            "--subject-name",
+            f"Co {i}",
+            "--data",
+            json.dumps({"company": {"reg_no": f"R{i}"}}),
+        )
     assert [c["id"] for c in cli.json("list", "--where", "data.company.reg_no=R7", "--json")] == ["C-8"]
     conn = raw_connect(db_path)
     try:
@@ -167,7 +178,9 @@ def test_two_deliverers_never_send_a_message_twice(cli, db, run):
             cli("create", "--workflow", "simple", "--subject-name", f"S{i}")
         env = {**os.environ, "CASECTL_NO_DELIVER": "0"}
         procs = [
-            subprocess.Popen([casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            subprocess.Popen(
+                [casectl_bin(), "outbox", "deliver"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
             for _ in range(2)
         ]
         for p in procs:
@@ -200,9 +213,10 @@ def test_db_copy_into_postgresql_and_back_keeps_everything(cli, run, tmp_path, m
         assert [c["id"] for c in cli.json("search", "muller", "--json", "--db", target)] == ["C-1", "C-2", "C-3"]
         cli("db", "check", "--db", target)
         cli("db", "copy", target, str(back))
-        assert cli("export", "--format", "json", "--db", str(back)).stdout == cli(
-            "export", "--format", "json", "--db", str(source)
-        ).stdout
+        assert (
+            cli("export", "--format", "json", "--db", str(back)).stdout
+            == cli("export", "--format", "json", "--db", str(source)).stdout
+        )
         assert cli("history", "C-2", "--db", str(back)).stdout == cli("history", "C-2", "--db", str(source)).stdout
     finally:
         cluster.drop_schema(schema)
