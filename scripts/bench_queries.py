@@ -93,86 +93,113 @@ PRIORITIES = ["low", "normal", "normal", "normal", "high", "urgent"]
 SLA_HOURS = {"kyb": 72, "simple": 48, "screening": 120}
 
 
-def build(path: Path, n: int) -> None:
-    conn = connect(path, create=True)  # the real schema, by casectl's own migrations
-    for name in ("kyb", "simple", "screening"):
-        workflow_service.ensure_recorded(conn, rules.BUILTIN[name], now=NOW, actor="bench")
-    rnd = random.Random(6)
-    t0 = time.perf_counter()
-    conn.execute("PRAGMA synchronous = OFF")
-    n_subjects = max(1, n // 5)
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO subjects (id, name, email, email_key, dob, country, entity_type, data, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'person', '{}', ?, ?)",
-        (
-            (
-                i,
-                f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
-                f"user{i}@example{i % 97}.com",
-                f"user{i}@example{i % 97}.com",
-                f"{rnd.randint(1940, 2005)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
-                rnd.choice(COUNTRIES),
-                iso(NOW),
-                iso(NOW),
-            )
-            for i in range(1, n_subjects + 1)
-        ),
-    )
-    conn.execute("COMMIT")
+def subject_rows(n_subjects: int, rnd: random.Random):
+    for i in range(1, n_subjects + 1):
+        yield (
+            i,
+            f"{rnd.choice(FIRST)} {rnd.choice(LAST)}",
+            f"user{i}@example{i % 97}.com",
+            f"user{i}@example{i % 97}.com",
+            f"{rnd.randint(1940, 2005)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+            rnd.choice(COUNTRIES),
+            "person",
+            "{}",
+            iso(NOW),
+            iso(NOW),
+        )
+
+
+SUBJECT_COLUMNS = (
+    "id",
+    "name",
+    "email",
+    "email_key",
+    "dob",
+    "country",
+    "entity_type",
+    "data",
+    "created_at",
+    "updated_at",
+)
+CASE_COLUMNS = (
+    "id", "ref", "workflow", "workflow_version", "status", "final", "subject_id", "assignee", "team", "priority",
+    "created_at", "updated_at", "due_at", "decided_at", "decision", "origin", "version", "data", "registry_data",
+)  # fmt: skip
+
+
+def case_rows(n: int, n_subjects: int, rnd: random.Random):
+    """The cases: two years of them, old ones mostly closed, the last weeks open; every one has a
+    company registration number in its data (`--where data.company.reg_no=R<id>`)."""
     statuses = {
         name: (wf.status_names, [s.name for s in wf.statuses if not s.final], [s.name for s in wf.statuses if s.final])
         for name, wf in rules.BUILTIN.items()
     }
     span = timedelta(days=730)
     step = span / n
+    for i in range(1, n + 1):
+        wf = rnd.choice(("kyb", "kyb", "simple", "screening"))
+        created = NOW - span + step * i
+        open_ = created > NOW - timedelta(days=45) or rnd.random() < 0.01
+        status = rnd.choice(statuses[wf][1] if open_ else statuses[wf][2])
+        due = created + timedelta(hours=SLA_HOURS[wf])
+        decided = None if open_ else created + timedelta(hours=rnd.uniform(1, SLA_HOURS[wf] * 1.3))
+        assignee = (rnd.choice(AGENTS) if rnd.random() < 0.5 else None) if open_ else rnd.choice(AGENTS)
+        yield (
+            i, f"REF-{i}", wf, rules.BUILTIN[wf].version, status, int(not open_), rnd.randint(1, n_subjects),
+            assignee, rnd.choice(TEAMS), rnd.choice(PRIORITIES), iso(created), iso(decided or created), iso(due),
+            iso(decided) if decided else None, status if decided else None, "import", 1,
+            f'{{"company": {{"reg_no": "R{i}"}}}}', "{}",
+        )  # fmt: skip
 
-    def rows():
-        for i in range(1, n + 1):
-            wf = rnd.choice(("kyb", "kyb", "simple", "screening"))
-            created = NOW - span + step * i
-            # Old cases are mostly closed; the last few weeks hold the open work.
-            open_ = created > NOW - timedelta(days=45) or rnd.random() < 0.01
-            status = rnd.choice(statuses[wf][1] if open_ else statuses[wf][2])
-            due = created + timedelta(hours=SLA_HOURS[wf])
-            decided = None if open_ else created + timedelta(hours=rnd.uniform(1, SLA_HOURS[wf] * 1.3))
-            assignee = (rnd.choice(AGENTS) if rnd.random() < 0.5 else None) if open_ else rnd.choice(AGENTS)
-            yield (
-                i,
-                f"REF-{i}",
-                wf,
-                1,
-                status,
-                int(not open_),
-                rnd.randint(1, n_subjects),
-                assignee,
-                rnd.choice(TEAMS),
-                rnd.choice(PRIORITIES),
-                iso(created),
-                iso(decided or created),
-                iso(due),
-                iso(decided) if decided else None,
-                status if decided else None,
-            )
 
-    it = rows()
+def tag_rows(chunk: list[tuple]) -> list[tuple[int, str]]:
+    return [(r[0], "vip") for r in chunk if r[0] % 20 == 0] + [(r[0], "rare") for r in chunk if r[0] % 1000 == 7]
+
+
+def build(target, n: int) -> None:
+    """N cases (and N/5 subjects) in a new database at `target` (a SQLite file or a PostgreSQL
+    URL), with the real schema made by casectl; rows go in as fast as each backend takes them
+    (SQLite: executemany without sync; PostgreSQL: COPY)."""
+    from casectl.store import bulk
+
+    conn = connect(target, create=True)  # the real schema, by casectl's own migrations
+    for name in ("kyb", "simple", "screening"):
+        workflow_service.ensure_recorded(conn, rules.BUILTIN[name], now=NOW, actor="bench")
+    rnd = random.Random(6)
+    t0 = time.perf_counter()
+    postgres = getattr(conn, "dialect", "sqlite") == "postgresql"
+    if not postgres:
+        conn.execute("PRAGMA synchronous = OFF")
+    n_subjects = max(1, n // 5)
+
+    def put(table, columns, rows):
+        if postgres:
+            from casectl.store import pg
+
+            pg.copy_rows(conn, table, columns, rows)
+        else:
+            marks = ", ".join("?" for _ in columns)
+            conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    conn.execute("BEGIN IMMEDIATE")
+    put("subjects", SUBJECT_COLUMNS, subject_rows(n_subjects, rnd))
+    conn.execute("COMMIT")
+    it = case_rows(n, n_subjects, rnd)
     while True:
         chunk = [r for _, r in zip(range(50_000), it)]
         if not chunk:
             break
-        conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO cases (id, ref, workflow, workflow_version, status, final, subject_id, assignee, team, "
-            "priority, created_at, updated_at, due_at, decided_at, decision, origin, version, data, registry_data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'import', 1, '{}', '{}')",
-            chunk,
-        )
-        conn.executemany(
-            "INSERT INTO case_tags (case_id, tag) VALUES (?, ?)",
-            [(r[0], "vip") for r in chunk if r[0] % 20 == 0] + [(r[0], "rare") for r in chunk if r[0] % 1000 == 7],
-        )
+        conn.execute("BEGIN IMMEDIATE")
+        if postgres:
+            with bulk.search_rows_later(conn):
+                put("cases", CASE_COLUMNS, chunk)
+        else:
+            put("cases", CASE_COLUMNS, chunk)
+        put("case_tags", ("case_id", "tag"), tag_rows(chunk))
         conn.execute("COMMIT")
         print(f"  {chunk[-1][0]:>9,} cases  {time.perf_counter() - t0:6.1f}s", file=sys.stderr, end="\r")
+    if postgres:
+        conn.execute("ANALYZE")
     print(f"\nbuilt {n:,} cases, {n_subjects:,} subjects in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     conn.close()
 

@@ -174,6 +174,8 @@ _WORDS = [
     (re.compile(r"\?"), "%s"),
     (re.compile(r"(?<![:\w]):([A-Za-z_]\w*)"), r"%(\1)s"),
     (re.compile(r"\s+WITHOUT\s+ROWID\b", re.I), ""),
+    # SQLite's unary + on a column (`AND +c.due_at < ?`: keep the planner off that index).
+    (re.compile(r"(?<=[\s(,])\+(?=[A-Za-z_])"), ""),
     (re.compile(r"\bIS\s+NOT\s+(?!NULL\b|TRUE\b|FALSE\b|DISTINCT\b)", re.I), "IS DISTINCT FROM "),
     (re.compile(r"\bIS\s+(?!NOT\b|NULL\b|TRUE\b|FALSE\b|DISTINCT\b)", re.I), "IS NOT DISTINCT FROM "),
     (re.compile(r"\bNOT\s+LIKE\b", re.I), "NOT ILIKE"),
@@ -754,6 +756,17 @@ def copy_document(
             if written != size:
                 raise ValueError(f"the document has {written} bytes, not the {size} announced")
             copy.write("\n")
+    except psycopg.Error as e:
+        raise as_sqlite_error(e) from e
+
+
+def copy_rows(conn: PgConnection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Rows into a table through COPY (store/bulk.py insert_rows, for many rows)."""
+    statement = f"COPY {translate(table)} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with conn.raw.cursor().copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
     except psycopg.Error as e:
         raise as_sqlite_error(e) from e
 

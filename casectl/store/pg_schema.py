@@ -92,15 +92,9 @@ CREATE INDEX idx_cases_workflow ON cases (workflow);
 CREATE INDEX idx_cases_data ON cases USING gin ((data::jsonb) jsonb_path_ops);
 CREATE INDEX idx_cases_registry_data ON cases USING gin ((registry_data::jsonb) jsonb_path_ops);
 
-CREATE FUNCTION casectl_workflow_exists() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM workflows WHERE name = NEW.workflow AND version = NEW.workflow_version) THEN
-    RAISE EXCEPTION 'unknown workflow version';
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER cases_workflow_exists BEFORE INSERT ON cases
-  FOR EACH ROW EXECUTE FUNCTION casectl_workflow_exists();
+-- A case's workflow version must be recorded (SQLite: the trigger cases_workflow_exists).
+ALTER TABLE cases ADD CONSTRAINT cases_workflow_exists
+  FOREIGN KEY (workflow, workflow_version) REFERENCES workflows (name, version);
 
 CREATE TABLE case_tags (
   case_id bigint NOT NULL REFERENCES cases (id), tag text NOT NULL, PRIMARY KEY (case_id, tag)
@@ -277,11 +271,10 @@ LANGUAGE sql STABLE AS $$
       || setweight(to_tsvector('simple', casectl_words(dob)), 'D')
 $$;
 
+-- store/bulk.py search_rows_later: inside it (SET LOCAL casectl.search_later = 'on') new cases
+-- get their search rows in one statement at the end instead of one run of this per case.
 CREATE FUNCTION casectl_search_case() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM case_search_deferred) THEN
-    RETURN NEW;
-  END IF;
   IF TG_OP = 'UPDATE' THEN
     DELETE FROM case_search WHERE id = OLD.id;
   END IF;
@@ -291,7 +284,9 @@ BEGIN
   FROM (SELECT 1) one LEFT JOIN subjects s ON s.id = NEW.subject_id;
   RETURN NEW;
 END $$;
-CREATE TRIGGER case_search_insert AFTER INSERT ON cases FOR EACH ROW EXECUTE FUNCTION casectl_search_case();
+CREATE TRIGGER case_search_insert AFTER INSERT ON cases FOR EACH ROW
+  WHEN (current_setting('casectl.search_later', true) IS DISTINCT FROM 'on')
+  EXECUTE FUNCTION casectl_search_case();
 CREATE TRIGGER case_search_update AFTER UPDATE OF ref, subject_id ON cases
   FOR EACH ROW EXECUTE FUNCTION casectl_search_case();
 
@@ -333,7 +328,8 @@ ID_TABLES = (
 
 def baseline_statements() -> str:
     ids = "\n".join(
-        f"CREATE TRIGGER {t}_next_id BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION casectl_next_id();"
+        f"CREATE TRIGGER {t}_next_id BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.id IS NULL) "
+        "EXECUTE FUNCTION casectl_next_id();"
         for t in ID_TABLES
     )
     return BASELINE + "\n" + ids + "\n"

@@ -9,6 +9,7 @@ from typing import Any
 from ..filters import CaseFilter
 from . import cases as case_store
 from .db import inserted_id
+from .dialect import dialect
 
 # --- notes ----------------------------------------------------------------------
 
@@ -91,7 +92,10 @@ def decided_figures(conn: sqlite3.Connection, f: CaseFilter) -> tuple[int, int, 
     ).fetchone()
     if not n:
         return 0, 0, None
-    expr = "(julianday(c.decided_at) - julianday(c.created_at)) * 86400.0"
+    if dialect(conn) == "postgresql":
+        expr = "extract(epoch FROM c.decided_at::timestamptz - c.created_at::timestamptz)::float8"
+    else:
+        expr = "(julianday(c.decided_at) - julianday(c.created_at)) * 86400.0"
     rows = conn.execute(
         f"SELECT {expr} AS s {base} ORDER BY s LIMIT ? OFFSET ?", [*params, 2 - n % 2, (n - 1) // 2]
     ).fetchall()
