@@ -156,8 +156,10 @@ def _connect_postgres(
             )
         conn.fresh = version == 0
         if version < len(MIGRATIONS):
+            from .pg_schema import migrate as migrate_postgres
+
             with write(conn):  # type: ignore[arg-type]
-                pg.migrate(conn)
+                migrate_postgres(conn)
     except BaseException:
         conn.close()
         raise

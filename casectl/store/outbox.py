@@ -255,7 +255,7 @@ def cases_with_errors(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         "max(o.updated_at) AS last_attempt_at "
         "FROM outbox o LEFT JOIN cases c ON c.id = o.case_id LEFT JOIN subjects s ON s.id = c.subject_id "
         "WHERE o.status = 'failed' OR (o.status IN ('pending', 'sending') AND o.last_error IS NOT NULL) "
-        "GROUP BY o.case_id ORDER BY max(o.updated_at) DESC"
+        "GROUP BY o.case_id, c.status, c.workflow, s.name ORDER BY max(o.updated_at) DESC"
     )
     return [dict(r) for r in conn.execute(sql)]
 
