@@ -5,11 +5,19 @@ database unchanged)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import pytest
 from casectl.rules import BUILTIN, workflow_to_dict
 
 from conftest import LOGIN, snapshot
+
+
+def login_of(db) -> str:
+    """The login history records: the OS account on SQLite, the role the server authenticated on PostgreSQL."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        return urlsplit(db).username or ""
+    return LOGIN
 
 
 def blocks_by_name(cli, case: str) -> dict:
@@ -56,14 +64,14 @@ def test_blocks_lists_kinds_statuses_and_summaries(cli, kyb_case):
     assert table[2].split("\t")[:3] == ["passport", "document", "awaiting review"]
 
 
-def test_set_edits_a_writable_block_and_records_the_editor(cli, kyb_case):
+def test_set_edits_a_writable_block_and_records_the_editor(cli, db, kyb_case):
     cli("block", kyb_case, "company", "set", "employees=40", "address.city=London", "vat=GB123", "--actor", "bob")
     data = blocks_by_name(cli, kyb_case)["company"]["data"]
     assert data == {"legal_name": "Acme Ltd", "employees": 40, "address": {"city": "London"}, "vat": "GB123"}
     case = cli.json("show", kyb_case, "--json")
     assert case["last_editor"] == "bob"
     hist = cli("history", kyb_case).stdout
-    assert f"bob (login {LOGIN})  block.set (company: employees=40, address.city=London, vat=GB123)" in hist
+    assert f"bob (login {login_of(db)})  block.set (company: employees=40, address.city=London, vat=GB123)" in hist
 
 
 def test_set_on_the_case_data_block_updates_case_data(cli, kyb_case):

@@ -1,13 +1,14 @@
-"""The core case commands through the real CLI against a real SQLite file."""
+"""The core case commands through the real CLI against a real database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import sqlite3
 
 import pytest
+
+from conftest import raw_connect
 
 
 def create(cli, *args):
@@ -185,6 +186,7 @@ def test_not_found(cli, db):
         assert "casectl: error:" in r.stderr
 
 
+@pytest.mark.sqlite_only(reason="the subject is a SQLite file that does not exist, and must not be made")
 def test_missing_database_is_not_found(cli, tmp_path):
     missing = tmp_path / "nope.db"
     r = cli("list", "--db", str(missing), expect=3)
@@ -192,6 +194,7 @@ def test_missing_database_is_not_found(cli, tmp_path):
     assert not missing.exists()
 
 
+@pytest.mark.sqlite_only(reason="the mode of the SQLite database file")
 def test_database_file_is_private(cli, db):
     assert db.stat().st_mode & 0o777 == 0o600
 
@@ -299,8 +302,11 @@ def test_list_formats(cli, populated):
 
 
 def test_every_write_is_in_history(cli, populated, db):
-    conn = sqlite3.connect(db)
-    events = conn.execute("SELECT case_id, kind FROM events ORDER BY id").fetchall()
+    conn = raw_connect(db)
+    try:
+        events = [tuple(r) for r in conn.execute("SELECT case_id, kind FROM events ORDER BY id")]
+    finally:
+        conn.close()
     assert events == [(1, "created"), (2, "created"), (3, "created"), (1, "system")]
 
 

@@ -4,13 +4,12 @@ watermark moved only after a successful send, one digest when two start at once.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 from datetime import UTC
 
 import pytest
 
-from conftest import casectl_bin
+from conftest import casectl_bin, raw_connect
 from outside_servers import SmtpServer, free_port, parts
 
 T0 = "2030-01-01T09:00:00Z"
@@ -39,7 +38,7 @@ def cases(cli, db):
 
 
 def settings(db_path):
-    conn = sqlite3.connect(db_path)
+    conn = raw_connect(db_path)
     try:
         return dict(conn.execute("SELECT key, value FROM settings WHERE key LIKE 'digest.%'"))
     finally:

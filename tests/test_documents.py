@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 
 import pytest
 
-from conftest import snapshot
+from conftest import raw_connect, snapshot
 
 
 def count(db_path, table: str) -> int:
-    conn = sqlite3.connect(db_path)
+    conn = raw_connect(db_path)
     try:
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from conftest import outbox
+from conftest import outbox, snapshot
 from outside_servers import SmtpServer, free_port, parts
 
 T0 = "2030-01-01T09:00:00Z"
@@ -16,6 +17,13 @@ T0 = "2030-01-01T09:00:00Z"
 @pytest.fixture(autouse=True)
 def pinned(monkeypatch):
     monkeypatch.setenv("CASECTL_NOW", T0)
+
+
+def stored_anywhere(db, text: str) -> bool:
+    """Whether `text` is anywhere in the database: in the SQLite file's bytes, or in a row on PostgreSQL."""
+    if isinstance(db, Path):
+        return text.encode() in db.read_bytes()
+    return text in repr(snapshot(db))
 
 
 def add_workflow(cli, tmp_path, effects_on_action, workflow_effects=()):
@@ -137,7 +145,7 @@ def test_smtp_login_password_only_from_the_environment(cli, db, tmp_path, monkey
         monkeypatch.setenv("CASECTL_SMTP_PASSWORD", "pa55-word-XYZ")
         assert "delivered 1" in cli("outbox", "deliver", env={"CASECTL_NOW": "2030-01-01T10:00:00Z"}).stdout
         assert len(server.messages) == 1
-    assert b"pa55-word-XYZ" not in db.read_bytes() and b"wrong-guess-QQQ" not in db.read_bytes()
+    assert not stored_anywhere(db, "pa55-word-XYZ") and not stored_anywhere(db, "wrong-guess-QQQ")
 
 
 def test_config_file_instead_of_environment(cli, db, tmp_path, monkeypatch):

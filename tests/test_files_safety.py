@@ -59,7 +59,19 @@ def writers(case: str, target: Path, tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-WRITERS = ["export", "report", "doc", "backup", "package", "rejects"]
+WRITERS = [
+    "export",
+    "report",
+    "doc",
+    pytest.param(
+        "backup",
+        marks=pytest.mark.sqlite_only(
+            reason="db backup writes a copy of the SQLite file; a PostgreSQL database is backed up with pg_dump"
+        ),
+    ),
+    "package",
+    "rejects",
+]
 
 
 def device(tmp_path: Path, name: str, major: int, minor: int) -> Path:
@@ -255,6 +267,7 @@ def test_every_writer_removes_what_killed_runs_left_and_nothing_else(cli, case, 
     assert live.exists() and elsewhere.exists() and mine.exists()
 
 
+@pytest.mark.sqlite_only(reason="the -o names the SQLite database file itself (or its write-ahead log)")
 @pytest.mark.parametrize("suffix", ["", "-wal"])
 @pytest.mark.parametrize(
     "args",

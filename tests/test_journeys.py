@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+from urllib.parse import urlsplit
 
-from conftest import LOGIN, snapshot
+from conftest import LOGIN, raw_connect, snapshot
+
+
+def login_of(db) -> str:
+    """The login history records: the OS account on SQLite, the role the server authenticated on PostgreSQL."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        return urlsplit(db).username or ""
+    return LOGIN
 
 
 def outbox(db_path) -> list[dict]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
+    conn = raw_connect(db_path)
     try:
         rows = [dict(r) for r in conn.execute("SELECT * FROM outbox ORDER BY id")]
     finally:
@@ -134,7 +140,7 @@ def test_kyb_journey(cli, db, tmp_path):
     assert f"E-{mail['event_id']}" == out["event"]  # queued by the request_reuploads event itself
     assert mail["next_attempt_at"] == mail["created_at"]
     assert (
-        f"bob (login {LOGIN})  message.queued (re-upload request to ops@acme.example: passport)"
+        f"bob (login {login_of(db)})  message.queued (re-upload request to ops@acme.example: passport)"
         in cli("history", case).stdout
     )
 
@@ -264,10 +270,10 @@ def test_screening_journey(cli, db):
     history = cli("history", case).stdout
     assert "activities_completed: in_progress -> pending_case_decision (automatic)" in history
     assert (
-        f"kim (login {LOGIN})  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)"
+        f"kim (login {login_of(db)})  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)"
         in history
     )
-    assert f"kim (login {LOGIN})  complete: pending_case_decision -> complete" in history
+    assert f"kim (login {login_of(db)})  complete: pending_case_decision -> complete" in history
 
 
 def _kyb_with_ubo(cli, tmp_path, name="ubo"):

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import ast
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
 from casectl.rules import BUILTIN, workflow_to_dict
 
-from conftest import snapshot
+from conftest import raw_connect, snapshot
 
 PACKAGE = Path(__file__).resolve().parent.parent / "casectl"
 
@@ -39,7 +38,7 @@ def simple_four_eyes(cli, db, tmp_path):
 # --- the bypasses, refused --------------------------------------------------------------
 
 
-def test_a_direct_status_change_follows_four_eyes(cli, db, simple_four_eyes):
+def test_a_direct_status_change_follows_four_eyes(cli, db, simple_four_eyes, tmp_path):
     cid = cli("create", "-w", simple_four_eyes, "--actor", "ann").stdout.strip()
     before = snapshot(db)
     r = cli("status", cid, "approved", "--actor", "ann", expect=4)
@@ -47,7 +46,7 @@ def test_a_direct_status_change_follows_four_eyes(cli, db, simple_four_eyes):
     assert snapshot(db) == before
     # The same through a pipe and through an import --update.
     cli("act", "-", "approve", "--actor", "ann", input=f"{cid}\n", expect=4)
-    csv = Path(db).parent / "u.csv"
+    csv = tmp_path / "u.csv"
     cli("status", cid, "pending", "--actor", "bob")
     ref = "FE-1"
     cli("create", "-w", simple_four_eyes, "--ref", ref, "--actor", "ann")
@@ -139,8 +138,10 @@ def test_every_final_case_has_a_decision_a_decider_and_a_time(cli, db, db_path, 
     cli("create", "-w", "screening")
     cli("cancel", "C-3", "--reason", "withdrawn by customer", "--actor", "dee", expect=None)
     cli("act", "C-3", "cancel", "--reason", "withdrawn by customer", "--actor", "dee", expect=None)
-    conn = sqlite3.connect(db_path)
-    rows = conn.execute("SELECT id, status, decision, decided_by, decided_at FROM cases WHERE final = 1").fetchall()
+    conn = raw_connect(db_path)
+    rows = conn.execute(
+        "SELECT id, status, decision, decided_by, decided_at FROM cases WHERE final = 1 ORDER BY id"
+    ).fetchall()
     conn.close()
     assert len(rows) == 3
     for row in rows:

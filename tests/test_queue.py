@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 
-from conftest import casectl_bin
+from conftest import casectl_bin, raw_connect
 
 
 def make(cli, n, workflow="simple", **kw):
@@ -20,8 +19,11 @@ def make(cli, n, workflow="simple", **kw):
 
 
 def events(db_path, case_id):
-    with sqlite3.connect(db_path) as c:
+    c = raw_connect(db_path)
+    try:
         return [r[0] for r in c.execute("SELECT kind FROM events WHERE case_id = ? ORDER BY id", (case_id,))]
+    finally:
+        c.close()
 
 
 def test_assign_unassign_and_mine(cli, db):
@@ -88,8 +90,11 @@ def test_two_agents_taking_at_once_never_get_the_same_case(run, cli, db):
     empty = [o for o in outs if not o[0][0].strip()]
     assert len(taken) == 6 and len(set(taken)) == 6
     assert len(empty) == 2 and all("nothing to take" in err for (_, err), _ in empty)
-    with sqlite3.connect(db) as c:
+    c = raw_connect(db)
+    try:
         assignees = [r[0] for r in c.execute("SELECT assignee FROM cases ORDER BY id")]
+    finally:
+        c.close()
     assert None not in assignees and len(set(assignees)) == 6
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -15,6 +14,8 @@ from casectl.store import cases as case_store
 from casectl.store import connect, write
 from casectl.store import events as event_store
 from pypdf import PdfReader
+
+from conftest import raw_connect
 
 NOW = "2030-01-15T12:00:00Z"
 NAMES = {"zh": "王小明", "ar": "محمد عبد الله", "ru": "Дмитрий Иванов", "fr": "Zoë Ærøskøbing-Lefèvre"}
@@ -313,6 +314,14 @@ def test_existing_file_is_replaced_and_kept_on_failure(cli, db, pinned, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".o.pdf")) == []
 
 
+def event_count(db) -> int:
+    conn = raw_connect(db)
+    try:
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(
     "args,code,message",
     [
@@ -329,12 +338,12 @@ def test_existing_file_is_replaced_and_kept_on_failure(cli, db, pinned, tmp_path
 def test_bad_input(cli, db, tmp_path, monkeypatch, args, code, message):
     monkeypatch.chdir(tmp_path)
     cli("create", "-w", "simple", "--subject-name", "One")
-    events = sqlite3.connect(db).execute("SELECT count(*) FROM events").fetchone()[0]
+    events = event_count(db)
     res = cli(*args, expect=code)
     assert message in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "x.pdf").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".pdf", ".tmp")) == []
-    assert sqlite3.connect(db).execute("SELECT count(*) FROM events").fetchone()[0] == events
+    assert event_count(db) == events
 
 
 def test_report_module_loads_no_reportlab_until_it_runs():

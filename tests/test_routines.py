@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import casectl_bin, outbox, snapshot
+from conftest import casectl_bin, outbox, raw_connect, snapshot
 
 MONDAY = "2026-03-02T09:00:00Z"
 
@@ -250,12 +249,15 @@ def test_two_concurrent_runs_fire_each_routine_once(cli, db, add_workflow, tmp_p
     results = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sum(r["fired"] for r in results) == 12 and sum(r["failed"] for r in results) == 0
-    conn = sqlite3.connect(db)
-    per_case = dict(
-        conn.execute("SELECT case_id, count(*) FROM events WHERE kind = 'routine' GROUP BY case_id").fetchall()
-    )
-    assert sorted(per_case.values()) == [1] * 12
-    assert conn.execute("SELECT count(*) FROM outbox WHERE kind = 'email'").fetchone()[0] == 12
+    conn = raw_connect(db)
+    try:
+        per_case = dict(
+            conn.execute("SELECT case_id, count(*) FROM events WHERE kind = 'routine' GROUP BY case_id").fetchall()
+        )
+        assert sorted(per_case.values()) == [1] * 12
+        assert conn.execute("SELECT count(*) FROM outbox WHERE kind = 'email'").fetchone()[0] == 12
+    finally:
+        conn.close()
 
 
 def test_list_finds_cases_by_time_in_their_status(cli, db, waiting):

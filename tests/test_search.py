@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import snapshot
+from conftest import raw_connect, snapshot
 
 
 def ids(r):
@@ -43,12 +43,14 @@ def test_search_output_formats_match_list(cli, db):
 
 
 def test_search_index_follows_subject_and_ref_changes(cli, db):
-    import sqlite3
-
     cli("create", "--workflow", "simple", "--subject-name", "Old Name", "--subject-email", "x@y.example")
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE subjects SET name = 'New Person' WHERE id = 1")
-        c.execute("UPDATE cases SET ref = 'R-9' WHERE id = 1")
+    c = raw_connect(db)
+    try:
+        with c:
+            c.execute("UPDATE subjects SET name = 'New Person' WHERE id = 1")
+            c.execute("UPDATE cases SET ref = 'R-9' WHERE id = 1")
+    finally:
+        c.close()
     assert ids(cli("search", "old", "--ids")) == []
     assert ids(cli("search", "new pers", "--ids")) == ["C-1"]
     assert ids(cli("search", "R-9", "--ids")) == ["C-1"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+from conftest import raw_connect
 
 
 def test_add_list_use_and_remove_a_view(cli, db):
@@ -57,5 +57,10 @@ def test_view_bad_input_changes_nothing(cli, db):
     r = cli("views", "rm", "kyb-open", expect=4)
     assert "built-in" in r.stderr
     r = cli("views", "rm", "nope", expect=3)
-    with sqlite3.connect(db) as c:
-        assert c.execute("SELECT name, filters FROM views").fetchall() == [("x", '{"closed_only": true}')]
+    c = raw_connect(db)
+    try:
+        assert [tuple(r) for r in c.execute("SELECT name, filters FROM views ORDER BY name")] == [
+            ("x", '{"closed_only": true}')
+        ]
+    finally:
+        c.close()
