@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 from casectl.store.migrations import MIGRATIONS, PG_MIGRATIONS
@@ -220,3 +221,18 @@ def test_db_copy_into_postgresql_and_back_keeps_everything(cli, run, tmp_path, m
         assert cli("history", "C-2", "--db", str(back)).stdout == cli("history", "C-2", "--db", str(source)).stdout
     finally:
         cluster.drop_schema(schema)
+
+
+@pytest.mark.sqlite_only(reason="that the SQLite path never loads psycopg")
+def test_the_sqlite_path_imports_nothing_of_postgresql(cli, db, db_path):
+    cli("create", "--workflow", "simple", "--subject-name", "Ada")
+    code = (
+        "import sys\n"
+        "from casectl.cli.app import main\n"
+        f"sys.argv = ['casectl', '--db', {str(db_path)!r}, 'list']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('psycopg', 'casectl.store.pg'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
