@@ -204,12 +204,16 @@ def insert_rows(
     ids: list[int] = []
     if not rows:
         return ids
-    if dialect(conn) == "postgresql" and verb == "INSERT" and not conflict and len(rows) >= _COPY_FROM:
-        # PostgreSQL loads many rows fastest through COPY (triggers fire as for INSERT). The ids
-        # are the rows' own: every bulk caller numbers its rows (a row without an id returns none).
+    if dialect(conn) == "postgresql" and len(rows) >= _COPY_FROM:
+        # PostgreSQL loads many rows fastest through COPY (triggers fire as for INSERT), and
+        # upserts them as one statement over arrays. The ids are the rows' own: every bulk
+        # caller numbers its rows (a row without an id returns none).
         from . import pg
 
-        pg.copy_rows(conn, table, columns, rows)  # type: ignore[arg-type]
+        if verb == "INSERT" and not conflict:
+            pg.copy_rows(conn, table, columns, rows)  # type: ignore[arg-type]
+        else:
+            pg.insert_arrays(conn, table, columns, rows, ignore=verb != "INSERT", conflict=conflict)  # type: ignore[arg-type]
         return [r[columns.index("id")] for r in rows] if "id" in columns else []
     width = len(columns)
     one = "(" + ",".join("?" * width) + ")"

@@ -771,6 +771,36 @@ def copy_rows(conn: PgConnection, table: str, columns: Sequence[str], rows: Iter
         raise as_sqlite_error(e) from e
 
 
+def _column_types(conn: PgConnection, table: str) -> dict[str, str]:
+    sql = (
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
+    )
+    return {r[0]: r[1] for r in conn.raw.execute(sql, (translate(table),))}
+
+
+def insert_arrays(
+    conn: PgConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore: bool,
+    conflict: str,
+) -> None:
+    """Many rows as one INSERT ... SELECT FROM unnest(one array per column), with its ON
+    CONFLICT clause (`ignore`: DO NOTHING): one statement to parse and plan, whatever the count."""
+    types = _column_types(conn, table)
+    arrays = ", ".join(f"%s::{types[c]}[]" for c in columns)
+    clause = translate(conflict) if conflict else (" ON CONFLICT DO NOTHING" if ignore else "")
+    statement = f"INSERT INTO {translate(table)} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){clause}"
+    values = [list(col) for col in zip(*rows, strict=True)]
+    try:
+        conn.raw.execute(statement, values)
+    except psycopg.Error as e:
+        raise as_sqlite_error(e) from e
+
+
 # --- the schema ---------------------------------------------------------------------------
 
 
