@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
+from contextlib import closing
+
+from conftest import raw_connect
 
 
 def snapshot(db):
-    with sqlite3.connect(db) as c:
+    with closing(raw_connect(db)) as c:
         return (
-            c.execute("SELECT id, status, assignee, version FROM cases ORDER BY id").fetchall(),
+            [tuple(r) for r in c.execute("SELECT id, status, assignee, version FROM cases ORDER BY id").fetchall()],
             c.execute("SELECT count(*) FROM events").fetchone()[0],
         )
 

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import sqlite3
 import subprocess
 from contextlib import closing
 
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import casectl_bin
+from conftest import casectl_bin, raw_connect
 from test_hostile import DOCUMENTED, fingerprint
 
 FUZZ = settings(
@@ -189,7 +188,7 @@ RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def count(db_path, sql: str) -> int:
-    with closing(sqlite3.connect(db_path)) as conn:
+    with closing(raw_connect(db_path)) as conn:
         return conn.execute(sql).fetchone()[0]
 
 
@@ -244,8 +243,8 @@ def test_well_formed_csv_with_hostile_free_text(cli, db, db_path, tmp_path, data
     code, _ = check_import(cli, db_path, data, tmp_path / "mostly.csv")
     if code == 0:  # whatever the text held, the CSV export has one row per case (a bare CR split them)
         rows = list(csv.DictReader(io.StringIO(cli("export", "-f", "csv").stdout, newline="")))
-        with closing(sqlite3.connect(db_path)) as conn:
-            refs = {ref for (ref,) in conn.execute("SELECT ref FROM cases")}
+        with closing(raw_connect(db_path)) as conn:
+            refs = {r[0] for r in conn.execute("SELECT ref FROM cases")}
         assert sorted(r["ref"] for r in rows) == sorted(refs)
 
 
@@ -390,7 +389,16 @@ def test_hostile_csv_on_stdin_in_a_real_process(run, db_path, data):
         assert run("db", "check").returncode == 0
 
 
-@pytest.mark.parametrize("target", ["database", "input"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(
+            "database",
+            marks=pytest.mark.sqlite_only(reason="the database as a file that --rejects could overwrite"),
+        ),
+        "input",
+    ],
+)
 def test_rejects_never_replace_the_database_or_the_input(cli, db, db_path, tmp_path, target):
     source = tmp_path / "in.csv"
     source.write_bytes(b"ref,subject_name\nR1,Ann\n,no ref\n")

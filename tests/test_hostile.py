@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import os
-import sqlite3
 import subprocess
 
 import pytest
@@ -16,7 +15,7 @@ from casectl.cli.app import COMMANDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import casectl_bin
+from conftest import casectl_bin, raw_connect, tables
 
 DOCUMENTED = {0, 2, 3, 4, 5, 6, 7}
 NASTY = [
@@ -104,10 +103,33 @@ WORDS = [
 SKIP = {"report", "export", "doc", "db", "attach", "import"}
 
 
+# PostgreSQL's catalog of the test's schema: tables and columns, indexes, triggers (and whether
+# each is enabled), functions. With every row of every table it is what SQLite's dump holds.
+PG_CATALOG = [
+    "SELECT table_name, column_name, data_type, column_default, is_nullable FROM information_schema.columns "
+    "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+    "SELECT tablename, indexname, indexdef FROM pg_catalog.pg_indexes WHERE schemaname = current_schema() "
+    "ORDER BY tablename, indexname",
+    "SELECT c.relname, t.tgname, t.tgenabled, pg_catalog.pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
+    "JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND NOT t.tgisinternal ORDER BY c.relname, t.tgname",
+    "SELECT p.proname, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = current_schema() "
+    "ORDER BY p.proname, 2",
+]
+
+
 def fingerprint(db) -> str:
-    conn = sqlite3.connect(db)
+    """The whole database, schema and rows, as one hash: SQLite's dump, or PostgreSQL's catalog
+    of the test's schema and every row of every table in it."""
+    conn = raw_connect(db)
     try:
-        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+        if getattr(conn, "dialect", "sqlite") != "postgresql":
+            return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+        parts = [repr([tuple(r) for r in conn.execute(sql)]) for sql in PG_CATALOG]
+        for t in tables(conn):
+            parts.append(t + repr(sorted((tuple(r) for r in conn.execute(f'SELECT * FROM "{t}"')), key=repr)))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
     finally:
         conn.close()
 

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from casectl import fields
 from casectl.services import importer
 
-from conftest import casectl_bin
+from conftest import casectl_bin, raw_connect
 
 NON_FINITE = ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"]
 
@@ -31,8 +30,8 @@ def write(path: Path, text: str | bytes) -> Path:
     return path
 
 
-def cases(db_path: Path) -> int:
-    conn = sqlite3.connect(db_path)
+def cases(db_path) -> int:
+    conn = raw_connect(db_path)
     try:
         return conn.execute("SELECT count(*) FROM cases").fetchone()[0]
     finally:
@@ -395,7 +394,7 @@ def test_bad_business_hours_are_refused_by_validate(cli, db, tmp_path, hours, wh
 def test_bad_business_hours_stored_earlier_are_one_line_at_create(cli, db, tmp_path):
     path = _workflow_with_hours(cli, tmp_path, {"start": "09:00", "end": "17:00"})
     cli("workflows", "add", path)
-    conn = sqlite3.connect(db)
+    conn = raw_connect(db)
     conn.execute("UPDATE workflows SET definition = replace(definition, '\"17:00\"', '\"29:00\"') WHERE name = 'hours'")
     conn.commit()
     conn.close()

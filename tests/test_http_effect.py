@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import casectl_bin, outbox
+from conftest import casectl_bin, outbox, raw_connect, snapshot
 from outside_servers import free_port, wait_for
 
 T0 = "2030-01-01T09:00:00Z"
@@ -212,7 +212,10 @@ def test_the_answer_is_mapped_into_registry_data_and_a_block_and_fires_the_succe
     history = cli("history", case).stdout
     assert history.index("integration") < history.index("registry_ok: collection_flow -> review")
     # Neither the token nor what the mapping left out of the answer is kept anywhere.
-    stored = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if os.path.exists(f"{db}-wal") else b"")
+    if isinstance(db, str):  # PostgreSQL: every value of every table
+        stored = repr(snapshot(db)).encode()
+    else:  # the SQLite file and its WAL
+        stored = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if os.path.exists(f"{db}-wal") else b"")
     assert TOKEN.encode() not in stored and b"zz-never-stored" not in stored
     cli("outbox", "deliver", env=at(60))
     assert actions_done(cli, case) == ["start", "registry_ok"]  # delivered once, applied once
@@ -426,7 +429,10 @@ def test_validate_reports_bad_mappings_and_events_by_their_json_path(cli, db, tm
 def test_a_deliverer_killed_between_send_and_mark_leaves_it_to_the_next_which_applies_it_once(cli, db, tmp_path):
     """The registry answers while this test holds the database's write lock, so the deliverer
     (a real process) has sent the call and got its answer but cannot mark it; it is killed there."""
-    lock = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    if isinstance(db, str):  # PostgreSQL: BEGIN IMMEDIATE takes the writers' lock (store/pg.py)
+        lock = raw_connect(db)
+    else:
+        lock = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     held = threading.Event()
 
     def hold_the_lock(n: int) -> None:

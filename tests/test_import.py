@@ -9,7 +9,6 @@ import json
 import os
 import pty
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,11 +18,13 @@ import pytest
 from casectl.store import chain
 from casectl.store.events import chain_rows, event_mac, verify
 
+from conftest import raw_connect
+
 HEADER = "ref,subject_name,subject_email,subject_dob,country,priority,tags,company.reg_no,company.name\n"
 
 
-def counts(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db_path)
+def counts(db_path) -> dict[str, int]:
+    conn = raw_connect(db_path)
     try:
         return {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -104,8 +105,7 @@ def test_created_event_names_the_file_and_its_sha256_and_chains(cli, db, db_path
     digest = hashlib.sha256(good_csv.read_bytes()).hexdigest()
     assert created["data"]["sha256"] == digest and created["data"]["file"] == str(good_csv)
     assert created["data"]["origin"] == "import" and created["data"]["line"] == 3
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
+    conn = raw_connect(db_path)
     breaks: list = []
     chains = list(verify(chain.key(conn, chain.KeySource.from_environ(os.environ)), chain_rows(conn), breaks))
     assert len(chains) == 3 and breaks == []
@@ -128,8 +128,7 @@ def test_event_data_and_hashes_are_exact_for_awkward_refs_and_file_names(cli, db
     g = write(tmp_path / "ints.csv", "ref\n700\n701\n")
     cli("import", f, "--workflow", "simple")
     cli("import", g, "--workflow", "kyb", "--map", map_file)
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
+    conn = raw_connect(db_path)
     rows = conn.execute(
         "SELECT e.*, c.ref AS case_ref FROM events e JOIN cases c ON c.id = e.case_id "
         "WHERE e.kind = 'created' ORDER BY e.id"
@@ -173,19 +172,35 @@ def test_search_rows_of_an_import_are_the_ones_the_triggers_keep(cli, db, db_pat
     cli("import", bad, "--workflow", "kyb", expect=6)
     cli("import", write(tmp_path / "many.csv", "\n".join(lines) + "\n"), "--workflow", "kyb")
     cli("create", "--workflow", "kyb", "--ref", "AFTER", "--subject-email", "after@example.com")
-    conn = sqlite3.connect(db_path)
+    conn = raw_connect(db_path)
+    pg = getattr(conn, "dialect", "sqlite") == "postgresql"
+    key = "id" if pg else "rowid"  # a case's search row: the FTS5 rowid, or PostgreSQL's id column
     try:
-        expected = conn.execute(
-            "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
-            "LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY c.id"
-        ).fetchall()
-        rows = conn.execute("SELECT rowid, case_no, ref, name, email, dob FROM case_search ORDER BY rowid").fetchall()
+        expected = [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT c.id, 'C-' || c.id, c.ref, s.name, s.email, s.dob FROM cases c "
+                "LEFT JOIN subjects s ON s.id = c.subject_id ORDER BY c.id"
+            )
+        ]
+        rows = [
+            tuple(r)
+            for r in conn.execute(f"SELECT {key}, case_no, ref, name, email, dob FROM case_search ORDER BY {key}")
+        ]
         assert len(rows) == 2502 and rows == expected
-        assert conn.execute("SELECT name FROM subjects WHERE email = 'old@example.com'").fetchone() == ("Name 2400",)
-        assert conn.execute("SELECT count(*) FROM case_search_deferred").fetchone() == (0,)
-        # The larger FTS5 buffer of a big fill is not left in the table's settings.
-        assert conn.execute("SELECT k FROM case_search_config").fetchall() == [("version",)]
-        conn.execute("INSERT INTO case_search (case_search) VALUES ('integrity-check')")
+        name = conn.execute("SELECT name FROM subjects WHERE email = 'old@example.com'").fetchone()
+        assert tuple(name) == ("Name 2400",)
+        assert tuple(conn.execute("SELECT count(*) FROM case_search_deferred").fetchone()) == (0,)
+        if pg:
+            # Each row's words are the ones its columns give (what FTS5's integrity-check proves).
+            stale = conn.execute(
+                "SELECT count(*) FROM case_search WHERE doc IS DISTINCT FROM casectl_search_doc(case_no, ref, name, email, dob)"
+            ).fetchone()[0]
+            assert stale == 0
+        else:
+            # The larger FTS5 buffer of a big fill is not left in the table's settings.
+            assert [tuple(r) for r in conn.execute("SELECT k FROM case_search_config")] == [("version",)]
+            conn.execute("INSERT INTO case_search (case_search) VALUES ('integrity-check')")
     finally:
         conn.close()
     found = cli("search", "Name 2400", "--ids").stdout.split()
@@ -217,10 +232,9 @@ def test_creation_hooks_run_for_imported_cases(cli, db, tmp_path):
     assert doc["due_at"] is not None
 
 
-def _creation_footprint(db_path: Path, ref: str) -> dict:
+def _creation_footprint(db_path, ref: str) -> dict:
     """What creating a case left behind, with the case's own number and ref taken out."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
+    conn = raw_connect(db_path)
     try:
         case = dict(conn.execute("SELECT * FROM cases WHERE ref = ?", (ref,)).fetchone())
         cid = case["id"]
@@ -235,7 +249,8 @@ def _creation_footprint(db_path: Path, ref: str) -> dict:
             outbox.append(
                 (r["kind"], r["target"], r["status"], payload.get("type"), payload["body"]["data"]["case"]["due_at"])
             )
-        fts = conn.execute("SELECT ref FROM case_search WHERE rowid = ?", (cid,)).fetchall()
+        key = "id" if getattr(conn, "dialect", "sqlite") == "postgresql" else "rowid"
+        fts = conn.execute(f"SELECT ref FROM case_search WHERE {key} = ?", (cid,)).fetchall()
     finally:
         conn.close()
     keep = (
@@ -297,8 +312,8 @@ def test_import_queues_no_webhook_without_a_subscription(cli, db, db_path, tmp_p
     f = write(tmp_path / "s.csv", "ref,subject_email\nS-1,a@example.com\nS-2,b@example.com\n")
     cli("import", f, "--workflow", "simple")
     cli("import", write(tmp_path / "k.csv", "ref\nK-1\n"), "--workflow", "kyb")
-    conn = sqlite3.connect(db_path)
-    rows = conn.execute("SELECT c.ref, o.target FROM outbox o JOIN cases c ON c.id = o.case_id").fetchall()
+    conn = raw_connect(db_path)
+    rows = [tuple(r) for r in conn.execute("SELECT c.ref, o.target FROM outbox o JOIN cases c ON c.id = o.case_id")]
     conn.close()
     assert rows == [("K-1", "http://127.0.0.1:9/kyb-only")]
 
@@ -630,6 +645,29 @@ def test_progress_bar_only_on_a_terminal(run, db, tmp_path, good_csv):
     assert proc.stdout.read() == b""
 
 
+def _pg_bytes(conn) -> int:
+    """What the test's schema takes on disk: a transaction's rows take their pages before it commits."""
+    return conn.execute(
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+    ).fetchone()[0]
+
+
+def _intact(run, db_path) -> None:
+    """The database is sound: SQLite's check of the file; on PostgreSQL (whose server keeps its own
+    files whole), casectl's check of what it holds."""
+    conn = raw_connect(db_path)
+    try:
+        if getattr(conn, "dialect", "sqlite") != "postgresql":
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return
+    finally:
+        conn.close()
+    check = run("db", "check", timeout=300)  # every chain of up to 60 000 cases
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, tmp_path):
     run("import", "-", "--workflow", "simple", input="ref,subject_email\nPRE-1,pre@example.com\n")
     before = counts(db_path)
@@ -642,18 +680,30 @@ def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, t
         stderr=subprocess.DEVNULL,
         env=os.environ.copy(),
     )
-    wal = Path(str(db_path) + "-wal")
+    watch = raw_connect(db_path)
+    if getattr(watch, "dialect", "sqlite") == "postgresql":
+        start = _pg_bytes(watch)
+
+        def written() -> int:
+            return _pg_bytes(watch) - start
+    else:
+        wal = Path(str(db_path) + "-wal")
+
+        def written() -> int:
+            return wal.stat().st_size if wal.exists() else 0
+
     deadline = time.monotonic() + 60
     # Wait until the import has written a good part of its transaction, then kill it.
-    while time.monotonic() < deadline and (not wal.exists() or wal.stat().st_size < 4_000_000):
-        assert proc.poll() is None, "the import finished before it could be killed; make the file bigger"
-        time.sleep(0.02)
+    try:
+        while time.monotonic() < deadline and written() < 4_000_000:
+            assert proc.poll() is None, "the import finished before it could be killed; make the file bigger"
+            time.sleep(0.02)
+    finally:
+        watch.close()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
+    _intact(run, db_path)
     assert counts(db_path) == before
     # Re-running completes it (and its peak memory stays far below the 150 MB budget).
     # Measured through a small wrapper process: a child forked straight from this
@@ -675,6 +725,4 @@ def test_sigkill_in_the_middle_leaves_the_database_unchanged(run, db, db_path, t
     assert int(proc.stdout) * 1024 < 150 * 2**20
     after = counts(db_path)
     assert after["cases"] == before["cases"] + 60_000
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
+    _intact(run, db_path)

@@ -16,19 +16,32 @@ from pathlib import Path
 
 import pytest
 
-from conftest import outbox
+from conftest import outbox, raw_connect, snapshot, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def integrity_ok(db: Path) -> bool:
-    conn = sqlite3.connect(db)
+def is_pg(conn) -> bool:
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
+def integrity_ok(db) -> bool:
+    """The database is readable whole: SQLite's check of the file; on PostgreSQL (whose server
+    keeps its own files), every row of every table read back."""
+    conn = raw_connect(db)
     try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        if not is_pg(conn):
+            return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        for t in tables(conn):
+            conn.execute(f'SELECT * FROM "{t}"').fetchall()
+        return True
     finally:
         conn.close()
 
 
+@pytest.mark.sqlite_only(
+    reason="scripts/stress.py makes and reads a SQLite file of its own (--db PATH, sqlite3, a key file beside it)"
+)
 def test_eight_processes_on_the_same_cases(tmp_path):
     """scripts/stress.py with a small setting: the issue's invariants must all hold."""
     db = tmp_path / "stress.db"
@@ -134,17 +147,40 @@ def sqlite_shell(db: Path, sql: str) -> None:
         conn.close()
 
 
+def tamper(db, sqlite: str, postgresql: str, *, purging: bool = False) -> None:
+    """Edit the database below casectl as a tamperer would: the SQLite file with its shell; on
+    PostgreSQL the same statements (no `;` in a literal) in one transaction, deletes from the
+    history allowed as a purge allows them when `purging`."""
+    if not isinstance(db, str):
+        sqlite_shell(db, sqlite)
+        return
+    conn = raw_connect(db)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        if purging:
+            conn.execute("SET LOCAL casectl.purging = 'on'")
+        for statement in postgresql.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def test_editing_history_is_refused_and_detected(cli, db):
     cid = cli("create", "--workflow", "simple").stdout.strip()
     cli("approve", cid, "--reason", "fine")
-    conn = sqlite3.connect(db)
+    conn = raw_connect(db)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE events SET reason = 'forged' WHERE id = 2")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("DELETE FROM events WHERE id = 2")
     conn.close()
-    sqlite_shell(
-        db, "DROP TRIGGER events_no_update; UPDATE events SET reason = 'forged', actor = 'mallory' WHERE id = 2;"
+    forge = "UPDATE events SET reason = 'forged', actor = 'mallory' WHERE id = 2;"
+    tamper(
+        db,
+        sqlite="DROP TRIGGER events_no_update; " + forge,
+        postgresql="ALTER TABLE events DISABLE TRIGGER events_no_update; " + forge,  # and left so
     )
     r = cli("db", "check", expect=1)
     assert f"history of {cid} breaks at E-2: its content does not match its hash" in r.stdout
@@ -156,7 +192,12 @@ def test_a_removed_event_breaks_the_chain(cli, db):
     cid = cli("create", "--workflow", "simple").stdout.strip()
     cli("status", cid, "pending")
     cli("status", cid, "open")
-    sqlite_shell(db, "DROP TRIGGER events_no_delete; DELETE FROM events WHERE id = 2;")
+    tamper(
+        db,
+        sqlite="DROP TRIGGER events_no_delete; DELETE FROM events WHERE id = 2;",
+        postgresql="DELETE FROM events WHERE id = 2;",
+        purging=True,
+    )
     out = cli("db", "check", "--json", expect=1).stdout
     problems = json.loads(out)["problems"]
     assert any("breaks at E-3: its prev_hash does not match" in p for p in problems), problems
@@ -164,7 +205,8 @@ def test_a_removed_event_breaks_the_chain(cli, db):
 
 def test_a_status_that_history_does_not_explain_is_found(cli, db):
     cid = cli("create", "--workflow", "kyb").stdout.strip()
-    sqlite_shell(db, "UPDATE cases SET status = 'approved' WHERE id = 1;")
+    forge = "UPDATE cases SET status = 'approved' WHERE id = 1;"
+    tamper(db, sqlite=forge, postgresql=forge)
     problems = cli.json("db", "check", "--json", expect=1)["problems"]
     assert f"{cid} is approved but its history ends in collection_flow" in problems
 
@@ -191,6 +233,9 @@ def test_db_check_replays_history_through_the_rules(cli, db):
     assert "C-1 at E-2: approve cannot move collection_flow -> approved in kyb v2" in problems
 
 
+@pytest.mark.sqlite_only(
+    reason="db backup/restore copy a SQLite file with SQLite's backup API (PostgreSQL: pg_dump/pg_restore)"
+)
 def test_backup_while_writers_run_then_restore(cli, db, tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -223,6 +268,7 @@ def test_backup_while_writers_run_then_restore(cli, db, tmp_path):
     assert cli.json("db", "check", "--json")["ok"]
 
 
+@pytest.mark.sqlite_only(reason="db backup/restore write and read SQLite files (PostgreSQL: pg_dump/pg_restore)")
 def test_backup_refuses_existing_file_and_bad_targets(cli, db, tmp_path):
     existing = tmp_path / "b.db"
     existing.write_text("keep me")
@@ -280,11 +326,16 @@ def test_redact_erases_personal_data_and_keeps_the_skeleton(cli, subject_with_ca
     assert p1["data"] == {} and p1["status"] == "manual_review"
     after = cli.json("history", "P1", "--json")["events"]
     assert after[: len(before)] == before and after[-1]["kind"] == "redacted"
-    dump = "\n".join(sqlite3.connect(db).iterdump())
+    if isinstance(db, str):  # PostgreSQL: every value of every table
+        dump = repr(snapshot(db))
+    else:
+        dump = "\n".join(sqlite3.connect(db).iterdump())
     for secret in ("Petra", "petra@example.com", "1980-05-06", "X123"):
         assert secret not in dump, secret
     assert "Other Person" in dump  # nobody else's data was touched
-    record = sqlite3.connect(db).execute("SELECT kind, actor, details FROM erasures").fetchall()
+    conn = raw_connect(db)
+    record = conn.execute("SELECT kind, actor, details FROM erasures").fetchall()
+    conn.close()
     assert record[0][0] == "redact" and record[0][1] == "tester" and "S-1" in record[0][2]
     assert cli.json("db", "check", "--json")["ok"]
 
@@ -310,10 +361,11 @@ def test_purge_closed_cases(cli, db, monkeypatch):
     assert [c["id"] for c in cli.json("list", "--json")] == [still_open, recent]
     assert cli("show", old, expect=3).exit_code == 3
     assert cli.json("db", "check", "--json")["ok"]  # the append-only guards are back
-    conn = sqlite3.connect(db)
+    conn = raw_connect(db)
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("DELETE FROM events")
-    assert conn.execute("SELECT kind FROM erasures").fetchall() == [("purge",)]
+    assert [tuple(r) for r in conn.execute("SELECT kind FROM erasures")] == [("purge",)]
+    conn.close()
     assert cli("purge", "--closed-before", "someday", expect=2).exit_code == 2
 
 
