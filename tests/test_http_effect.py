@@ -84,12 +84,13 @@ class Registry:
                 raw = body if isinstance(body, bytes) else json.dumps(body).encode()
                 if registry.before_answer:
                     registry.before_answer(n)
+                # Noted before the answer goes out: once the deliverer has it, the test may look.
+                seen.status = status
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
-                seen.status = status
 
             do_POST = do_GET
 

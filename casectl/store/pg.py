@@ -40,7 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import Loader
 
-from ..errors import EnvironmentProblem
+from ..errors import EnvironmentProblem, InvalidInput
 
 # Every writer's transaction holds this advisory lock: one writer at a time, as on SQLite.
 WRITER_LOCK = 0x63617365  # "case"
@@ -534,8 +534,13 @@ class PgConnection:
         if returning:
             query = query.rstrip().rstrip(";") + " RETURNING id"
         cur = self.raw.cursor()
+        values = _params(params)
+        if _has_nul(values):
+            values = _without_nul(sql, values)
         try:
-            cur.execute(query, _params(params))
+            cur.execute(query, values)
+        except pg_errors.NumericValueOutOfRange as e:
+            raise OverflowError(_message(e)) from None  # as sqlite3 raises it: one line, exit 6
         except psycopg.Error as e:
             raise as_sqlite_error(e) from e
         if not returning:
@@ -595,6 +600,26 @@ class PgConnection:
                 self.raw.execute("ROLLBACK")
             raise as_sqlite_error(e) from e
         return Cursor(cur)
+
+
+def _has_nul(values: Sequence[Any] | dict[str, Any]) -> bool:
+    items = values.values() if isinstance(values, dict) else values
+    return any(isinstance(v, str) and "\x00" in v for v in items)
+
+
+def _without_nul(sql: str, values: Sequence[Any] | dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+    """PostgreSQL text cannot hold NUL. A read looking up a value with one finds nothing, as on
+    SQLite where no stored id or name has one: the NUL is swapped for U+FFFF, a noncharacter no
+    casectl text holds. A write of one is refused (exit 6)."""
+    if not sql.lstrip()[:6].upper().startswith(("SELECT", "WITH")):
+        raise InvalidInput("the text given holds a NUL character (\\x00), which PostgreSQL cannot store; remove it")
+
+    def swap(v: Any) -> Any:
+        return v.replace("\x00", "\uffff") if isinstance(v, str) else v
+
+    if isinstance(values, dict):
+        return {k: swap(v) for k, v in values.items()}
+    return tuple(swap(v) for v in values)
 
 
 def _params(params: Sequence[Any] | dict[str, Any] | None) -> Sequence[Any] | dict[str, Any]:

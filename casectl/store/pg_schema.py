@@ -12,7 +12,8 @@ What differs from SQLite, and why:
   SQLite, and every output is byte-identical;
 - JSON stays text as written (key order is part of the hash chain and of `show`), and
   the columns that `--where data.PATH=VALUE` reads are indexed as jsonb (GIN,
-  jsonb_path_ops): `cases.data`, `cases.registry_data`, `subjects.data`;
+  jsonb_path_ops): `cases.data`, `cases.registry_data`, `subjects.data` (read with any
+  `\u0000` escape left out: jsonb cannot hold one, the text keeps it);
 - search is a tsvector per case (simple configuration over unaccented, lower-cased
   words split as SQLite's unicode61 tokenizer splits them), with a GIN index;
 - events are append-only by trigger (and, for the roles `db grant` makes, by privilege):
@@ -62,7 +63,7 @@ CREATE UNIQUE INDEX idx_subjects_email_key ON subjects (email_key);
 CREATE UNIQUE INDEX idx_subjects_ref ON subjects (ref);
 CREATE INDEX idx_subjects_country ON subjects (country);
 CREATE INDEX idx_subjects_name ON subjects (lower(name));
-CREATE INDEX idx_subjects_data ON subjects USING gin ((data::jsonb) jsonb_path_ops);
+CREATE INDEX idx_subjects_data ON subjects USING gin ((replace(data, '\u0000', '')::jsonb) jsonb_path_ops);
 
 CREATE TABLE cases (
   id bigint PRIMARY KEY, ref text, workflow text NOT NULL, workflow_version bigint NOT NULL,
@@ -96,8 +97,8 @@ CREATE INDEX idx_cases_status_workflow ON cases (status, workflow);
 CREATE INDEX idx_cases_subject_id ON cases (subject_id);
 CREATE INDEX idx_cases_team ON cases (team);
 CREATE INDEX idx_cases_workflow ON cases (workflow);
-CREATE INDEX idx_cases_data ON cases USING gin ((data::jsonb) jsonb_path_ops);
-CREATE INDEX idx_cases_registry_data ON cases USING gin ((registry_data::jsonb) jsonb_path_ops);
+CREATE INDEX idx_cases_data ON cases USING gin ((replace(data, '\u0000', '')::jsonb) jsonb_path_ops);
+CREATE INDEX idx_cases_registry_data ON cases USING gin ((replace(registry_data, '\u0000', '')::jsonb) jsonb_path_ops);
 
 -- A case's workflow version must be recorded (SQLite: the trigger cases_workflow_exists).
 ALTER TABLE cases ADD CONSTRAINT cases_workflow_exists
@@ -230,7 +231,7 @@ CREATE TABLE routine_runs (
 -- JSON paths as SQLite's json_extract reads them ($."a"."b"), and `--where data.PATH=VALUE`
 -- (store/cases.py where_sql) as a containment the GIN indexes serve, checked exactly after.
 CREATE FUNCTION casectl_json_extract(doc text, path text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT jsonb_path_query_first(doc::jsonb, path::jsonpath) #>> '{}'
+  SELECT jsonb_path_query_first(replace(doc, '\u0000', '')::jsonb, path::jsonpath) #>> '{}'
 $$;
 CREATE FUNCTION casectl_json_doc(path text, v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE keys text[]; doc jsonb := v; i int;
@@ -250,8 +251,8 @@ BEGIN
 END $$;
 -- STABLE (to_jsonb is), so the planner inlines it and the containment meets the GIN index.
 CREATE FUNCTION casectl_json_path_eq(doc text, path text, value text) RETURNS boolean LANGUAGE sql STABLE AS $$
-  SELECT (doc::jsonb @> casectl_json_doc(path, to_jsonb(value))
-          OR doc::jsonb @> casectl_json_doc(path, casectl_json_number(value)))
+  SELECT (replace(doc, '\u0000', '')::jsonb @> casectl_json_doc(path, to_jsonb(value))
+          OR replace(doc, '\u0000', '')::jsonb @> casectl_json_doc(path, casectl_json_number(value)))
      AND casectl_json_extract(doc, path) = value
 $$;
 
