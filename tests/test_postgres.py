@@ -236,3 +236,26 @@ def test_the_sqlite_path_imports_nothing_of_postgresql(cli, db, db_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "sqlite,postgresql",
+    [
+        ("SELECT * FROM t WHERE a = ? AND b LIKE '50%?'", "SELECT * FROM t WHERE a = %s AND b ILIKE '50%%?'"),
+        ("INSERT OR IGNORE INTO case_tags (case_id, tag) VALUES (?, ?)",
+         "INSERT INTO case_tags (case_id, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING"),
+        ("SELECT 1 WHERE o2.case_id IS o.case_id AND x IS NOT y AND z IS NOT NULL",
+         "SELECT 1 WHERE o2.case_id IS NOT DISTINCT FROM o.case_id AND x IS DISTINCT FROM y AND z IS NOT NULL"),
+        ("SELECT max(a, b), max(id) FROM t", "SELECT greatest(a, b), max(id) FROM t"),
+        ("SELECT * FROM cases c ORDER BY c.due_at, c.id DESC LIMIT 5",
+         "SELECT * FROM cases c ORDER BY c.due_at NULLS FIRST, c.id DESC LIMIT 5"),
+        ("SELECT * FROM outbox WHERE next_attempt_at <= :now", "SELECT * FROM outbox WHERE next_attempt_at <= %(now)s"),
+        ("SELECT 1 FROM cases c WHERE c.final = 0 AND +c.due_at < ?", "SELECT 1 FROM cases c WHERE c.final = 0 AND c.due_at < %s"),
+        ("SELECT 'it''s ? %' AS t", "SELECT 'it''s ? %%' AS t"),
+    ],
+)  # fmt: skip
+def test_sqlite_spellings_are_translated_and_quoted_text_is_left_alone(sqlite, postgresql):
+    pytest.importorskip("psycopg")
+    from casectl.store.pg import translate
+
+    assert translate(sqlite) == postgresql

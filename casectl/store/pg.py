@@ -41,26 +41,13 @@ from psycopg import pq
 from psycopg.adapt import Loader
 
 from ..errors import EnvironmentProblem, InvalidInput
+from .pg_schema import ID_TABLES
 
 # Every writer's transaction holds this advisory lock: one writer at a time, as on SQLite.
 WRITER_LOCK = 0x63617365  # "case"
 
 # Tables whose rows have an integer `id` that an INSERT hands back as lastrowid.
-_ID_TABLES = frozenset(
-    {
-        "activities",
-        "appointments",
-        "attachments",
-        "blocks",
-        "cases",
-        "erasures",
-        "events",
-        "hooks",
-        "notes",
-        "outbox",
-        "subjects",
-    }
-)
+_ID_TABLES = frozenset(ID_TABLES)
 _INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+(IGNORE|REPLACE)\s+)?INTO\s+\"?(?:main\.)?(\w+)\"?", re.I)
 
 
@@ -192,22 +179,7 @@ def _scalar_min_max(text: str) -> str:
     """SQLite's max(a, b) and min(a, b) of several arguments are PostgreSQL's greatest and least."""
     out, pos = [], 0
     for m in _MIN_MAX.finditer(text):
-        depth, commas, j, quote = 0, 0, m.end() - 1, ""
-        while j < len(text):
-            ch = text[j]
-            if quote:
-                quote = "" if ch == quote else quote
-            elif ch in "'\"":
-                quote = ch
-            elif ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-                if depth == 0:
-                    break
-            elif ch == "," and depth == 1:
-                commas += 1
-            j += 1
+        _, commas = _close_paren(text, m.end() - 1)
         if commas:
             out.append(text[pos : m.start()] + ("greatest" if m.group(1).lower() == "max" else "least") + "(")
             pos = m.end()
@@ -215,9 +187,10 @@ def _scalar_min_max(text: str) -> str:
     return "".join(out)
 
 
-def _close_paren(text: str, open_at: int) -> int:
-    """The index of the parenthesis closing the one at `open_at` (quotes skipped)."""
-    depth, quote, j = 0, "", open_at
+def _close_paren(text: str, open_at: int) -> tuple[int, int]:
+    """The index of the parenthesis closing the one at `open_at` (quotes skipped), and how many
+    commas stand directly inside the pair (a function's arguments, less one)."""
+    depth, commas, quote, j = 0, 0, "", open_at
     while j < len(text):
         ch = text[j]
         if quote:
@@ -229,9 +202,11 @@ def _close_paren(text: str, open_at: int) -> int:
         elif ch == ")":
             depth -= 1
             if depth == 0:
-                return j
+                return j, commas
+        elif ch == "," and depth == 1:
+            commas += 1
         j += 1
-    return len(text)
+    return len(text), commas
 
 
 _JSON_GROUP_ARRAY = re.compile(r"\bjson_group_array\s*\(", re.I)
@@ -240,7 +215,7 @@ _JSON_GROUP_ARRAY = re.compile(r"\bjson_group_array\s*\(", re.I)
 def _json_group_array(text: str) -> str:
     """json_group_array(x) is '[]' over no rows; json_agg is NULL there."""
     while (m := _JSON_GROUP_ARRAY.search(text)) is not None:
-        end = _close_paren(text, m.end() - 1)
+        end, _ = _close_paren(text, m.end() - 1)
         inner = text[m.end() : end]
         text = f"{text[: m.start()]}coalesce(json_agg({inner})::text, '[]'){text[end + 1 :]}"
     return text
