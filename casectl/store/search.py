@@ -160,7 +160,20 @@ def _pg_search_sql(
     match: str, f: CaseFilter, *, exact_id: int | None, exact_ref: str | None, limit: int | None
 ) -> tuple[str, list[Any]]:
     where, params = case_store.where_sql(f)
-    extra = (" AND " + where[len(" WHERE ") :]) if where else ""
+    if not where:
+        # No filter: rank inside case_search first, then fetch only the page's cases.
+        sql = (
+            f"{_COLUMNS} FROM (SELECT cs.id, {_PG_RANK} AS score, (cs.id = ?) AS exact_id, "
+            "coalesce(cs.ref = ?, FALSE) AS exact_ref "
+            "FROM (SELECT to_tsquery('simple', casectl_query_words(?)) AS q) q JOIN case_search cs ON cs.doc @@ q.q "
+            "ORDER BY exact_id DESC, exact_ref DESC, score DESC, cs.id"
+            + (" LIMIT ?" if limit is not None and limit >= 0 else "")
+            + ") hit JOIN cases c ON c.id = hit.id LEFT JOIN subjects s ON s.id = c.subject_id "
+            "ORDER BY hit.exact_id DESC, hit.exact_ref DESC, hit.score DESC, c.id"
+        )
+        out = [exact_id if exact_id is not None else -1, exact_ref, tsquery(match)]
+        return sql, out + ([limit] if limit is not None and limit >= 0 else [])
+    extra = " AND " + where[len(" WHERE ") :]
     sql = (
         f"{_COLUMNS} FROM (SELECT to_tsquery('simple', casectl_query_words(?)) AS q) q "
         f"JOIN case_search cs ON cs.doc @@ q.q JOIN cases c ON c.id = cs.id "
