@@ -259,3 +259,59 @@ def test_sqlite_spellings_are_translated_and_quoted_text_is_left_alone(sqlite, p
     from casectl.store.pg import translate
 
     assert translate(sqlite) == postgresql
+
+
+@pg
+def test_an_unreachable_server_a_missing_database_and_a_refused_role_are_one_line(cli, db, db_path, run):
+    cluster = pg_cluster()
+    cases = [
+        (f"postgresql://postgres@127.0.0.1:{_closed_port()}/casectl", 7, "cannot connect to the PostgreSQL database"),
+        (cluster.url("no_such_database"), 3, "no PostgreSQL database at"),
+        (cluster.url(user="no_such_role"), 4, "the PostgreSQL server refused"),
+        ("postgresql:///?service=no_such_service", 7, 'definition of service "no_such_service" not found'),
+    ]
+    for url, code, message in cases:
+        out = run("list", env={"CASECTL_DB": url})
+        assert out.returncode == code, (url, out.stderr)
+        assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when this returns: nothing listens there
+
+
+@pg
+def test_a_connection_lost_mid_command_is_exit_7_and_writes_nothing(cli, db, db_path):
+    import time
+
+    from casectl.store.pg import WRITER_LOCK
+
+    case = cli("create", "--workflow", "simple", "--subject-name", "Ada").stdout.strip()
+    holder = raw_connect(db_path)
+    try:
+        holder.execute("SELECT pg_advisory_lock(?)", (WRITER_LOCK,))
+        env = {**os.environ, "CASECTL_BUSY_TIMEOUT": "30"}
+        proc = subprocess.Popen(
+            [casectl_bin(), "note", case, "never written"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(200):  # until it waits on the writer lock
+            waiting = holder.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'casectl' AND wait_event_type = 'Lock'"
+            ).fetchall()
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, "the note never waited for the lock"
+        holder.execute("SELECT pg_terminate_backend(?)", (waiting[0][0],))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        holder.execute("SELECT pg_advisory_unlock(?)", (WRITER_LOCK,))
+        holder.close()
+    assert proc.returncode == 7, err
+    assert "lost the connection" in err and "Traceback" not in err
+    assert "never written" not in cli("show", case).stdout

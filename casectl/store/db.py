@@ -249,7 +249,13 @@ def explain(e: sqlite3.Error, path: str | Path | None) -> CasectlError | None:
     locked (5), read-only, disk full, I/O error, damaged file (7). None for any other: a bug."""
     name = getattr(e, "sqlite_errorname", "") or ""
     where = f"the database {path}" if path else "the database"
-    if getattr(e, "pg_code", None) == "42501":  # PostgreSQL: insufficient privilege
+    code = getattr(e, "pg_code", None) or ""
+    if code.startswith(("08", "57P")):  # PostgreSQL: the connection or the server went away
+        return EnvironmentProblem(
+            f"lost the connection to {where} ({e}); the server rolls back what this command had not "
+            "committed: run it again once the server is back"
+        )
+    if code == "42501":  # PostgreSQL: insufficient privilege
         return NotAllowed(
             f"your PostgreSQL role may not do this ({e}); nothing was written. "
             "Its rights come from `casectl db grant ROLE --as agent|lead|auditor`"

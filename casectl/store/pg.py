@@ -28,6 +28,7 @@ Only this module imports psycopg, and only a PostgreSQL target imports it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
@@ -40,7 +41,7 @@ from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import Loader
 
-from ..errors import EnvironmentProblem, InvalidInput
+from ..errors import EnvironmentProblem, InvalidInput, NotAllowed, NotFound
 from .pg_schema import ID_TABLES
 
 # Every writer's transaction holds this advisory lock: one writer at a time, as on SQLite.
@@ -361,6 +362,8 @@ def as_sqlite_error(e: psycopg.Error) -> sqlite3.Error:
     err = cls(message)
     err.sqlite_errorname = name
     err.pg_code = getattr(e, "sqlstate", None)
+    if isinstance(e, psycopg.OperationalError) and (err.pg_code is None or err.pg_code.startswith(("08", "57P"))):
+        err.pg_code = err.pg_code or "08000"  # the connection is gone (the server stopped, the network)
     return err
 
 
@@ -540,7 +543,8 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
+        status = self.raw.info.transaction_status
+        return status not in (pq.TransactionStatus.IDLE, pq.TransactionStatus.UNKNOWN)
 
     def close(self) -> None:
         self.raw.close()
@@ -572,7 +576,8 @@ class PgConnection:
                 cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         except psycopg.Error as e:
             if self.in_transaction:
-                self.raw.execute("ROLLBACK")
+                with contextlib.suppress(psycopg.Error):  # a connection that is gone has nothing to roll back
+                    self.raw.execute("ROLLBACK")
             raise as_sqlite_error(e) from e
         return Cursor(cur)
 
@@ -616,9 +621,8 @@ def connect(url: str, *, busy_timeout: float) -> PgConnection:
             application_name="casectl",
             connect_timeout=max(1, int(busy_timeout)),
         )
-    except psycopg.OperationalError as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "connection refused"
-        raise EnvironmentProblem(f"cannot connect to the PostgreSQL database {redacted(url)}: {reason}") from None
+    except psycopg.Error as e:
+        raise _connect_problem(e, redacted(url)) from None
     raw.adapters.register_loader("numeric", _NumericLoader)
     raw.adapters.register_loader("jsonb", _TextLoader)
     raw.adapters.register_loader("json", _TextLoader)
@@ -628,6 +632,23 @@ def connect(url: str, *, busy_timeout: float) -> PgConnection:
     conn = PgConnection(raw, url, busy_timeout)
     conn.login, conn.casectl_kind = identity(conn)
     return conn
+
+
+def _connect_problem(e: psycopg.Error, where: str) -> Exception:
+    """Why the server could not be reached, as one line with the exit code of the same case on
+    SQLite: no such database is a missing file (3), a role refused is not allowed (4), anything
+    else (no server, a bad connection string) is the environment (7)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reason = "; ".join(lines) or type(e).__name__
+    reason = re.sub(r"^connection (failed|is bad): ", "", reason)
+    reason = re.sub(r'connection to server at "[^"]*", port \d+ failed: (FATAL: +)?', "", reason)
+    if re.search(r'database "[^"]*" does not exist', reason):
+        return NotFound(f"no PostgreSQL database at {where} ({reason}); create it (createdb), then `casectl init`")
+    if re.search(
+        r"password authentication failed|role \"[^\"]*\" does not exist|no pg_hba.conf entry|permission denied", reason
+    ):
+        return NotAllowed(f"the PostgreSQL server refused {where} ({reason}); check the role and ~/.pgpass")
+    return EnvironmentProblem(f"cannot connect to the PostgreSQL database {where}: {reason}")
 
 
 # --- identities -----------------------------------------------------------------------------
