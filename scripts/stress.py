@@ -68,7 +68,7 @@ def _ops(case_ids: list[str], worker: int, rng: random.Random):
 
 def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, import_file: str | None) -> None:
     os.environ["CASECTL_DB"] = db
-    os.environ["CASECTL_CHAIN_KEY_FILE"] = f"{db}.key"  # beside the throw-away database
+    os.environ["CASECTL_CHAIN_KEY_FILE"] = _key_file(db)
     os.environ["CASECTL_ACTOR"] = f"agent{index}"
     os.environ["CASECTL_NO_DELIVER"] = "1"
     from casectl.cli.app import app
@@ -120,7 +120,26 @@ def worker(db: str, case_ids: list[str], seconds: float, index: int, out: str, i
     )
 
 
-def prepare(db: Path, cases: int) -> list[str]:
+def _raw(db: str):
+    """The database below casectl's commands, on either backend (sqlite3's API)."""
+    if db.startswith(("postgresql://", "postgres://")):
+        from casectl.store import pg
+
+        return pg.connect(db, busy_timeout=30)
+    return sqlite3.connect(db)
+
+
+def _key_file(db: str) -> str:
+    # Beside a throw-away SQLite file; for a PostgreSQL database, in the temporary folder.
+    if db.startswith(("postgresql://", "postgres://")):
+        import hashlib
+
+        digest = hashlib.sha256(db.encode()).hexdigest()[:16]  # the same in every worker process
+        return os.path.join(tempfile.gettempdir(), f"casectl-stress-{digest}.key")
+    return f"{db}.key"
+
+
+def prepare(db: str, cases: int) -> list[str]:
     from casectl.cli.app import app
     from casectl.services import lifecycle
     from casectl.services.records import NewCase
@@ -129,7 +148,7 @@ def prepare(db: Path, cases: int) -> list[str]:
     from typer.testing import CliRunner
 
     os.environ["CASECTL_DB"] = str(db)
-    os.environ["CASECTL_CHAIN_KEY_FILE"] = f"{db}.key"  # beside the throw-away database
+    os.environ["CASECTL_CHAIN_KEY_FILE"] = _key_file(db)
     CliRunner().invoke(app, ["init"])
     conn = connect(db)
     t = now()
@@ -143,9 +162,11 @@ def prepare(db: Path, cases: int) -> list[str]:
     return ids
 
 
-def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
+def run(db: str, procs: int, cases: int, seconds: float) -> dict:
     case_ids = prepare(db, cases)
-    events_before = dict(sqlite3.connect(db).execute("SELECT case_id, count(*) FROM events GROUP BY case_id"))
+    before = _raw(db)
+    events_before = {r[0]: r[1] for r in before.execute("SELECT case_id, count(*) FROM events GROUP BY case_id")}
+    before.close()
     tmp = Path(tempfile.mkdtemp(prefix="casectl-stress-"))
     import_file = tmp / "batch.csv"
     import_file.write_text(
@@ -172,8 +193,8 @@ def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
         successes.update(r["successes"])
         locked += r["locked"]
         tracebacks += r["tracebacks"]
-    conn = sqlite3.connect(db)
-    events_after = dict(conn.execute("SELECT case_id, count(*) FROM events GROUP BY case_id"))
+    conn = _raw(db)
+    events_after = {r[0]: r[1] for r in conn.execute("SELECT case_id, count(*) FROM events GROUP BY case_id")}
     # Events that are not one command's doing: a child case finishing moves its parent.
     lost = {}
     for cid in case_ids:
@@ -186,7 +207,7 @@ def run(db: Path, procs: int, cases: int, seconds: float) -> dict:
     from typer.testing import CliRunner
 
     check = CliRunner().invoke(
-        app, ["db", "check", "--json"], env={"CASECTL_DB": str(db), "CASECTL_CHAIN_KEY_FILE": f"{db}.key"}
+        app, ["db", "check", "--json"], env={"CASECTL_DB": str(db), "CASECTL_CHAIN_KEY_FILE": _key_file(db)}
     )
     return {
         "commands": sum(codes.values()),
@@ -210,9 +231,9 @@ def main() -> int:
     ap.add_argument("--procs", type=int, default=8)
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--db", type=Path)
+    ap.add_argument("--db", help="a SQLite file (made) or a postgresql:// URL of an empty database")
     args = ap.parse_args()
-    db = args.db or Path(tempfile.mkdtemp(prefix="casectl-stress-db-")) / "stress.db"
+    db = args.db or str(Path(tempfile.mkdtemp(prefix="casectl-stress-db-")) / "stress.db")
     t = time.perf_counter()
     report = run(db, args.procs, args.cases, args.seconds)
     report["seconds"] = round(time.perf_counter() - t, 1)

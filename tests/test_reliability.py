@@ -39,12 +39,9 @@ def integrity_ok(db) -> bool:
         conn.close()
 
 
-@pytest.mark.sqlite_only(
-    reason="scripts/stress.py makes and reads a SQLite file of its own (--db PATH, sqlite3, a key file beside it)"
-)
-def test_eight_processes_on_the_same_cases(tmp_path):
+def test_eight_processes_on_the_same_cases(tmp_path, backend, db_target):
     """scripts/stress.py with a small setting: the issue's invariants must all hold."""
-    db = tmp_path / "stress.db"
+    db = tmp_path / "stress.db" if backend == "sqlite" else db_target
     # No lock wait may run out within the few seconds of load, so the batch import (the
     # fixed part of the workload) always lands, however slow the machine.
     env = {**os.environ, "CASECTL_BUSY_TIMEOUT": "120"}
@@ -75,7 +72,7 @@ def test_eight_processes_on_the_same_cases(tmp_path):
     # Real work happened, not only refusals; and what reported success is there. Nothing
     # here depends on how many commands the machine managed in the time given.
     assert report["commands"] == sum(report["exit_codes"].values()) and report["exit_codes"].get("0", 0) >= 1
-    conn = sqlite3.connect(db)
+    conn = raw_connect(db)
     try:
         batch = conn.execute("SELECT count(*) FROM cases WHERE ref LIKE 'BATCH-%'").fetchone()[0]
         unborn = conn.execute(
