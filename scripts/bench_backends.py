@@ -146,6 +146,17 @@ def query_cases(conn, raw, postgres: bool, n: int):
             f"AND decided_at >= {q} AND decided_at <= {q}",
             [since, now],
         )
+        k = raw(f"SELECT count(*) FROM cases WHERE final = 1 AND decided_at >= {q} AND decided_at <= {q}", [since, now])
+        seconds = (
+            "extract(epoch FROM decided_at::timestamptz - created_at::timestamptz)"
+            if postgres
+            else "(julianday(decided_at) - julianday(created_at)) * 86400"
+        )
+        raw(
+            f"SELECT {seconds} AS s FROM cases WHERE final = 1 AND decided_at >= {q} AND decided_at <= {q} "
+            f"ORDER BY s LIMIT 1 OFFSET {q}",
+            [since, now, k[0][0] // 2],
+        )  # the median, as the SQLite floor of bench_queries has it
         raw("SELECT assignee, count(*) FROM cases WHERE final = 0 GROUP BY assignee", [])
 
     out.append(("stats (30 days)", lambda: stats_service.stats(conn, CaseFilter(), now=bq.NOW), stats_floor))

@@ -40,6 +40,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg.adapt import Loader
+from psycopg.rows import tuple_row
 
 from ..errors import EnvironmentProblem, InvalidInput, NotAllowed, NotFound
 from .pg_schema import ID_TABLES
@@ -430,16 +431,20 @@ class Cursor:
         self._cur.close()
 
 
+_NAMED = object()  # a PgCursor's default row_factory: rows by name and index
+
+
 class PgCursor:
     """conn.cursor(): execute() keeps its result on the cursor, as sqlite3's does."""
 
     def __init__(self, conn: PgConnection):
         self._conn = conn
         self._result: Cursor | None = None
-        self.row_factory: object = None
+        self.row_factory: object = _NAMED  # as sqlite3: the connection's rows until set to None
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
-        self._result = self._conn.execute(sql, params)
+        # row_factory = None asks for plain tuples, as on sqlite3 (store/cases.py dicts: cheaper rows).
+        self._result = self._conn.execute(sql, params, plain=self.row_factory is None)
         return self
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> PgCursor:
@@ -500,7 +505,7 @@ class PgConnection:
 
     # The DB-API the store uses.
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *, plain: bool = False) -> Cursor:
         head = sql.lstrip()[:16].upper()
         if head.startswith("BEGIN"):
             return self._begin(head)
@@ -511,7 +516,7 @@ class PgConnection:
         )
         if returning:
             query = query.rstrip().rstrip(";") + " RETURNING id"
-        cur = self.raw.cursor()
+        cur = self.raw.cursor(row_factory=tuple_row) if plain else self.raw.cursor()
         values = _params(params)
         if _has_nul(values):
             values = _without_nul(sql, values)
