@@ -156,7 +156,7 @@ def _connect_postgres(
             )
         conn.fresh = version == 0
         if version < len(MIGRATIONS):
-            from .pg_schema import migrate as migrate_postgres
+            from .pg_migrate import migrate as migrate_postgres
 
             with write(conn):  # type: ignore[arg-type]
                 migrate_postgres(conn)
