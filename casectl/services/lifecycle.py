@@ -341,7 +341,7 @@ def insert_cases(
         events.append((case_id, at, actor, "created", None, None, status, None, data, ""))
     bulk.insert_cases(conn, case_rows)
     if tag_rows:
-        bulk.insert_tags(conn, tag_rows)
+        bulk.insert_tags(conn, tag_rows, new_cases=True)
     event_ids = event_store.append_many(conn, events)
     case_ids = [row[0] for row in case_rows]
     created_followers(conn, new_cases, case_ids, event_ids, starts, actor=actor, now=now)

@@ -337,8 +337,10 @@ def insert_cases(conn: sqlite3.Connection, rows: Sequence[tuple]) -> None:
             insert_rows(conn, "cases", CASE_INSERT_COLUMNS, rows)
 
 
-def insert_tags(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]]) -> None:
-    insert_rows(conn, "case_tags", ("case_id", "tag"), rows, verb="INSERT OR IGNORE")
+def insert_tags(conn: sqlite3.Connection, rows: Sequence[tuple[int, str]], *, new_cases: bool = False) -> None:
+    """Tags of cases; `new_cases`: of cases inserted in this transaction, each (case, tag) once,
+    so nothing can collide and they go in as plain rows (COPY on PostgreSQL)."""
+    insert_rows(conn, "case_tags", ("case_id", "tag"), rows, verb="INSERT" if new_cases else "INSERT OR IGNORE")
 
 
 # --- export: a case's data package ----------------------------------------------

@@ -217,6 +217,7 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
     # Who ran it: on PostgreSQL the role the server authenticated, else the OS account.
     login = getattr(conn, "login", None) or chain.os_login()
     last_case, last_event = chain.seal(conn)
+    sealed_cases = last_case  # a case above it has never had a chain head
     top = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     next_id = max(last_event, top) + 1
     heads = _heads(conn, {e[0] for e in events if e[9] != ""})
@@ -250,11 +251,15 @@ def append_many(conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[in
     event_ids = bulk.insert_rows(conn, "events", _INSERT_COLUMNS, rows)
     if texts:
         bulk.insert_rows(conn, "event_texts", ("event_id", "fields", "salt", "body"), texts)
-    head_rows = []
+    new_heads: list[tuple] = []
+    head_rows: list[tuple] = []
     for case_id in sorted({r[2] for r in rows}):  # (id, prev_hash, case_id, ...)
         t = heads[case_id]
         mac = chain.head_mac(key, case_id, t.events, t.last_event, t.last_at, t.head, None)
-        head_rows.append((case_id, t.events, t.last_event, t.last_at, t.head, None, mac))
+        (new_heads if case_id > sealed_cases else head_rows).append(
+            (case_id, t.events, t.last_event, t.last_at, t.head, None, mac)
+        )
+    bulk.insert_rows(conn, "chain_heads", chain.HEAD_COLUMNS, new_heads)  # new cases: plain rows
     bulk.insert_rows(conn, "chain_heads", chain.HEAD_COLUMNS, head_rows, conflict=_HEAD_UPSERT)
     chain.write_seal(conn, key, last_case, next_id - 1)
     return event_ids
