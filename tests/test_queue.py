@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from conftest import casectl_bin, raw_connect
+from conftest import casectl_bin, raw_connect, snapshot
 
 
 def make(cli, n, workflow="simple", **kw):
@@ -163,3 +163,33 @@ def test_keyset_pages_cover_everything_once(cli, db):
     assert "default sort" in r.stderr
     r = cli("list", "--after", "garbage!!", "--sort", "created", expect=2)
     assert "not a cursor" in r.stderr
+
+
+# --- priority after creation -------------------------------------------------------
+
+
+def test_priority_is_set_recorded_and_left_alone_when_unchanged(cli, db):
+    cid = cli("create", "-w", "simple", "--subject-name", "Ada").stdout.strip()
+    out = cli("priority", cid, "urgent")
+    assert out.stdout.strip() == f"{cid}: priority normal -> urgent"
+    assert cli.json("show", cid, "--json")["priority"] == "urgent"
+    [event] = [e for e in cli.json("history", cid, "--json")["events"] if e["kind"] == "priority"]
+    assert event["actor"] == "tester" and event["data"]["priority"] == ["normal", "urgent"]
+    again = cli.json("priority", cid, "urgent", "--json")
+    assert again["event"] is None and again["previous"] == "urgent"
+    assert len([e for e in cli.json("history", cid, "--json")["events"] if e["kind"] == "priority"]) == 1
+
+
+def test_priority_from_stdin_is_all_or_nothing_and_a_bad_level_is_exit_2(cli, db, db_path):
+    a = cli("create", "-w", "simple", "--subject-name", "A").stdout.strip()
+    b = cli("create", "-w", "simple", "--subject-name", "B").stdout.strip()
+    before = snapshot(db_path)
+    r = cli("priority", "-", "high", input=f"{a}\nC-99\n", expect=3)
+    assert "nothing was changed" in r.stderr and "C-99" in r.stderr
+    dry = cli("priority", "-", "high", "--dry-run", input=f"{a}\n{b}\n")
+    assert f"{a}: would set normal -> high" in dry.stdout
+    bad = cli("priority", a, "bogus", expect=2)
+    assert "not one of low, normal, high, urgent" in bad.stderr
+    assert snapshot(db_path) == before
+    cli("priority", "-", "low", input=f"{a}\n{b}\n")
+    assert [c["priority"] for c in cli.json("list", "--json")] == ["low", "low"]

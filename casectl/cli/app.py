@@ -59,6 +59,10 @@ COMMANDS: dict[str, Entry] = {
     "unassign": Entry("casectl.cli.queue", "Remove a case's assignee (and with --team its team)."),
     "take": Entry("casectl.cli.queue", "Claim the oldest unassigned case you can act on now and print its id."),
     "tag": Entry("casectl.cli.queue", "Add (+T) or remove (-T) tags on a case (or ids from stdin)."),
+    "priority": Entry(
+        "casectl.cli.queue",
+        "Set a case's priority (or that of every id from stdin, all or nothing), recorded in its history.",
+    ),
     "note": Entry("casectl.cli.queue", "Add a public or private note to a case's history."),
     "contact": Entry(
         "casectl.cli.engage",

@@ -235,6 +235,37 @@ def tag(
     )
 
 
+@app.command("priority")
+def priority(
+    case: CaseArg,
+    level: Annotated[str, typer.Argument(metavar="LEVEL", help="low, normal, high or urgent.")],
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Set a case's priority (or that of every id from stdin, all or nothing), recorded in its history.
+
+    Example: casectl priority C-12 urgent
+    """
+    from ..services.validate import PRIORITIES
+
+    if level not in PRIORITIES:
+        raise UsageError(f"priority: '{level}' is not one of {', '.join(PRIORITIES)}")
+
+    def render(r: dict[str, Any], dry: bool) -> str:
+        if not r["event"]:
+            return f"{r['id']}: priority already {r['priority']}"
+        return f"{r['id']}: {'would set' if dry else 'priority'} {r['previous']} -> {r['priority']}"
+
+    apply(
+        case,
+        lambda conn, c: queue_service.priority_in(conn, c, level, actor=context.actor(), now=context.now()),
+        dry_run=dry_run,
+        what="priority",
+        as_json=as_json,
+        render=render,
+    )
+
+
 @app.command("note")
 def note(
     case: CaseArg,
