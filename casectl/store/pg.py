@@ -695,7 +695,6 @@ _AGENT_WRITES = {
     "appointments": "INSERT, UPDATE",
     "routine_runs": "INSERT, UPDATE",
     "case_search": "INSERT, UPDATE, DELETE",
-    "case_search_deferred": "INSERT, DELETE",
     "settings": "INSERT, UPDATE",
 }
 
@@ -706,7 +705,7 @@ def grant(conn: PgConnection, role: str, kind: str) -> dict[str, Any]:
     role is put in exactly one of them. Needs a role that may create roles and owns the tables."""
     from psycopg import sql as pgsql
 
-    from ..rules import BUILTIN
+    from ..rules import BUILTIN, workflow_to_dict
     from . import workflows as workflow_store
 
     if kind not in KINDS:
@@ -747,8 +746,6 @@ def grant(conn: PgConnection, role: str, kind: str) -> dict[str, Any]:
 
     at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for wf in BUILTIN.values():
-        from ..rules import workflow_to_dict
-
         workflow_store.save(conn, workflow_to_dict(wf), builtin=True, at=at, actor=conn.login)  # type: ignore[arg-type]
     return {"role": role, "as": kind, "created": created, "schema": schema}
 

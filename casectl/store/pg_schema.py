@@ -261,7 +261,6 @@ CREATE TABLE case_search (
   id bigint PRIMARY KEY, case_no text, ref text, name text, email text, dob text, doc tsvector NOT NULL
 );
 CREATE INDEX idx_case_search_doc ON case_search USING gin (doc);
-CREATE TABLE case_search_deferred (id bigint PRIMARY KEY);
 
 CREATE FUNCTION casectl_search_doc(case_no text, ref text, name text, email text, dob text) RETURNS tsvector
 LANGUAGE sql STABLE AS $$
