@@ -104,6 +104,9 @@ COMMANDS: dict[str, Entry] = {
         "casectl.cli.privacy", "Delete cases closed before a date, with their history and documents (retention)."
     ),
     "db": Entry("casectl.cli.db", "Check, back up and restore the database.", group=True, attr="db_app"),
+    "completion": Entry(
+        "casectl.cli.completion", "Print the shell completion script for bash, zsh or fish (see docs/completion.md)."
+    ),
 }
 
 
@@ -152,6 +155,16 @@ def _with_common_options(cmd: click.Command) -> click.Command:
     return cmd
 
 
+def _completing(cmd: click.Command) -> click.Command:
+    """While the shell asks for completions (click sets _CASECTL_COMPLETE), give the command's
+    options and arguments their value completers; an ordinary run pays nothing for them."""
+    if os.environ.get("_CASECTL_COMPLETE"):
+        from .completion import attach
+
+        attach(cmd)
+    return cmd
+
+
 class LazyGroup(TyperGroup):
     _loaded: dict[str, click.Group] = {}
 
@@ -170,9 +183,9 @@ class LazyGroup(TyperGroup):
             self._loaded[key] = group
         if entry.group:
             group.name = name
-            return _with_common_options(group)
+            return _completing(_with_common_options(group))
         cmd = group.get_command(ctx, name)
-        return _with_common_options(cmd) if cmd is not None else None
+        return _completing(_with_common_options(cmd)) if cmd is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, entry.help) for name, entry in COMMANDS.items()]
