@@ -26,6 +26,8 @@ class CasectlError(Exception):
     """A failure the user can act on: one message, one exit code."""
 
     code: ExitCode = ExitCode.ERROR
+    # The error is that stdout cannot be written: it is reported on stderr only, never as JSON on stdout.
+    stdout_failed: bool = False
 
     def __init__(self, message: str, *, details: list[str] | None = None):
         super().__init__(message)

@@ -108,9 +108,10 @@ def test_bad_files_are_refused_and_nothing_is_stored(cli, case, db, tmp_path, ki
         path, message = tmp_path / "link.pdf", "no such file"
         os.symlink(tmp_path / "gone.pdf", path)
     before = snapshot(db)
-    r = cli("attach", case, "passport", str(path), expect=6)
+    code = 6 if kind == "directory" else 3  # a missing input file is "not found", as for import
+    r = cli("attach", case, "passport", str(path), expect=code)
     assert message in r.stderr and str(path) in r.stderr
-    r = cli("block", case, "passport", "received", str(path), expect=6)
+    r = cli("block", case, "passport", "received", str(path), expect=code)
     assert snapshot(db) == before
 
 

@@ -96,7 +96,7 @@ def test_validate_bad_files(cli, tmp_path, content, message):
 
 
 def test_validate_missing_file_and_directory(cli, tmp_path):
-    assert "no such file" in cli("workflows", "validate", tmp_path / "nope.json", expect=6).stderr
+    assert "no such file" in cli("workflows", "validate", tmp_path / "nope.json", expect=3).stderr
     assert "is a directory" in cli("workflows", "validate", tmp_path, expect=6).stderr
 
 

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ..errors import CasectlError, ExitCode
+from ..errors import CasectlError, ExitCode, UsageError
 from .context import Invocation, Settings, invocation
 
 
@@ -197,10 +197,26 @@ class LazyGroup(TyperGroup):
             return super().resolve_command(ctx, args)
         except click.UsageError as e:
             if args and args[0] not in COMMANDS:
-                raise click.UsageError(f"no command '{args[0]}'. Commands: {', '.join(COMMANDS)}", e.ctx) from None
+                import difflib
+
+                close = difflib.get_close_matches(args[0], COMMANDS, n=3, cutoff=0.6)
+                guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise click.UsageError(
+                    f"no command '{args[0]}'{guess} Commands: {', '.join(COMMANDS)}", e.ctx
+                ) from None
             raise
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        json_out = wants_json(args)
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as e:  # `casectl --bogus`: the root's own options
+            raise OneLineUsage(e, json_out) from None
+        ctx.meta["casectl.json_errors"] = json_out
+        return ctx
+
     def invoke(self, ctx: click.Context):
+        json_out = bool(ctx.meta.get("casectl.json_errors"))
         try:
             result = super().invoke(ctx)
             # Deliver what the command queued in the outbox, unless told not to.
@@ -210,8 +226,10 @@ class LazyGroup(TyperGroup):
 
                 after_command(inv)
             return result
+        except click.UsageError as e:
+            raise OneLineUsage(e, json_out) from None
         except CasectlError as e:
-            report(e)
+            report(e, json_out)
             ctx.exit(int(e.code))
         except KeyboardInterrupt:
             click.echo("casectl: interrupted; nothing more was written", err=True)
@@ -224,8 +242,42 @@ class LazyGroup(TyperGroup):
             problem = translate(e, ctx.find_object(Invocation))
             if problem is None:  # a bug: keep its traceback
                 raise
-            report(problem)
+            report(problem, json_out)
             ctx.exit(int(problem.code))
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (--json, --format json or ndjson): then an error
+    is also printed on stdout as one JSON object, for the script that reads stdout."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return False
+        if arg == "--json" or arg in ("--format=json", "--format=ndjson"):
+            return True
+        if arg == "--format" and i + 1 < len(args) and args[i + 1] in ("json", "ndjson"):
+            return True
+    return False
+
+
+class OneLineUsage(click.UsageError):
+    """click's usage error as casectl prints every error: one line `casectl: error: ...`, then
+    a hint naming the command's usage and its --help (instead of click's three-line block)."""
+
+    def __init__(self, e: click.UsageError, json_out: bool = False):
+        super().__init__(e.format_message(), e.ctx)
+        self.json_out = json_out
+
+    def show(self, file: Any = None) -> None:
+        ctx = self.ctx
+        hint: list[str] = []
+        if ctx is not None:
+            usage = " ".join(ctx.command.collect_usage_pieces(ctx))
+            hint = [f"usage: {ctx.command_path} {usage} (more: {ctx.command_path} --help)"]
+        message = self.format_message().rstrip(".")
+        report(
+            UsageError(message[:1].lower() + message[1:] if message[1:2].islower() else message, details=hint),
+            self.json_out,
+        )
 
 
 def translate(e: BaseException, inv: Invocation | None = None) -> CasectlError | None:
@@ -244,7 +296,9 @@ def translate(e: BaseException, inv: Invocation | None = None) -> CasectlError |
     if isinstance(e, OSError):
         problem = os_problem(e)
         if problem is not None and e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            return type(problem)(f"cannot write the output: {problem.message}")  # stdout, most likely
+            failed = type(problem)(f"cannot write the output: {problem.message}")  # stdout, most likely
+            failed.stdout_failed = True  # so the error is not written there as JSON too
+            return failed
         return problem
     if isinstance(e, RecursionError) and _raised_in(e, ("json", "tomllib")):
         return InvalidInput("the input is nested too deeply (JSON more than ~900 levels deep); flatten it")
@@ -273,7 +327,7 @@ def _raised_in(e: BaseException, packages: tuple[str, ...]) -> bool:
     return any(p in parts or f"{p}.py" in parts for p in packages)
 
 
-def report(e: CasectlError) -> None:
+def report(e: CasectlError, json_out: bool = False) -> None:
     # Messages quote what the user gave (ids read from stdin, file names, cells): its control
     # characters are shown escaped, so an id can neither clear the terminal nor retitle it.
     from .output import printable
@@ -286,6 +340,12 @@ def report(e: CasectlError) -> None:
         click.echo(f"  {shown(line)}", err=True)
     if len(e.details) > 50:
         click.echo(f"  ... and {len(e.details) - 50} more", err=True)
+    if json_out and not getattr(e, "stdout_failed", False):
+        import json
+
+        code = ExitCode(int(e.code))
+        error = {"error": e.message, "code": int(code), "name": code.name.lower(), "details": list(e.details)}
+        click.echo(json.dumps(error, ensure_ascii=False))
 
 
 app = typer.Typer(

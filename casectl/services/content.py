@@ -512,7 +512,7 @@ def open_document(
                 f = stack.enter_context(open(p, "rb"))
                 st = os.fstat(f.fileno())
             except FileNotFoundError:
-                raise InvalidInput(f"{p}: no such file") from None
+                raise NotFound(f"{p}: no such file") from None
             except IsADirectoryError:
                 raise InvalidInput(f"{p}: is a directory, not a file") from None
             except PermissionError:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import rules
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, NotFound
 from ..rules import Workflow
 from ..store import workflows as wf_store
 from ..timeutil import iso
@@ -68,7 +68,7 @@ def read_definition_file(path: str | Path) -> Any:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidInput(f"{p}: no such file") from None
+        raise NotFound(f"{p}: no such file") from None
     except IsADirectoryError:
         raise InvalidInput(f"{p}: is a directory, not a workflow file") from None
     except (OSError, UnicodeDecodeError) as e:
