@@ -293,7 +293,7 @@ def approve(
 @app.command("reject")
 def reject(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (required).")] = None,
     expect_status: ExpectStatus = None,
     expect_version: ExpectVersion = None,
     dry_run: DryRun = False,
@@ -303,6 +303,9 @@ def reject(
 
     Example: casectl reject C-12 --reason "sanctions hit"
     """
+    if not reason:
+        # The same code as any action whose reason the workflow requires (`act ID cancel`): 6.
+        raise InvalidInput("reject needs a reason: add --reason TEXT")
     act(case, "reject", reason, None, expect_status, expect_version, dry_run, as_json)
 
 
