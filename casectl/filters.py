@@ -32,22 +32,38 @@ SORT_FIELDS = {
 }
 
 _PATH_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+# KEY, then the first operator: the key's characters hold none, so a value may contain any.
+_WHERE = re.compile(r"^\s*([^=!<>~]*?)\s*(!=|<=|>=|=|<|>|~)(.*)$", re.S)
+OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "~")
+_NUMBER = re.compile(r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$")
 
 
 @dataclass(frozen=True)
 class WhereClause:
-    """`--where KEY=VALUE`: `subject.FIELD`, or a dotted path into the case data."""
+    """`--where KEY<OP>VALUE`: `subject.FIELD`, or a dotted path into the case data.
+
+    `=` equal (as text); `!=` not equal, or missing; `<` `<=` `>` `>=` compare as numbers when the
+    value is a number (a data field holding text never matches then), else as text (ISO dates
+    compare rightly); `~` contains, ignoring the case of ASCII letters.
+    """
 
     scope: str  # "subject" | "data" | "registry_data"
     path: tuple[str, ...]
     value: str
+    op: str = "="
+
+    @property
+    def numeric(self) -> bool:
+        return self.op in ("<", "<=", ">", ">=") and _NUMBER.match(self.value) is not None
 
     @classmethod
     def parse(cls, text: str) -> WhereClause:
-        key, sep, value = text.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--where takes KEY=VALUE, got '{text}'")
+        m = _WHERE.match(text)
+        if m is None or not m.group(1):
+            raise UsageError(
+                f"--where takes KEY=VALUE (or KEY!=, <, <=, >, >=, ~ VALUE), got '{text}'; e.g. data.risk=high"
+            )
+        key, op, value = m.group(1), m.group(2), m.group(3)
         parts = tuple(key.split("."))
         scope = "data"
         if parts[0] in ("subject", "data", "registry_data") and len(parts) > 1:
@@ -55,11 +71,11 @@ class WhereClause:
         for p in parts:
             if not _PATH_PART.match(p):
                 raise UsageError(f"--where key '{key}' has an invalid part '{p}' (letters, digits, _ and - only)")
-        return cls(scope, parts, value)
+        return cls(scope, parts, value, op)
 
     def __str__(self) -> str:
         prefix = "" if self.scope == "data" else f"{self.scope}."
-        return f"{prefix}{'.'.join(self.path)}={self.value}"
+        return f"{prefix}{'.'.join(self.path)}{self.op}{self.value}"
 
 
 @dataclass(frozen=True)

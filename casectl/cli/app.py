@@ -165,7 +165,13 @@ def _completing(cmd: click.Command) -> click.Command:
     return cmd
 
 
+class RootContext(click.Context):
+    # Whether the command line asks for JSON, so an error goes to stdout as JSON too (`wants_json`).
+    json_errors: bool = False
+
+
 class LazyGroup(TyperGroup):
+    context_class = RootContext
     _loaded: dict[str, click.Group] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -192,6 +198,23 @@ class LazyGroup(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Command names from the table, as --help lists them: `casectl <TAB>` imports no command."""
+        if incomplete.startswith("-"):
+            return super().shell_complete(ctx, incomplete)  # the root's options
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n, help=e.help) for n, e in COMMANDS.items() if n.startswith(incomplete)]
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        # click's protocol (`_CASECTL_COMPLETE=bash_complete`), which `casectl completion`'s
+        # scripts speak; Typer's own reads the instruction the other way round (complete_bash).
+        instruction = os.environ.get("_CASECTL_COMPLETE")
+        if instruction:
+            from .completion import respond
+
+            sys.exit(respond(self, ctx_args, instruction, os.environ))
+
     def resolve_command(self, ctx, args):
         try:
             return super().resolve_command(ctx, args)
@@ -212,11 +235,12 @@ class LazyGroup(TyperGroup):
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.UsageError as e:  # `casectl --bogus`: the root's own options
             raise OneLineUsage(e, json_out) from None
-        ctx.meta["casectl.json_errors"] = json_out
+        if isinstance(ctx, RootContext):
+            ctx.json_errors = json_out
         return ctx
 
     def invoke(self, ctx: click.Context):
-        json_out = bool(ctx.meta.get("casectl.json_errors"))
+        json_out = isinstance(ctx, RootContext) and ctx.json_errors
         try:
             result = super().invoke(ctx)
             # Deliver what the command queued in the outbox, unless told not to.

@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from .. import ids
 from ..errors import UsageError
 from ..filters import CaseFilter, WhereClause
+from ..services import filter_check
 from ..timeutil import iso, parse_duration, parse_time
 from .options import (
     Assignee,
@@ -196,6 +197,7 @@ def _view(conn: sqlite3.Connection, name: str | None) -> tuple[CaseFilter | None
 
 def resolve(conn: sqlite3.Connection, filters: FilterOptions, *, actor: str, now: datetime) -> CaseFilter:
     """The filter a command was given, starting from `--view` (saved or built-in) when named."""
+    filter_check.check(conn, filters.given())
     values = _with_category(conn, filters.given())
     base, relative = _view(conn, filters.view)
     return build({**relative, **values}, actor=actor, now=now, base=base)
@@ -227,6 +229,7 @@ def resolve_for_saving(
     who uses the view and when (--mine, --overdue, --due-within)."""
     from ..services.views import RELATIVE
 
+    filter_check.check(conn, filters.given())
     values = _with_category(conn, filters.given())
     base, relative = _view(conn, filters.view)
     relative = {**relative, **{k: values[k] for k in RELATIVE if values.get(k)}}

@@ -36,6 +36,47 @@ def country_codes() -> frozenset[str]:
     return frozenset(c.alpha_2 for c in pycountry.countries)
 
 
+# Codes people write that ISO 3166 reserves for another country's code.
+_RESERVED = {"UK": "GB", "EL": "GR"}
+
+
+def country_problem(value: str) -> str | None:
+    """What is wrong with a country given as `value` (None if it is an ISO 3166 alpha-2 code),
+    with the code that was probably meant: UK -> GB, Germany -> DE, DEU -> DE."""
+    code = value.strip().upper()
+    if _COUNTRY.match(code) and code in country_codes():
+        return None
+    what = (
+        f"'{value}' is not an ISO 3166 country code"
+        if _COUNTRY.match(code)
+        else f"'{value}' is not an ISO 3166 alpha-2 code like GB or HK"
+    )
+    guesses = country_guesses(value)
+    return f"{what}; did you mean {' or '.join(guesses)}?" if guesses else what
+
+
+@functools.lru_cache(maxsize=256)
+def country_guesses(value: str) -> tuple[str, ...]:
+    """The alpha-2 codes `value` most likely means, best first (at most three)."""
+    import pycountry
+
+    text = value.strip()
+    if text.upper() in _RESERVED:
+        code = _RESERVED[text.upper()]
+        country = pycountry.countries.get(alpha_2=code)
+        return (f"{code} ({country.name})" if country is not None else code,)
+    try:
+        found = [pycountry.countries.lookup(text)]  # a name, an alpha-3 or numeric code
+    except LookupError:
+        found = []
+        if len(text) >= 4:  # a misspelt name; two or three letters match too much to guess from
+            try:
+                found = pycountry.countries.search_fuzzy(text)[:3]
+            except LookupError:
+                pass
+    return tuple(f"{c.alpha_2} ({c.name})" for c in found)
+
+
 def non_finite(value: Any) -> str | None:
     """Where a JSON value holds NaN or an infinity (also what 1e400 reads as): a dotted path
     ("" for the value itself); None when every number is finite. SQLite's JSON functions
@@ -93,10 +134,9 @@ def validate_new_case(nc: NewCase, wf: Workflow, *, now: datetime | None = None)
         path = non_finite(block.get("data"))
         if path is not None:
             errors.append(f"block {block.get('name')}: data: {path or 'the value'} {NOT_FINITE}")
-    if nc.country is not None and not _COUNTRY.match(nc.country):
-        errors.append(f"country: '{nc.country}' is not an ISO 3166 alpha-2 code like GB or HK")
-    elif nc.country is not None and nc.country not in country_codes():
-        errors.append(f"country: '{nc.country}' is not an ISO 3166 country code")
+    problem = country_problem(nc.country) if nc.country is not None else None
+    if problem is not None:
+        errors.append(f"country: {problem}")
     if nc.priority not in PRIORITIES:
         errors.append(f"priority: '{nc.priority}' is not one of {', '.join(PRIORITIES)}")
     if nc.status is not None and wf.status(nc.status) is None:

@@ -49,18 +49,24 @@ def all_latest(conn: sqlite3.Connection | None) -> list[tuple[Workflow, bool]]:
 
 
 def validate_definition(doc: Any) -> tuple[Workflow | None, list[str]]:
-    """JSON Schema first, then the rules' lint. Errors are 'JSON path: message'."""
+    """The JSON Schema's errors and the rules' lint problems together, so one run shows everything
+    to fix. Errors are 'JSON path: message'. The workflow is returned only when the schema holds."""
     import jsonschema  # only the commands that validate pay for it
 
     validator = jsonschema.Draft202012Validator(load_schema("workflow.schema.json"))
     errors = sorted(validator.iter_errors(doc), key=lambda e: (list(e.absolute_path), e.message))
-    if errors:
-        return None, [f"{e.json_path}: {e.message}" for e in errors]
-    wf = rules.workflow_from_dict(doc)
+    schema_errors = [f"{e.json_path}: {e.message}" for e in errors]
+    try:
+        wf = rules.workflow_from_dict(doc)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        if not schema_errors:
+            raise
+        return None, schema_errors  # too broken to build; the schema errors say why
     from . import effects, sla
 
     found = rules.lint(wf) + effects.target_problems(wf) + effects.effect_problems(wf) + sla.problems(wf.sla)
-    return wf, [f"{path}: {msg}" for path, msg in found]
+    problems = schema_errors + [f"{path}: {msg}" for path, msg in found]
+    return (None if schema_errors else wf), problems
 
 
 def read_definition_file(path: str | Path) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import Conflict, NotFound
-from ..filters import CaseFilter
+from ..filters import CaseFilter, WhereClause
 from .db import inserted_id
 
 # Columns a service may change through `update`.
@@ -258,19 +258,52 @@ def where_sql(f: CaseFilter, *, ordered: bool = True, walk: frozenset[str] = fro
         clauses.append("c.id IN (SELECT case_id FROM case_tags WHERE tag = ?)")
         params.append(tag)
     for w in f.where:
-        if w.scope == "subject" and len(w.path) == 1 and w.path[0] in _SUBJECT_COLUMNS:
-            # Find the subjects first (email and ref are indexed), then their cases by index.
-            if w.path[0] == "email":
-                clauses.append("c.subject_id IN (SELECT id FROM subjects WHERE email_key = ?)")
-                params.append(w.value.strip().lower())
-            else:
-                clauses.append(f"c.subject_id IN (SELECT id FROM subjects WHERE {w.path[0]} = ?)")
-                params.append(w.value)
-        else:
-            column = {"subject": "s.data", "data": "c.data", "registry_data": "c.registry_data"}[w.scope]
-            clauses.append(f"CAST(json_extract({column}, ?) AS TEXT) = ?")
-            params += [_json_path(w.path), w.value]
+        clause, values = _where_clause(w)
+        clauses.append(clause)
+        params += values
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def in_use(conn: sqlite3.Connection, *, workflow: str | None = None, status: str | None = None) -> bool:
+    """Whether some case is on this workflow and/or in this status (by index; one row at most)."""
+    conds = [c for c, v in (("workflow = ?", workflow), ("status = ?", status)) if v is not None]
+    values = [v for v in (workflow, status) if v is not None]
+    sql = f"SELECT 1 FROM cases WHERE {' AND '.join(conds) or '1'} LIMIT 1"
+    return conn.execute(sql, values).fetchone() is not None
+
+
+def _contains(value: str) -> str:
+    """A LIKE pattern for text containing `value` (ESCAPE '\\')."""
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _where_clause(w: WhereClause) -> tuple[str, list[Any]]:
+    """One `--where` condition and its parameters (filters.WhereClause says what each operator means)."""
+    if w.scope == "subject" and len(w.path) == 1 and w.path[0] in _SUBJECT_COLUMNS:
+        column, value = w.path[0], w.value
+        if column == "email" and w.op in ("=", "!="):  # the indexed, case-folded key
+            column, value = "email_key", value.strip().lower()
+        # Find the subjects first (email and ref are indexed), then their cases by index.
+        if w.op == "~":
+            return f"c.subject_id IN (SELECT id FROM subjects WHERE {column} LIKE ? ESCAPE '\\')", [_contains(value)]
+        if w.op == "!=":  # a case without a subject, or whose subject's field differs or is empty
+            return f"NOT (c.subject_id IS NOT NULL AND c.subject_id IN (SELECT id FROM subjects WHERE {column} = ?))", [
+                value
+            ]
+        return f"c.subject_id IN (SELECT id FROM subjects WHERE {column} {w.op} ?)", [value]
+    column = {"subject": "s.data", "data": "c.data", "registry_data": "c.registry_data"}[w.scope]
+    path = _json_path(w.path)
+    text = f"CAST(json_extract({column}, ?) AS TEXT)"
+    if w.op == "=":
+        return f"{text} = ?", [path, w.value]
+    if w.op == "!=":
+        return f"(json_extract({column}, ?) IS NULL OR {text} != ?)", [path, path, w.value]
+    if w.op == "~":
+        return f"{text} LIKE ? ESCAPE '\\'", [path, _contains(w.value)]
+    if w.numeric:  # a JSON number compared as one (store/pg.py spells this for PostgreSQL)
+        number = f"CASE WHEN json_type({column}, ?) IN ('integer', 'real') THEN json_extract({column}, ?) END"
+        return f"{number} {w.op} ?", [path, path, float(w.value)]
+    return f"{text} {w.op} ?", [path, w.value]
 
 
 def select_sql(
@@ -290,6 +323,8 @@ def select_sql(
         where = (where + " AND " if where else " WHERE ") + cond
         params += extra
     order = f" ORDER BY c.{sort} {direction}" + (f", c.id {direction}" if sort != "id" else "")
+    if sort in _NULLS_LAST:  # spelled out, so both backends put the cases without one last either way
+        order = f" ORDER BY c.{sort} IS NULL, c.{sort} {direction}, c.id {direction}"
     sql = f"{SELECT}{where}{order}"
     if limit is not None:
         sql += " LIMIT ?"
@@ -298,6 +333,8 @@ def select_sql(
 
 
 _NOT_NULL = {"workflow", "status", "priority", "created_at", "updated_at"}
+# Sorted with the cases that have none last, ascending or descending (`list --sort due`).
+_NULLS_LAST = {"due_at"}
 _SUBJECT_REF = re.compile(r"\bs\.")
 
 
@@ -307,7 +344,8 @@ def _from(where: str) -> str:
 
 
 def _keyset(sort: str, descending: bool, after: tuple[Any, int]) -> tuple[str, list[Any]]:
-    """Rows after the cursor (value, id) in the sort order; SQLite puts NULLs first ascending."""
+    """Rows after the cursor (value, id) in the sort order; SQLite puts NULLs first ascending
+    (except for the `_NULLS_LAST` columns, which say so in their ORDER BY)."""
     value, last_id = after
     op = "<" if descending else ">"
     if sort == "id":
@@ -315,6 +353,10 @@ def _keyset(sort: str, descending: bool, after: tuple[Any, int]) -> tuple[str, l
     col = f"c.{sort}"
     if sort in _NOT_NULL:  # a plain row-value range, which the column's index serves
         return f"({col}, c.id) {op} (?, ?)", [value, last_id]
+    if sort in _NULLS_LAST:  # the NULLs come last in either direction
+        if value is None:
+            return f"({col} IS NULL AND c.id {op} ?)", [last_id]
+        return f"(({col} IS NOT NULL AND ({col}, c.id) {op} (?, ?)) OR {col} IS NULL)", [value, last_id]
     if value is None:
         if descending:  # NULLs come last: only the NULLs after this id remain
             return f"({col} IS NULL AND c.id < ?)", [last_id]

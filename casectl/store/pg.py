@@ -147,7 +147,7 @@ def translate(sql: str) -> str:
         code.append(ch)
         i += 1
     flush()
-    text = _order_nulls(_json_group_array(_scalar_min_max("".join(out))))
+    text = _json_numbers(_order_nulls(_json_group_array(_scalar_min_max("".join(out)))))
     m = _INSERT.match(sql)
     if m and m.group(1) and m.group(1).upper() == "IGNORE":
         text = _INSERT_OR.sub("INSERT INTO", text, count=1)
@@ -172,6 +172,21 @@ _WORDS = [
     (re.compile(r"\btemp\.", re.I), "pg_temp."),
     (re.compile(r"\bmain\.", re.I), ""),
 ]
+
+
+# store/cases.py's `--where data.PATH<NUMBER`: a JSON number as a number, else NULL.
+_JSON_NUMBER = re.compile(
+    r"CASE WHEN json_type\(([\w.]+), %s\) IN \('integer', 'real'\) THEN casectl_json_extract\(\1, %s\) END"
+)
+
+
+def _json_numbers(text: str) -> str:
+    def number(m: re.Match) -> str:
+        doc = m.group(1)
+        value = f"jsonb_path_query_first(replace({doc}, '\\u0000', '')::jsonb, %s::jsonpath)"
+        return f"(CASE WHEN jsonb_typeof({value}) = 'number' THEN casectl_json_extract({doc}, %s)::float8 END)"
+
+    return _JSON_NUMBER.sub(number, text) if "json_type(" in text else text
 
 
 _MIN_MAX = re.compile(r"\b(max|min)\s*\(", re.I)
