@@ -42,7 +42,7 @@ def test_stats_bad_input(cli, db):
     assert "not one of" in cli("stats", "--by", "colour", expect=2).stderr
     assert "--compare previous" in cli("stats", "--compare", "last-year", expect=2).stderr
     assert "must be before" in cli("stats", "--since", "2026-02-01", "--until", "2026-01-01", expect=2).stderr
-    assert "not a date" in cli("stats", "--since", "yesterday", expect=2).stderr
+    assert "not a date" in cli("stats", "--since", "the day before", expect=2).stderr
 
 
 def test_stats_counts_agree_with_list_under_filters(cli, db, monkeypatch):

@@ -69,7 +69,7 @@ def appointment(
         row = engage.add_appointment(
             conn,
             case,
-            starts_at=parse_time(args[0], "WHEN"),
+            starts_at=parse_time(args[0], "WHEN", now=context.now(), ahead=True),  # `2d` is in two days
             minutes=minutes,
             title=args[1],
             with_whom=with_whom,

@@ -31,11 +31,18 @@ Tag = Annotated[list[str] | None, typer.Option("--tag", "-t", metavar="TAG", hel
 Country = Annotated[str | None, typer.Option("--country", metavar="CC", help="Subject's ISO 3166 country code.")]
 Priority = Annotated[str | None, typer.Option("--priority", metavar="P", help="low, normal, high or urgent.")]
 CreatedSince = Annotated[
-    str | None, typer.Option("--created-since", metavar="WHEN", help="Created at or after (date or ISO time).")
+    str | None,
+    typer.Option(
+        "--created-since", metavar="WHEN", help="Created at or after (date, ISO time, 7d ago, today, yesterday)."
+    ),
 ]
 CreatedUntil = Annotated[
     str | None,
-    typer.Option("--created-until", metavar="WHEN", help="Created at or before (a date includes its whole day)."),
+    typer.Option(
+        "--created-until",
+        metavar="WHEN",
+        help="Created at or before (a date, or today, yesterday, includes its whole day; 7d: 7 days ago).",
+    ),
 ]
 Where = Annotated[
     list[str] | None,

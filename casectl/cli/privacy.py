@@ -53,8 +53,9 @@ def purge(
 
     Example: casectl purge --closed-before 2019-01-01 --dry-run
     """
-    cutoff = parse_time(closed_before, "--closed-before")
-    result = privacy.purge(context.open_db(), cutoff, actor=context.actor(), now=context.now(), dry_run=dry_run)
+    now = context.now()
+    cutoff = parse_time(closed_before, "--closed-before", now=now)
+    result = privacy.purge(context.open_db(), cutoff, actor=context.actor(), now=now, dry_run=dry_run)
     if as_json:
         output.emit_json(result)
         return

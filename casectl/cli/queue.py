@@ -358,7 +358,10 @@ def act_many(
 @filter_options
 def stats(
     since: Annotated[
-        str | None, typer.Option("--since", metavar="WHEN", help="Period start (default: 30 days before --until).")
+        str | None,
+        typer.Option(
+            "--since", metavar="WHEN", help="Period start: a date, a time, 2w ago, today (default: 30d before --until)."
+        ),
     ] = None,
     until: Annotated[
         str | None, typer.Option("--until", metavar="WHEN", help="Period end (default: now; a date includes its day).")
@@ -390,8 +393,8 @@ def stats(
         conn,
         f,
         now=now,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until", end_of_day=True) if until else None,
+        since=parse_time(since, "--since", now=now) if since else None,
+        until=parse_time(until, "--until", end_of_day=True, now=now) if until else None,
         by=by,
         compare=bool(compare),
     )
