@@ -309,7 +309,7 @@ def test_validate_names_a_bad_routine_by_its_path(cli, tmp_path, routine, path, 
 
 
 def test_the_readme_crontab_line_uses_an_absolute_path():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "workflows.md").read_text(encoding="utf-8")
     lines = [line for line in readme.splitlines() if "routines run" in line and line.lstrip()[:1] in "*0123456789"]
     assert lines, "no crontab line for routines run"
     assert all("/casectl routines run" in line and " /" in line for line in lines)
