@@ -92,7 +92,9 @@ def test_appointment_refusals_write_nothing(cli, case, db):
 
 def test_emails_wait_for_an_smtp_server_then_go(cli, case, db, monkeypatch, tmp_path):
     monkeypatch.delenv("CASECTL_NO_DELIVER")
-    monkeypatch.setenv("CASECTL_CONFIG", str(tmp_path / "none.toml"))
+    empty = tmp_path / "empty.toml"  # a config file without [smtp] (a missing one is an error)
+    empty.write_text("", encoding="utf-8")
+    monkeypatch.setenv("CASECTL_CONFIG", str(empty))
     r = cli("contact", case, "-m", "hello")
     assert r.stderr == ""  # no SMTP configured: nothing tried, nothing to nag about
     assert outbox(db)[0]["attempts"] == 0 and outbox(db)[0]["status"] == "pending"

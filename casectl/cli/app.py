@@ -104,6 +104,10 @@ COMMANDS: dict[str, Entry] = {
         "casectl.cli.privacy", "Delete cases closed before a date, with their history and documents (retention)."
     ),
     "db": Entry("casectl.cli.db", "Check, back up and restore the database.", group=True, attr="db_app"),
+    "config": Entry(
+        "casectl.cli.config",
+        "Print the effective settings (database, actor, config file, SMTP, delivery, clock) and where each came from.",
+    ),
     "completion": Entry(
         "casectl.cli.completion", "Print the shell completion script for bash, zsh or fish (see docs/completion.md)."
     ),

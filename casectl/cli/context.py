@@ -159,7 +159,20 @@ def _chain_key_source(environ: Mapping[str, str]) -> KeySource:
 def _config_path(environ: Mapping[str, str]) -> Path:
     given = environ.get("CASECTL_CONFIG")
     if given:
-        return Path(given).expanduser()
+        path = Path(given).expanduser()
+        if not path.is_file():
+            # Named but absent (a typo in a crontab): the settings it holds would silently not apply.
+            from ..errors import NotFound
+
+            what = "is not a file" if path.exists() else "does not exist"
+            raise NotFound(
+                f"CASECTL_CONFIG: {path} {what}; create it, or unset CASECTL_CONFIG to use {_default_config(environ)}"
+            )
+        return path
+    return _default_config(environ)
+
+
+def _default_config(environ: Mapping[str, str]) -> Path:
     base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "casectl" / "config.toml"
 
@@ -267,3 +280,130 @@ def _as_role(settings: Settings, role: str) -> str:
             f"--actor/CASECTL_ACTOR '{settings.actor}' is not allowed here (leave it out)"
         )
     return role
+
+
+def effective(settings: Settings) -> list[dict[str, str]]:
+    """Every setting a command runs with, its value and where it came from (`casectl config`).
+    Secrets are never shown: only whether they are set, and by which variable. Each value is
+    checked as the command that uses it would check it, so a bad one fails here (exit 6, naming
+    the variable or the file and key), not in the night's cron job."""
+    from ..services.notify import load_config
+
+    send = settings.send_settings()
+    send.smtp(), send.target_policy(), send.declared_secrets()
+    settings.delivery_timeout(), settings.delivery_max_attempts(), settings.max_document_size()
+
+    env = settings.secrets  # the environment, as the command found it
+    rows: list[dict[str, str]] = []
+
+    def add(name: str, value: object, source: str) -> None:
+        rows.append({"setting": name, "value": "" if value is None else str(value), "source": source})
+
+    def var(name: str) -> str | None:
+        return env.get(name) or None
+
+    default_db = _db_path(None, env)
+    if var("CASECTL_DB") and _db_path(var("CASECTL_DB"), env) == settings.db_path:
+        db_source = "CASECTL_DB"
+    elif settings.db_path == default_db:
+        db_source = "default (XDG data directory)"
+    else:
+        db_source = "--db"
+    shown_db = settings.db_path
+    if isinstance(shown_db, str):
+        from ..store.pg import redacted
+
+        shown_db = redacted(shown_db)
+    add("database", shown_db, db_source)
+    add("backend", "postgresql" if isinstance(settings.db_path, str) else "sqlite", "from the database setting")
+    if not settings.actor_given:
+        actor_source = "login name"
+    elif var("CASECTL_ACTOR") == settings.actor:
+        actor_source = "CASECTL_ACTOR"
+    else:
+        actor_source = "--actor"
+    add("actor", settings.actor, actor_source)
+    config_given = var("CASECTL_CONFIG")
+    exists = settings.config_path.is_file()
+    add(
+        "config file",
+        settings.config_path,
+        ("CASECTL_CONFIG" if config_given else "default") + ("" if exists else " (no such file: nothing read)"),
+    )
+    doc = load_config(settings.config_path) if exists else {}
+    where = "config file: [{}] {}"
+
+    def table(name: str) -> dict:
+        t = doc.get(name, {})
+        return t if isinstance(t, dict) else {}
+
+    smtp = table("smtp")
+    for key in SMTP_KEYS:
+        if key in settings.smtp_overrides:
+            add(f"smtp.{key}", settings.smtp_overrides[key], f"CASECTL_SMTP_{key.upper()}")
+        elif key in smtp:
+            add(f"smtp.{key}", smtp[key], where.format("smtp", key))
+        else:
+            add(f"smtp.{key}", {"tls": "none"}.get(key), "default" if key == "tls" else "not set")
+    password_env = str(smtp.get("password_env") or "CASECTL_SMTP_PASSWORD")
+    add("smtp.password", "set" if var(password_env) else "not set", password_env)
+    digest = table("digest")
+    if settings.digest_to:
+        add("digest.to", settings.digest_to, "CASECTL_DIGEST_TO")
+    else:
+        add("digest.to", digest.get("to"), where.format("digest", "to") if "to" in digest else "not set")
+    add(
+        "delivery",
+        "left for `casectl outbox deliver`" if settings.no_deliver else "after each command",
+        "--no-deliver or CASECTL_NO_DELIVER" if settings.no_deliver else "default",
+    )
+    from ..services.outbox import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
+
+    for name, raw, variable, default in (
+        ("delivery.timeout", settings.delivery_timeout_raw, "CASECTL_DELIVERY_TIMEOUT", f"{DEFAULT_TIMEOUT:g} s"),
+        (
+            "delivery.max_attempts",
+            settings.delivery_max_attempts_raw,
+            "CASECTL_DELIVERY_MAX_ATTEMPTS",
+            DEFAULT_MAX_ATTEMPTS,
+        ),
+    ):
+        add(name, raw if raw is not None else default, variable if raw is not None else "default")
+    delivery = table("delivery")
+    for key, raw, variable in (
+        ("allow_private_targets", settings.allow_private_targets_raw, "CASECTL_ALLOW_PRIVATE_TARGETS"),
+        ("secret_env", settings.secret_env_raw, "CASECTL_SECRET_ENV"),
+    ):
+        if raw is not None:
+            add(f"delivery.{key}", raw, variable)
+        elif key in delivery:
+            add(f"delivery.{key}", delivery[key], where.format("delivery", key))
+        else:
+            add(f"delivery.{key}", None, "not set")
+    documents = table("documents")
+    if settings.max_document_size_raw is not None:
+        add("documents.max_size", settings.max_document_size_raw, "CASECTL_MAX_DOCUMENT_SIZE")
+    elif "max_size" in documents:
+        add("documents.max_size", documents["max_size"], where.format("documents", "max_size"))
+    else:
+        add("documents.max_size", "100 MiB", "default")
+    add(
+        "busy timeout",
+        f"{settings.busy_timeout:g} s",
+        "CASECTL_BUSY_TIMEOUT" if var("CASECTL_BUSY_TIMEOUT") else "default",
+    )
+    if settings.pinned_now and settings.allow_clock:
+        add("clock", settings.pinned_now, "CASECTL_NOW (pinned: CASECTL_ALLOW_CLOCK=1)")
+    elif settings.pinned_now:
+        add("clock", "refused", "CASECTL_NOW is set without CASECTL_ALLOW_CLOCK=1: commands exit 2")
+    else:
+        add("clock", timeutil.iso(timeutil.clock()), "system clock")
+    chain = settings.chain_key
+    if chain is not None:
+        if chain.env_key:
+            add("chain key", "set", "CASECTL_CHAIN_KEY")
+        elif chain.key_file is not None:
+            add("chain key", chain.key_file, "CASECTL_CHAIN_KEY_FILE")
+        else:
+            add("chain key", chain.key_dir / "<instance id>.key", "default (per database, beside the config)")
+    return rows

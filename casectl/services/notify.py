@@ -85,13 +85,16 @@ class SendSettings:
         if self.allow_private_targets is not None:
             return TargetPolicy.parse(self.allow_private_targets, "CASECTL_ALLOW_PRIVATE_TARGETS")
         return TargetPolicy.parse(
-            self._delivery_table().get("allow_private_targets"), "config [delivery] allow_private_targets"
+            self._delivery_table().get("allow_private_targets"),
+            f"config file {self.config_path}: [delivery] allow_private_targets",
         )
 
     def declared_secrets(self) -> frozenset[str]:
         """The variables configured as secrets a header may name as {env.VAR} (besides an effect's own)."""
         names = _names(self.secret_env, "CASECTL_SECRET_ENV")
-        return names | _names(self._delivery_table().get("secret_env"), "config [delivery] secret_env")
+        return names | _names(
+            self._delivery_table().get("secret_env"), f"config file {self.config_path}: [delivery] secret_env"
+        )
 
     def smtp_password_env(self) -> str:
         """The variable holding the SMTP password: never sent anywhere but to the SMTP server."""
@@ -155,6 +158,12 @@ def smtp_config(
         value = given.get(key)
         return value if value not in (None, "") else smtp.get(key)
 
+    def origin(key: str) -> str:
+        """Where a value came from, for its error: the variable, or the file and key."""
+        if given.get(key) not in (None, ""):
+            return f"CASECTL_SMTP_{key.upper()}"
+        return f"config file {config_path}: [smtp] {key}"
+
     if "password" in smtp:
         raise InvalidInput(
             f"config file {config_path}: [smtp] password is not allowed there; put the password "
@@ -162,15 +171,17 @@ def smtp_config(
         )
     tls = str(pick("tls") or "none").lower()
     if tls not in TLS_MODES:
-        raise InvalidInput(f"CASECTL_SMTP_TLS: '{tls}' is not one of {', '.join(TLS_MODES)}")
+        raise InvalidInput(f"{origin('tls')}: '{tls}' is not one of {', '.join(TLS_MODES)}")
     port = pick("port")
     try:
         port = int(port) if port not in (None, "") else None
     except (TypeError, ValueError):
-        raise InvalidInput(f"CASECTL_SMTP_PORT: '{port}' is not a port number") from None
+        raise InvalidInput(f"{origin('port')}: '{port}' is not a port number") from None
     password_env = smtp.get("password_env") or "CASECTL_SMTP_PASSWORD"
     if not ENV_NAME.match(str(password_env)):
-        raise InvalidInput(f"config [smtp] password_env: '{password_env}' is not an environment variable name")
+        raise InvalidInput(
+            f"config file {config_path}: [smtp] password_env: '{password_env}' is not an environment variable name"
+        )
     to = digest_to or digest.get("to") or []
     if isinstance(to, str):
         to = [a.strip() for a in to.split(",") if a.strip()]
