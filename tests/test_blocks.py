@@ -71,7 +71,7 @@ def test_set_edits_a_writable_block_and_records_the_editor(cli, db, kyb_case):
     case = cli.json("show", kyb_case, "--json")
     assert case["last_editor"] == "bob"
     hist = cli("history", kyb_case).stdout
-    assert f"bob (login {login_of(db)})  block.set (company: employees=40, address.city=London, vat=GB123)" in hist
+    assert f"bob (login {login_of(db)})\tblock.set (company: employees=40, address.city=London, vat=GB123)" in hist
 
 
 def test_set_on_the_case_data_block_updates_case_data(cli, kyb_case):

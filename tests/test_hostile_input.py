@@ -268,10 +268,12 @@ def test_list_shows_controls_escaped_and_json_and_csv_keep_them(cli, hostile_cas
     assert json.loads(ndjson)["subject_name"] == ESC_NAME and no_controls(ndjson)  # escaped the JSON way
     rows = list(csv.reader(io.StringIO(cli("list", "--format", "csv", "--fields", "subject_name").stdout)))
     assert rows == [["subject_name"], [ESC_NAME]]
-    # The aligned table a terminal gets.
+    # The aligned table a terminal gets: whole (--wide), and cut to the terminal's width.
     monkeypatch.setattr("casectl.cli.output.is_tty", lambda stream=None: True)
-    table = cli("list").stdout
+    table = cli("list", "--wide").stdout
     assert ESC_SHOWN in table and no_controls(table)
+    table = cli("list", env={"COLUMNS": "60"}).stdout
+    assert ESC_SHOWN[:4] in table and no_controls(table)
 
 
 def test_history_shows_controls_escaped(cli, hostile_case):
@@ -360,7 +362,7 @@ def test_a_killed_import_leaves_rejects_files_the_next_run_removes(run, db, db_p
 
 
 def test_the_importer_reads_the_columns_casectl_fields_declares():
-    assert set(importer.CASE_FIELDS) | {"data", "registry_data"} == set(fields.IMPORTABLE)
+    assert set(importer.CASE_FIELDS) - set(importer.ROW_CHOICES) | {"data", "registry_data"} == set(fields.IMPORTABLE)
     assert set(importer.RESERVED) == set(fields.RESERVED)
     assert set(fields.EXPORT_COLUMNS) == set(fields.IMPORTABLE)
 

@@ -140,7 +140,7 @@ def test_kyb_journey(cli, db, tmp_path):
     assert f"E-{mail['event_id']}" == out["event"]  # queued by the request_reuploads event itself
     assert mail["next_attempt_at"] == mail["created_at"]
     assert (
-        f"bob (login {login_of(db)})  message.queued (re-upload request to ops@acme.example: passport)"
+        f"bob (login {login_of(db)})\tmessage.queued (re-upload request to ops@acme.example: passport)"
         in cli("history", case).stdout
     )
 
@@ -270,10 +270,10 @@ def test_screening_journey(cli, db):
     history = cli("history", case).stdout
     assert "activities_completed: in_progress -> pending_case_decision (automatic)" in history
     assert (
-        f"kim (login {login_of(db)})  activity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)"
+        f"kim (login {login_of(db)})\tactivity.decide (A-2 dbs_enhanced decided reviewed; pending_activity_decision -> complete)"
         in history
     )
-    assert f"kim (login {login_of(db)})  complete: pending_case_decision -> complete" in history
+    assert f"kim (login {login_of(db)})\tcomplete: pending_case_decision -> complete" in history
 
 
 def _kyb_with_ubo(cli, tmp_path, name="ubo"):

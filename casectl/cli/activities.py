@@ -11,7 +11,7 @@ from .. import ids
 from ..errors import UsageError
 from ..services import content
 from . import context, output
-from .options import Format, Json, Reason
+from .options import Format, Json, Reason, Wide
 
 app = typer.Typer()
 
@@ -81,6 +81,7 @@ def activities(
     fields: Annotated[str | None, typer.Option("--fields", metavar="A,B", help="Columns to print.")] = None,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """List a case's activities, or activities across cases with --all.
 
@@ -103,7 +104,7 @@ def activities(
             return
         fmt = output.choose_format(fmt, False)
         columns = output.pick_fields(fields, FIELDS, FIELDS if fmt in ("json", "ndjson") else CASE_COLUMNS)
-        output.emit_rows(rows, columns, fmt, empty="no activities")
+        output.emit_rows(rows, columns, fmt, empty="no activities", wide=wide)
         return
     fmt = output.choose_format(fmt, as_json)
     columns = output.pick_fields(fields, FIELDS, FIELDS if fmt in ("json", "ndjson") else ALL_COLUMNS)
@@ -118,7 +119,7 @@ def activities(
         undecided=undecided,
         limit=limit,
     )
-    output.emit_rows(matching, columns, fmt, empty="no activities match")
+    output.emit_rows(matching, columns, fmt, empty="no activities match", wide=wide)
 
 
 @app.command("activity")

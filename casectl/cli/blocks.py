@@ -15,7 +15,7 @@ from ..files import Target, atomic_output, check_target
 from ..services import content
 from . import context, output
 from .cases import read_json_arg
-from .options import Format, Json, Reason
+from .options import Format, Json, Reason, Wide
 
 app = typer.Typer()
 
@@ -43,6 +43,7 @@ def blocks(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF", help="Case id (C-12) or external reference.")],
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """List a case's blocks with kind, status and a summary.
 
@@ -51,13 +52,13 @@ def blocks(
     fmt = output.choose_format(fmt, as_json)
     conn = context.open_db()
     c, rows = content.list_blocks(conn, case)
-    if fmt == "json" and as_json:
+    if fmt == "json":  # --json and --format json: one document, the case with its blocks
         output.emit_json({"case": ids.fmt("case", c["id"]), "status": c["status"], "blocks": rows})
         return
-    if fmt in ("json", "ndjson"):
+    if fmt == "ndjson":
         output.emit_rows(rows, list(rows[0]) if rows else BLOCK_COLUMNS, fmt)
         return
-    output.emit_rows([_table_row(b) for b in rows], BLOCK_COLUMNS, fmt, empty="no blocks")
+    output.emit_rows([_table_row(b) for b in rows], BLOCK_COLUMNS, fmt, empty="no blocks", wide=wide)
 
 
 def _print_block(b: dict, as_json: bool, message: str) -> None:
@@ -233,6 +234,7 @@ def doc(
     ] = None,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """Write a block's document back to a file, or list its attachments.
 
@@ -254,6 +256,7 @@ def doc(
             ["attachment", "filename", "media_type", "size", "sha256", "created_at", "created_by"],
             fmt,
             empty=f"block {block_name} has no document",
+            wide=wide,
         )
         return
     if as_json and (out == "-" or check_target(out).fd == 1):

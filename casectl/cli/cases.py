@@ -13,7 +13,7 @@ from .. import ids, rules
 from ..errors import InvalidInput, UsageError
 from ..services import cases as case_service
 from . import context, output, show_render
-from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason
+from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason, Wide
 
 app = typer.Typer()
 
@@ -371,6 +371,7 @@ def history(
     case: Annotated[str, typer.Argument(metavar="ID_OR_REF")],
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """Print every event of a case: who, when, what, from -> to, why.
 
@@ -378,13 +379,14 @@ def history(
     """
     conn = context.open_db()
     c, events = case_service.history(conn, case)
-    rows = [output.event_row(e) for e in events]
     if as_json:
-        output.emit_json({"case": ids.fmt("case", c["id"]), "events": rows})
+        output.emit_json({"case": ids.fmt("case", c["id"]), "events": [output.event_row(e) for e in events]})
         return
     fmt = output.choose_format(fmt, False)
-    if fmt == "table":
-        for e in events:
-            click.echo(output.describe_event(e))
+    if fmt == "table":  # a table on a terminal, tab-separated rows (event id first) in a pipe
+        output.emit_rows(
+            (output.history_row(e) for e in events), output.HISTORY_TABLE, fmt, empty="no events", wide=wide
+        )
         return
+    rows = (output.event_row(e) for e in events)
     output.emit_rows(rows, ["id", "at", "actor", "kind", "action", "from", "to", "reason", "data"], fmt)

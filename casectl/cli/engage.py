@@ -12,7 +12,7 @@ from ..errors import InvalidInput, UsageError
 from ..services import engage
 from ..timeutil import parse_duration, parse_time
 from . import context, output
-from .options import Format, Json
+from .options import Format, Json, Wide
 
 app = typer.Typer()
 
@@ -103,6 +103,7 @@ def appointments(
     include_cancelled: Annotated[bool, typer.Option("--include-cancelled", help="Show cancelled ones too.")] = False,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """List appointments, of one case or of all, soonest first.
 
@@ -117,4 +118,4 @@ def appointments(
         now=context.now(),
         include_cancelled=include_cancelled,
     )
-    output.emit_rows(rows, APPOINTMENT_COLUMNS, fmt, empty="no appointments")
+    output.emit_rows(rows, APPOINTMENT_COLUMNS, fmt, empty="no appointments", wide=wide)

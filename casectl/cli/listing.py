@@ -14,7 +14,7 @@ import typer
 from ..services import listing
 from . import context, filtering, output
 from .filtering import FilterOptions, filter_options
-from .options import Format, Json
+from .options import Format, Json, Wide
 
 app = typer.Typer()
 
@@ -36,6 +36,7 @@ def list_cases(
     ] = None,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
     *,
     filters: FilterOptions,
 ) -> None:
@@ -70,7 +71,7 @@ def list_cases(
         for n, r in enumerate(rows, 1):
             click.echo(r["id"])
     else:
-        n = output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
+        n = output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match", wide=wide)
     if limit and n == limit and last:
         # A full page: tell the caller where the next one starts (stderr keeps stdout clean for pipes).
         click.echo(

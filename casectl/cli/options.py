@@ -11,6 +11,9 @@ Format = Annotated[
     str | None,
     typer.Option("--format", "-f", metavar="table|json|ndjson|csv", help="Output format (default: table)."),
 ]
+Wide = Annotated[
+    bool, typer.Option("--wide", help="On a terminal, show every cell whole (the table may be wider than it).")
+]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded on the event.")]
 ExpectStatus = Annotated[
     str | None, typer.Option("--expect-status", metavar="STATUS", help="Refuse (exit 5) unless the case is in STATUS.")

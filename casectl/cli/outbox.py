@@ -11,7 +11,7 @@ from .. import ids
 from ..services import digest as digest_service
 from ..services import outbox as outbox_service
 from . import context, output
-from .options import Format, Json
+from .options import Format, Json, Wide
 
 app = typer.Typer()
 outbox_app = typer.Typer(help="List, deliver and retry queued webhooks, emails and CRM calls.", no_args_is_help=True)
@@ -44,6 +44,7 @@ def list_outbox(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="At most N messages.")] = None,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """List queued, delivered and failed messages (webhooks, emails, CRM calls).
 
@@ -56,7 +57,9 @@ def list_outbox(
     conn = context.open_db()
     case_id = case_service.resolve_id(conn, case) if case else None
     rows = outbox_service.list_messages(conn, statuses=statuses, case_id=case_id, limit=limit)
-    output.emit_rows(rows, OUTBOX_COLUMNS if fmt != "table" else OUTBOX_TABLE, fmt, empty="the outbox is empty")
+    output.emit_rows(
+        rows, OUTBOX_COLUMNS if fmt != "table" else OUTBOX_TABLE, fmt, empty="the outbox is empty", wide=wide
+    )
 
 
 @outbox_app.command("deliver")
@@ -130,7 +133,7 @@ def retry(
 
 
 @app.command("errors")
-def errors(fmt: Format = None, as_json: Json = False) -> None:
+def errors(fmt: Format = None, as_json: Json = False, wide: Wide = False) -> None:
     """Cases whose deliveries failed, with the last error (also those still being retried).
 
     Example: casectl errors
@@ -144,6 +147,7 @@ def errors(fmt: Format = None, as_json: Json = False) -> None:
         columns if fmt != "table" else ("case", "status", "failed", "retrying", "target", "last_error"),
         fmt,
         empty="no cases with errors",
+        wide=wide,
     )
 
 
@@ -250,7 +254,7 @@ def add_hook(
 
 
 @hooks_app.command("list")
-def list_hooks(fmt: Format = None, as_json: Json = False) -> None:
+def list_hooks(fmt: Format = None, as_json: Json = False, wide: Wide = False) -> None:
     """List webhook subscriptions (secrets show as the variable's name only).
 
     Example: casectl hooks list
@@ -262,6 +266,7 @@ def list_hooks(fmt: Format = None, as_json: Json = False) -> None:
         ("id", "url", "events", "workflow", "secret_env", "created_at"),
         fmt,
         empty="no hooks",
+        wide=wide,
     )
 
 

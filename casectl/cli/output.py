@@ -1,8 +1,12 @@
 """Rendering: JSON documents, and listings as table, json, ndjson or csv.
 
-On a terminal a listing is an aligned table with headers; in a pipe the
-`table` format is plain tab-separated rows (stable for `cut`/`awk`), and
-nothing decorative is printed.
+On a terminal a listing is an aligned table with headers that fits the
+terminal's width (`shutil.get_terminal_size`, so $COLUMNS too): the widest
+columns give way first, their cells cut with an ellipsis, unless `--wide`.
+Widths are display cells (wcwidth), so Chinese or Japanese names align, and
+times are local with their zone (`2026-12-02 18:40 +01:00`). In a pipe the
+`table` format is plain tab-separated rows, whole and in UTC (stable for
+`cut`/`awk`), and nothing decorative is printed.
 
 Text for people (tables, tab-separated rows, `show`, `history`) goes through
 `printable`: a control character in a value (an escape sequence in a name, a
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -86,14 +91,32 @@ def pick_fields(requested: str | None, available: Sequence[str], default: Sequen
 
 
 def local_time(value: str | None) -> str:
-    """UTC ISO strings shown in local time, but only to people at a terminal."""
+    """UTC ISO strings shown in local time with the zone's offset, but only to people at a terminal
+    (`2026-12-02 18:40 UTC`, `2026-12-02 19:40 +01:00`); pipes get the stored UTC string."""
     if not value or not is_tty():
         return value or ""
+    t = _local(value)
+    return value if t is None else f"{t:%Y-%m-%d %H:%M} {zone_label(t)}"
+
+
+def _local(value: Any) -> datetime | None:
+    """A stored UTC time in the local zone; None for anything else (or past year 9999 here)."""
+    if not isinstance(value, str):
+        return None
     try:
-        t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return value
-    return t.astimezone().strftime("%Y-%m-%d %H:%M")
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).astimezone()
+    except (ValueError, OverflowError):
+        return None
+
+
+def zone_label(t: datetime) -> str:
+    """`UTC` for a zero offset, else `+01:00` / `-05:30`: unambiguous, unlike abbreviations (CST, IST)."""
+    offset = t.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _cell(value: Any) -> str:
@@ -115,8 +138,10 @@ def emit_rows(
     *,
     headers: dict[str, str] | None = None,
     empty: str = "no results",
+    wide: bool = False,
 ) -> int:
-    """Write rows in `fmt`; returns how many. Streams except for terminal tables."""
+    """Write rows in `fmt`; returns how many. Streams except for terminal tables, which fit
+    the terminal's width unless `wide`."""
     out = sys.stdout
     n = 0
     if fmt == "json":
@@ -133,14 +158,10 @@ def emit_rows(
         for n, row in enumerate(rows, 1):
             writer.writerow([csv_safe(_cell(row.get(c))) for c in columns])
     elif is_tty(out):
-        from tabulate import tabulate  # only people at a terminal pay for it
-
-        table = [
-            [printable(_cell(local_time(r.get(c)) if c.endswith("_at") else r.get(c))) for c in columns] for r in rows
-        ]
+        table = [[r.get(c) for c in columns] for r in rows]
         n = len(table)
         if n:
-            out.write(tabulate(table, headers=[(headers or {}).get(c, c) for c in columns], tablefmt="simple") + "\n")
+            out.write(_terminal_table(table, columns, headers or {}, wide=wide))
         else:
             click.echo(empty, err=True)
     else:
@@ -149,6 +170,143 @@ def emit_rows(
                 "\t".join(printable(_cell(row.get(c)).replace("\t", " ").replace("\n", " ")) for c in columns) + "\n"
             )
     return n
+
+
+def terminal_width() -> int | None:
+    """The terminal's width in cells ($COLUMNS first, as shutil reads it); None when unknown."""
+    return shutil.get_terminal_size(fallback=(0, 0)).columns or None
+
+
+def _terminal_table(table: list[list[Any]], columns: Sequence[str], headers: dict[str, str], *, wide: bool) -> str:
+    """Rows of values as the table a terminal gets: times local, numbers to the right, fitted."""
+    header = [headers.get(c, c) for c in columns]
+    for i, c in enumerate(columns):
+        if not _is_time(c):
+            continue
+        local = [_local(row[i]) for row in table]
+        zones = {zone_label(t) for t in local if t is not None}
+        for row, t in zip(table, local, strict=True):
+            if t is not None:
+                row[i] = f"{t:%Y-%m-%d %H:%M}" + ("" if len(zones) == 1 else f" {zone_label(t)}")
+        if len(zones) == 1:  # one zone for the column: said once, in its header
+            header[i] += f" ({zones.pop()})"
+    numeric = [
+        all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in col)
+        for col in zip(*table, strict=True)
+    ]
+    # A tab would break the alignment; printable keeps it for the pipes' sake.
+    body = [[printable(_cell(v)).replace("\t", " ") for v in row] for row in table]
+    return render_table(
+        [printable(h) for h in header],
+        body,
+        width=None if wide else terminal_width(),
+        right=numeric,
+        keep=[_uncut(c) for c in columns],
+    )
+
+
+def _is_time(column: str) -> bool:
+    return column == "at" or column.endswith("_at")
+
+
+# --- terminal tables --------------------------------------------------------------
+
+GAP = 2  # spaces between columns
+ELLIPSIS = "…"
+# A column cut to fit keeps at least this many cells (and its header, while the headers fit).
+MIN_WIDTH = 6
+# Columns never cut: an id is what people copy from the table, and a time cut short says nothing.
+UNCUT = frozenset({"id", "at"})
+
+
+def _uncut(column: str) -> bool:
+    return column in UNCUT or _is_time(column)
+
+
+def display_width(text: str) -> int:
+    """How many terminal cells `text` takes (a CJK character two, a combining mark none)."""
+    from wcwidth import wcswidth, wcwidth
+
+    n = wcswidth(text)
+    return n if n >= 0 else sum(max(wcwidth(ch), 0) for ch in text)
+
+
+def truncate(text: str, width: int) -> str:
+    """`text` cut to at most `width` cells, ending in an ellipsis when cut."""
+    if display_width(text) <= width:
+        return text
+    from wcwidth import wcwidth
+
+    room, out = width - 1, []
+    for ch in text:
+        w = max(wcwidth(ch), 0)
+        if w > room:
+            break
+        out.append(ch)
+        room -= w
+    return "".join(out) + ELLIPSIS
+
+
+def fit_widths(natural: list[int], floors: list[int], total: int) -> list[int]:
+    """Column widths that fit `total` cells with the gaps: the widest columns shrink first, to a
+    common cap, none below its floor (when the floors alone are too wide, the table is)."""
+    room = total - GAP * (len(natural) - 1)
+    if sum(natural) <= room:
+        return list(natural)
+
+    def capped(cap: int) -> list[int]:
+        return [max(f, min(w, cap)) for w, f in zip(natural, floors, strict=True)]
+
+    lo, hi = 0, max(natural)  # the largest cap that fits: capped(lo) fits, capped(hi) does not
+    if sum(capped(lo)) > room:
+        return capped(lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if sum(capped(mid)) <= room else (lo, mid)
+    widths = capped(lo)
+    spare = room - sum(widths)
+    for i, w in enumerate(widths):  # what the cap leaves over goes to the first columns it cut
+        if spare and w == lo and natural[i] > lo:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def render_table(
+    header: list[str],
+    body: list[list[str]],
+    *,
+    width: int | None = None,
+    right: list[bool] | None = None,
+    keep: list[bool] | None = None,
+) -> str:
+    """An aligned table (header, dashes, rows; two spaces between columns), fitted to `width`
+    cells when given. `right` aligns a column right (numbers); `keep` columns are never cut."""
+    right = right or [False] * len(header)
+    keep = keep or [False] * len(header)
+    cells = [[display_width(v) for v in row] for row in body]
+    natural = [max([display_width(h)] + [row[i] for row in cells]) for i, h in enumerate(header)]
+    widths = natural
+    if width is not None:
+        # Headers stay whole while they fit; past that a header is cut like a cell.
+        floors = [
+            w if k else min(w, max(MIN_WIDTH, display_width(h))) for w, k, h in zip(natural, keep, header, strict=True)
+        ]
+        if sum(floors) + GAP * (len(floors) - 1) > width:
+            floors = [w if k else min(w, MIN_WIDTH) for w, k in zip(natural, keep, strict=True)]
+        widths = fit_widths(natural, floors, width)
+
+    def line(values: list[str]) -> str:
+        parts = []
+        for v, w, r in zip(values, widths, right, strict=True):
+            v = truncate(v, w)
+            pad = " " * (w - display_width(v))
+            parts.append(pad + v if r else v + pad)
+        return (" " * GAP).join(parts).rstrip()
+
+    lines = [line(header), (" " * GAP).join("-" * w for w in widths)]
+    lines += [line(row) for row in body]
+    return "\n".join(lines) + "\n"
 
 
 def csv_safe(value: str) -> str:
@@ -211,8 +369,16 @@ def event_row(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe_event(e: dict[str, Any]) -> str:
-    """One line of history for people."""
+def event_who(e: dict[str, Any]) -> str:
+    """The actor, and the OS login beside it when that is someone else."""
+    who = e["actor"]
+    if e.get("login") and e["login"] != who:
+        who += f" (login {e['login']})"
+    return who
+
+
+def event_what(e: dict[str, Any]) -> str:
+    """What happened, in words: the action or kind, from -> to, and its summary."""
     what = e.get("action") or e["kind"]
     if e.get("from_status") and e.get("to_status") and e["from_status"] != e["to_status"]:
         what += f": {e['from_status']} -> {e['to_status']}"
@@ -222,9 +388,26 @@ def describe_event(e: dict[str, Any]) -> str:
     extra = data.get("summary")
     if extra:
         what += f" ({extra})"
+    return what
+
+
+# `history` as a table: on a terminal for people, tab-separated in a pipe (id first, like every listing).
+HISTORY_TABLE = ("id", "at", "who", "what", "reason")
+
+
+def history_row(e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ids.fmt("event", e["id"]),
+        "at": e["at"],
+        "who": event_who(e),
+        "what": event_what(e),
+        "reason": e.get("reason"),
+    }
+
+
+def describe_event(e: dict[str, Any]) -> str:
+    """One line of history for people (`show`)."""
+    what = event_what(e)
     if e.get("reason"):
         what += f" — {e['reason']}"
-    who = e["actor"]
-    if e.get("login") and e["login"] != who:
-        who += f" (login {e['login']})"
-    return printable(f"{local_time(e['at'])}  {who}  {what}")
+    return printable(f"{local_time(e['at'])}  {event_who(e)}  {what}")

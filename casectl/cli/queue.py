@@ -19,7 +19,7 @@ from ..services import bulk
 from ..services import queue as queue_service
 from . import context, filtering, output
 from .filtering import FilterOptions, filter_options
-from .options import DryRun, Format, Json
+from .options import DryRun, Format, Json, Wide
 
 app = typer.Typer()
 views_app = typer.Typer(help="Save, list and remove named filters (views).", no_args_is_help=True)
@@ -101,6 +101,7 @@ def search(
     only_ids: Annotated[bool, typer.Option("--ids", help="Print case ids only, one per line (for pipes).")] = False,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
     *,
     filters: FilterOptions,
 ) -> None:
@@ -125,7 +126,7 @@ def search(
         for r in rows:
             click.echo(r["id"])
         return
-    output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match")
+    output.emit_rows(rows, columns, fmt, headers=output.CASE_HEADERS, empty="no cases match", wide=wide)
 
 
 # --- assignment ------------------------------------------------------------------
@@ -374,6 +375,7 @@ def stats(
         typer.Option("--compare", metavar="previous", help="Compare with the previous period of the same length."),
     ] = None,
     as_json: Json = False,
+    wide: Wide = False,
     *,
     filters: FilterOptions,
 ) -> None:
@@ -422,7 +424,7 @@ def stats(
     if by and doc.get("groups"):
         click.echo(f"by {by}:")
         cols = [by, "open", "overdue", "closed_total", "opened", "closed", "sla_breached"]
-        output.emit_rows(doc["groups"], cols, "table")
+        output.emit_rows(doc["groups"], cols, "table", wide=wide)
 
 
 def _delta(doc: dict[str, Any], key: str, unit: str = "") -> str:
@@ -461,7 +463,7 @@ def views_add(
 
 
 @views_app.command("list")
-def views_list(fmt: Format = None, as_json: Json = False) -> None:
+def views_list(fmt: Format = None, as_json: Json = False, wide: Wide = False) -> None:
     """List saved and built-in views with their filters.
 
     Example: casectl views list --format csv
@@ -473,7 +475,7 @@ def views_list(fmt: Format = None, as_json: Json = False) -> None:
     columns = ["name", "builtin", "description"] + (
         ["filters", "created_at", "created_by"] if fmt in ("json", "ndjson") else []
     )
-    output.emit_rows(rows, columns, fmt, headers={"description": "filters"}, empty="no views")
+    output.emit_rows(rows, columns, fmt, headers={"description": "filters"}, empty="no views", wide=wide)
 
 
 @views_app.command("rm")

@@ -8,7 +8,7 @@ import click
 import typer
 
 from . import context, output
-from .options import DryRun, Format, Json, Workflow
+from .options import DryRun, Format, Json, Wide, Workflow
 
 app = typer.Typer(help="Run the workflows' routines (time-based rules) from cron, or list them.", no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def run(
 
 
 @app.command("list")
-def list_routines(workflow: Workflow = None, fmt: Format = None, as_json: Json = False) -> None:
+def list_routines(workflow: Workflow = None, fmt: Format = None, as_json: Json = False, wide: Wide = False) -> None:
     """List the routines of every workflow (newest versions): status, wait, condition and steps.
 
     Example: casectl routines list --workflow kyb
@@ -68,4 +68,5 @@ def list_routines(workflow: Workflow = None, fmt: Format = None, as_json: Json =
         ["workflow", "version", "routine", "in_status", "after", "time", "when", "steps"],
         fmt,
         empty="no routines",
+        wide=wide,
     )

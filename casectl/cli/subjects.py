@@ -13,7 +13,7 @@ from ..filters import CaseFilter
 from ..services import listing
 from ..store import subjects as subject_store
 from . import context, output
-from .options import Format, Json
+from .options import Format, Json, Wide
 
 app = typer.Typer(help="List subjects and show one with all its cases.", no_args_is_help=True)
 
@@ -43,6 +43,7 @@ def list_subjects(
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=0)] = None,
     fmt: Format = None,
     as_json: Json = False,
+    wide: Wide = False,
 ) -> None:
     """List subjects with how many cases each has.
 
@@ -51,7 +52,7 @@ def list_subjects(
     fmt = output.choose_format(fmt, as_json)
     conn = context.open_db()
     rows = [_row(s) for s in subject_store.list_(conn, limit=limit, query=query)]
-    output.emit_rows(rows, SUBJECT_COLUMNS, fmt, empty="no subjects")
+    output.emit_rows(rows, SUBJECT_COLUMNS, fmt, empty="no subjects", wide=wide)
 
 
 @app.command("show")

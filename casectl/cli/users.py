@@ -8,7 +8,7 @@ import click
 import typer
 
 from . import context, output
-from .options import Format, Json
+from .options import Format, Json, Wide
 
 app = typer.Typer(help="Users and their roles, for actions a workflow limits to roles.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def add(
 
 
 @app.command("list")
-def list_users(fmt: Format = None, as_json: Json = False) -> None:
+def list_users(fmt: Format = None, as_json: Json = False, wide: Wide = False) -> None:
     """List users with their roles.
 
     Example: casectl users list --format csv
@@ -47,7 +47,7 @@ def list_users(fmt: Format = None, as_json: Json = False) -> None:
         {**u, "roles": ",".join(u["roles"])} if fmt not in ("json", "ndjson") else u
         for u in users.list_users(context.open_db())
     ]
-    output.emit_rows(rows, ["name", "roles", "created_at", "created_by"], fmt, empty="no users")
+    output.emit_rows(rows, ["name", "roles", "created_at", "created_by"], fmt, empty="no users", wide=wide)
 
 
 @app.command("rm")

@@ -12,7 +12,7 @@ from .. import rules
 from ..errors import NotFound, UsageError
 from ..services import workflows as workflow_service
 from . import context, output
-from .options import Json
+from .options import Json, Wide
 
 app = typer.Typer(help="List, show, validate, add and draw workflows.", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ def _conn_if_any():
 
 
 @app.command("list")
-def list_workflows(as_json: Json = False) -> None:
+def list_workflows(as_json: Json = False, wide: Wide = False) -> None:
     """List the workflows: built-in and custom, newest version of each.
 
     Example: casectl workflows list
@@ -49,7 +49,7 @@ def list_workflows(as_json: Json = False) -> None:
     if as_json:
         output.emit_json(rows)
         return
-    output.emit_rows(rows, ["name", "version", "builtin", "title", "initial", "final"], "table")
+    output.emit_rows(rows, ["name", "version", "builtin", "title", "initial", "final"], "table", wide=wide)
 
 
 @app.command("show")
