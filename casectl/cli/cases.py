@@ -13,7 +13,7 @@ from .. import ids, rules
 from ..errors import InvalidInput, UsageError
 from ..services import cases as case_service
 from . import context, output, show_render
-from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason, Wide
+from .options import DryRun, ExpectStatus, ExpectVersion, Format, Json, Reason, SubjectMatch, Wide
 
 app = typer.Typer()
 
@@ -72,6 +72,7 @@ def create(
     block: Annotated[
         list[str] | None, typer.Option("--block", metavar="KIND:NAME[=@FILE]", help="Add a block (repeatable).")
     ] = None,
+    subject: SubjectMatch = None,
     as_json: Json = False,
 ) -> None:
     """Create a case and print its id.
@@ -99,6 +100,7 @@ def create(
         priority=priority,
         status=status,
         blocks=[parse_block_spec(b) for b in block or []],
+        subject_match=subject,
     )
     conn = context.open_db()
     case = case_service.create(conn, nc, actor=context.actor(), now=context.now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import click
 import typer
 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
@@ -78,3 +79,15 @@ InStatusFor = Annotated[
     ),
 ]
 View = Annotated[str | None, typer.Option("--view", metavar="NAME", help="Start from a saved view's filters.")]
+
+# `create` and `import`: when an email (or subject ref) names a subject whose details differ.
+SubjectMatch = Annotated[
+    str | None,
+    typer.Option(
+        "--subject",
+        metavar="existing|new",
+        click_type=click.Choice(["existing", "new"]),
+        help="When the email names a subject with another name, date of birth or entity type: "
+        "existing attaches to that subject, new makes another (else exit 5).",
+    ),
+]

@@ -18,7 +18,7 @@ from ..services import cases as case_service
 from ..services import exporter, importer
 from . import context, filtering, output
 from .filtering import FilterOptions, filter_options
-from .options import Json
+from .options import Json, SubjectMatch
 
 app = typer.Typer()
 
@@ -97,6 +97,7 @@ def import_cases(
         str | None,
         typer.Option("--encoding", metavar="ENC", help="The file's encoding (default utf-8, with or without BOM)."),
     ] = None,
+    subject: SubjectMatch = None,
     as_json: Json = False,
 ) -> None:
     """Import cases from a CSV file: all rows or none, and never the same ref twice.
@@ -130,6 +131,7 @@ def import_cases(
                 rejects=staged if staged is not None else rejects,
                 stdin=sys.stdin.buffer if file == "-" else None,
                 progress=progress,
+                subject_match=subject,
             )
         if staged is not None and result.rejects:
             result.rejects = rejects

@@ -49,7 +49,10 @@ FIELD_LIMIT = 64 * 1024 * 1024  # one cell; csv's default (128 KiB) is too small
 
 # Case and subject fields a column may fill (header names are matched case-insensitively):
 # the importable fields of casectl.fields but the two JSON documents, which have kinds of their own.
-CASE_FIELDS = tuple(name for name in case_fields.IMPORTABLE if name not in ("data", "registry_data"))
+# Columns that are no field of a case but a choice for the row: how its subject is matched
+# (`--subject` for one row).
+ROW_CHOICES = ("subject_match",)
+CASE_FIELDS = tuple(name for name in case_fields.IMPORTABLE if name not in ("data", "registry_data")) + ROW_CHOICES
 ALIASES = {"subject_country": "country", "subject_entity_type": "entity_type", "tag": "tags"}
 # Columns of `casectl list`/`export --fields` that the database sets itself: read, ignored, reported.
 RESERVED = case_fields.RESERVED
@@ -525,6 +528,7 @@ class _Importer:
         update: bool,
         rejects: IO[str] | None,
         progress: Callable[[int, int, int], None] | None,
+        subject_match: str | None = None,
     ):
         self.conn, self.src, self.mapping, self.encoding = conn, src, mapping, encoding
         self.default_workflow = workflow or (mapping.workflow if mapping else None)
@@ -533,6 +537,7 @@ class _Importer:
         self.rejects_out = rejects
         self.rejects: Any = None
         self.progress = progress
+        self.subject_match = subject_match
         self.result = ImportResult(src.label, src.sha256, dry_run=dry_run)
         self.workflows: dict[str, Workflow | str] = {}  # name -> workflow, or why it is unknown
         self.status_column = "status"
@@ -683,6 +688,11 @@ class _Importer:
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
         country = fields.get("country")
+        match = _text(fields.get("subject_match")) or self.subject_match
+        if match is not None and match not in lifecycle.SUBJECT_MATCHES:
+            row.errors.append(
+                f"column {plan.field_columns.get('subject_match')}: '{match}' is not one of {', '.join(lifecycle.SUBJECT_MATCHES)}"
+            )
         nc = NewCase(
             workflow=wf.name,
             ref=ref,
@@ -700,6 +710,7 @@ class _Importer:
             priority=fields.get("priority") or "normal",
             status=fields.get("status"),
             origin="import",
+            subject_match=match,
         )
         for problem in validate.validate_new_case(nc, wf, now=self.now):
             fld, _, reason = problem.partition(": ")
@@ -982,6 +993,7 @@ def import_csv(
     rejects: str | Path | None = None,
     stdin: IO[bytes] | None = None,
     progress: Callable[[int, int, int], None] | None = None,
+    subject_match: str | None = None,
 ) -> ImportResult:
     """Import a CSV file in one transaction. Raises InvalidInput (nothing written) on any bad row,
     unless `skip_invalid`, which imports the good rows and writes the bad ones to `rejects`."""
@@ -1012,6 +1024,7 @@ def import_csv(
                 update=update,
                 rejects=out,
                 progress=progress,
+                subject_match=subject_match,
             )
             # The rows, cases and events are many short-lived objects without cycles: reference
             # counting frees each one, and the cycle collector would only walk them (and every

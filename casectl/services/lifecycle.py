@@ -142,6 +142,36 @@ def check_new_case(nc: NewCase, wf: Workflow, *, now: datetime | None = None) ->
         raise InvalidInput(verdict.reason) if verdict.invalid else NotAllowed(verdict.reason)
 
 
+SUBJECT_MATCHES = ("existing", "new")
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def subject_differences(found: Mapping[str, Any], nc: NewCase) -> list[str]:
+    """How the case's subject differs from the subject its email or ref found: name (ignoring
+    case and spacing), date of birth or entity type, each where both sides give one."""
+    out = []
+    if nc.subject_name and found.get("name") and not _same_name(nc.subject_name, found["name"]):
+        out.append(f"name is '{found['name']}', not '{nc.subject_name}'")
+    if nc.subject_dob and found.get("dob") and nc.subject_dob != found["dob"]:
+        out.append(f"date of birth is {found['dob']}, not {nc.subject_dob}")
+    if nc.entity_type and found.get("entity_type") and nc.entity_type != found["entity_type"]:
+        out.append(f"entity type is {found['entity_type']}, not {nc.entity_type}")
+    return out
+
+
+def subject_conflict(found: Mapping[str, Any], nc: NewCase, differs: list[str]) -> Conflict:
+    which = f"the email {nc.subject_email}" if nc.subject_email else f"the subject ref {nc.subject_ref}"
+    row = f"case with ref {nc.ref}: " if nc.ref and nc.origin == "import" else ""
+    return Conflict(
+        f"{row}{which} belongs to subject {ids.fmt('subject', found['id'])}, whose {'; '.join(differs)}. "
+        "Say which is meant: --subject existing (this case is theirs; their details stay) "
+        "or --subject new (another subject who shares the email)"
+    )
+
+
 def find_or_create_subjects(
     conn: sqlite3.Connection, new_cases: Sequence[NewCase], next_subject: int, *, at: str
 ) -> list[int | None]:
@@ -165,6 +195,12 @@ def find_or_create_subjects(
             subject_ids.append(None)
             continue
         found = (by_ref.get(nc.subject_ref) if nc.subject_ref else None) or (by_key.get(key) if key else None)
+        if found is not None and nc.subject_match != "existing":
+            differs = subject_differences(found, nc)
+            if differs and nc.subject_match is None:
+                raise subject_conflict(found, nc, differs)
+            if differs:  # "new": another person who shares the email (its key stays with the first)
+                found, key = None, None
         if found is not None:
             missing = {
                 k: v

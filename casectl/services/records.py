@@ -44,6 +44,10 @@ class NewCase:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     # The subject to attach the case to, when the caller already knows it (a new KYC flow for the same person).
     subject_id: int | None = None
+    # When the email (or subject ref) names a subject whose name, date of birth or entity type
+    # differ from this case's: "existing" attaches the case to that subject anyway, "new" makes
+    # another subject; None refuses (exit 5), naming both.
+    subject_match: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
