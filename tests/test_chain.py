@@ -378,3 +378,11 @@ def test_an_old_database_is_sealed_and_old_breaks_stay_named(cli, db_path):
     conn.close()
     cli("note", "C-1", "after the upgrade")
     assert problems(cli) == found
+
+
+def test_the_check_says_how_many_cases_the_anchor_holds(cli, worked, tmp_path):
+    anchor = tmp_path / "a.txt"
+    cli("db", "anchor", "-o", anchor)
+    cases = len(cli.json("list", "--json"))
+    assert cases > 0
+    assert cli.json("db", "check", "--anchor", anchor, "--json")["anchor"]["cases"] == cases

@@ -137,3 +137,12 @@ def test_bad_input_is_refused_and_moves_nothing(cli, cases, db, args, code, mess
     result = cli("digest", *args, expect=code)
     assert message in result.stderr
     assert settings(db) == {}
+
+
+def test_an_activity_decision_is_not_a_case_decision(cli, cases):
+    case = cli("create", "-w", "screening").stdout.strip()
+    cli("activity", case, "A-1", "state", "complete", env=at(1))
+    cli("activity", case, "A-1", "decide", "reviewed", env=at(1))
+    d = cli.json("digest", "--dry-run", "--since", "2030-01-01", "--format", "json", env=at(2))
+    assert case not in [c["id"] for c in d["decided"]["cases"]]
+    assert [c["id"] for c in d["decided"]["cases"]] == [cases[0], cases[1]]

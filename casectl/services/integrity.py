@@ -19,6 +19,7 @@ GUARD_TRIGGERS = {"events_no_update", "events_no_delete"}
 def check(conn: sqlite3.Connection, *, limit: int = 100, anchor: Anchor | None = None) -> dict[str, Any]:
     problems: list[str] = []
     key = chain.key(conn)  # without the key nothing can be verified: exit 7, naming where it was looked for
+    anchored_cases = len(anchor.heads) if anchor is not None else 0  # chain_problems consumes the heads
     with read(conn):
         problems += [f"integrity: {msg}" for msg in checks.integrity_messages(conn)]
         problems += [
@@ -49,7 +50,7 @@ def check(conn: sqlite3.Connection, *, limit: int = 100, anchor: Anchor | None =
         "events": events,
     }
     if anchor is not None:
-        result["anchor"] = {"made": anchor.made, "cases": len(anchor.heads), "signed": anchor.signed}
+        result["anchor"] = {"made": anchor.made, "cases": anchored_cases, "signed": anchor.signed}
     return result
 
 

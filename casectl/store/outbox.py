@@ -350,7 +350,9 @@ def decided_case_ids(conn: sqlite3.Connection, after_event: int, upto_event: int
     sql = (
         "SELECT DISTINCT e.case_id FROM events e JOIN cases c ON c.id = e.case_id "
         "WHERE e.id > ? AND e.id <= ? AND e.kind != 'created' AND ("
-        " json_extract(e.data, '$.decision') IS NOT NULL"
+        # the case's decision, not an activity's, a block's or a child's (those carry one too)
+        " (json_extract(e.data, '$.decision') IS NOT NULL AND e.kind NOT LIKE 'activity.%'"
+        "  AND e.kind NOT LIKE 'block.%' AND e.kind NOT LIKE 'child.%')"
         " OR (c.final = 1 AND e.to_status = c.status AND e.from_status IS NOT e.to_status)) "
         "ORDER BY e.case_id"
     )
