@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from conftest import casectl_bin, raw_connect, snapshot
 
 
@@ -193,3 +195,114 @@ def test_priority_from_stdin_is_all_or_nothing_and_a_bad_level_is_exit_2(cli, db
     assert snapshot(db_path) == before
     cli("priority", "-", "low", input=f"{a}\n{b}\n")
     assert [c["priority"] for c in cli.json("list", "--json")] == ["low", "low"]
+
+
+# --- the order take serves, and list --sort due ---------------------------------------------
+
+
+@pytest.fixture
+def queue_of_seven(cli, db, monkeypatch):
+    """Seven open unassigned simple cases (SLA 48h from creation; a pending one is paused, no due):
+
+    C-1 normal, created 00:00 pending, opened at 20:00: due +68h     C-5 high,   04:00: due +52h
+    C-2 low,    01:00: due +49h                                      C-6 normal, 05:00 pending: no due
+    C-3 urgent, 02:00 pending: no due                                C-7 normal, 06:00: due +54h
+    C-4 urgent, 03:00: due +51h
+    """
+
+    def at(hour: int) -> None:
+        monkeypatch.setenv("CASECTL_NOW", f"2026-01-01T{hour:02d}:00:00Z")
+
+    for hour, priority, status in (
+        (0, "normal", "pending"),
+        (1, "low", "open"),
+        (2, "urgent", "pending"),
+        (3, "urgent", "open"),
+        (4, "high", "open"),
+        (5, "normal", "pending"),
+        (6, "normal", "open"),
+    ):
+        at(hour)
+        cli("create", "--workflow", "simple", "--priority", priority, "--status", status)
+    at(20)
+    cli("status", "C-1", "open")  # the SLA clock resumes with its 48h left
+    monkeypatch.setenv("CASECTL_NOW", "2026-01-02T00:00:00Z")
+    dues = {c["id"]: c["due_at"] for c in cli.json("list", "--json")}
+    assert dues == {
+        "C-1": "2026-01-03T20:00:00Z",
+        "C-2": "2026-01-03T01:00:00Z",
+        "C-3": None,
+        "C-4": "2026-01-03T03:00:00Z",
+        "C-5": "2026-01-03T04:00:00Z",
+        "C-6": None,
+        "C-7": "2026-01-03T06:00:00Z",
+    }
+    return cli
+
+
+def taken(cli, *args: str) -> list[str]:
+    out = []
+    while case := cli("take", *args).stdout.strip():
+        out.append(case)
+    return out
+
+
+@pytest.mark.parametrize(
+    "sort, order",
+    [
+        (None, ["C-4", "C-3", "C-5", "C-7", "C-1", "C-6", "C-2"]),  # urgent, high, normal, low; soonest due first
+        ("priority,due,age", ["C-4", "C-3", "C-5", "C-7", "C-1", "C-6", "C-2"]),
+        ("due", ["C-2", "C-4", "C-5", "C-7", "C-1", "C-3", "C-6"]),  # no due time: last, oldest first
+        ("age", ["C-1", "C-2", "C-3", "C-4", "C-5", "C-6", "C-7"]),
+        ("priority", ["C-3", "C-4", "C-5", "C-1", "C-6", "C-7", "C-2"]),  # then the oldest
+        ("due,priority", ["C-2", "C-4", "C-5", "C-7", "C-1", "C-3", "C-6"]),
+        ("sla, oldest", ["C-2", "C-4", "C-5", "C-7", "C-1", "C-3", "C-6"]),  # aliases
+    ],
+)
+def test_take_serves_the_most_urgent_then_the_soonest_due_then_the_oldest(queue_of_seven, sort, order):
+    assert taken(queue_of_seven, *(["--sort", sort] if sort else [])) == order
+
+
+def test_take_order_holds_across_batches_and_with_filters(queue_of_seven, db_path):
+    from casectl.filters import CaseFilter
+    from casectl.store import connect
+    from casectl.store import queue as queue_store
+
+    cli = queue_of_seven
+    assert taken(cli, "--priority", "normal") == ["C-7", "C-1", "C-6"]
+    conn = connect(db_path)
+    try:
+        levels = ("urgent", "high", "normal", "low")
+        for order in (("priority", "due", "age"), ("due", "age"), ("age",), ("due", "priority", "age")):
+            whole = [c["id"] for c in queue_store.queue(conn, CaseFilter(), order=order, levels=levels)]
+            # Two at a time: each batch starts after the last one's keys, none is seen twice or missed.
+            paged = [c["id"] for c in queue_store.queue(conn, CaseFilter(), order=order, levels=levels, batch=2)]
+            assert paged == whole and len(whole) == 4, order  # C-1, C-6, C-7 are taken
+    finally:
+        conn.close()
+
+
+def test_take_sort_refuses_what_it_does_not_know(cli, db):
+    for bad in ("colour", "due,colour", "", "due,due"):
+        r = cli("take", "--sort", bad, expect=2)
+        assert r.stderr.startswith("casectl: error: --sort: ") and r.stdout == ""
+        assert r.stderr.count("\n") == 1  # one line
+    assert "priority (urgent first)" in cli("take", "--sort", "colour", expect=2).stderr
+
+
+def test_list_sort_due_puts_cases_without_a_due_time_last_both_ways_and_pages(queue_of_seven):
+    cli = queue_of_seven
+    ascending = ["C-2", "C-4", "C-5", "C-7", "C-1", "C-3", "C-6"]
+    descending = ["C-1", "C-7", "C-5", "C-4", "C-2", "C-6", "C-3"]
+    assert cli("list", "--sort", "due", "--ids").stdout.split() == ascending
+    assert cli("list", "--sort", "-due", "--ids").stdout.split() == descending
+    for sort, expected in (("due", ascending), ("-due", descending)):
+        for size in ("1", "2", "3"):
+            seen, after = [], None
+            for _ in range(10):
+                r = cli("list", "--ids", "-n", size, "--sort", sort, *(["--after", after] if after else []))
+                seen += r.stdout.split()
+                if "next page" not in r.stderr:
+                    break
+                after = r.stderr.split("--after ")[1].strip()
+            assert seen == expected, (sort, size)

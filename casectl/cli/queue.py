@@ -183,14 +183,28 @@ def unassign(
 
 @app.command("take")
 @filter_options
-def take(as_json: Json = False, *, filters: FilterOptions) -> None:
-    """Claim the oldest unassigned case you can act on now and print its id.
+def take(
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="KEYS",
+            help="Serve by these keys, comma-separated: priority (urgent first), due (soonest SLA due first, "
+            "none last), age (oldest first). Default: priority,due,age.",
+        ),
+    ] = None,
+    as_json: Json = False,
+    *,
+    filters: FilterOptions,
+) -> None:
+    """Claim the next unassigned case you can act on now (most urgent, soonest due, oldest) and print its id.
 
     Example: id=$(casectl take --view kyb-manual-review); [ -n "$id" ] && casectl show "$id"
     """
+    order = queue_service.take_order(sort)  # a bad --sort fails before the database is opened
     conn = context.open_db()
     f = filtering.resolve(conn, filters, actor=context.actor(), now=context.now())
-    case = queue_service.take(conn, f, actor=context.actor(), now=context.now())
+    case = queue_service.take(conn, f, actor=context.actor(), now=context.now(), order=order)
     if case is None:
         # An empty queue is not an error (exit 0, nothing on stdout), like a list with no results.
         click.echo(

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import ids, rules
-from ..errors import InvalidInput
+from ..errors import InvalidInput, UsageError
 from ..filters import CaseFilter
 from ..rules import Workflow
 from ..store import cases as case_store
@@ -190,14 +190,52 @@ def _actionable_statuses(conn: sqlite3.Connection) -> set[str]:
     return found
 
 
-def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) -> dict[str, Any] | None:
-    """Claim the oldest unassigned open case matching `f` on which the actor may
-    perform at least one agent action now; returns it.
+# The order `take` serves by default: the most urgent priority, then the soonest SLA due
+# time (cases without one after), then the oldest. `--sort` names the keys to use instead.
+TAKE_ORDER = ("priority", "due", "age")
+TAKE_KEYS = {
+    "priority": "urgent first",
+    "due": "soonest SLA due time first, cases without one last",
+    "age": "oldest first",
+}
+
+
+def take_order(text: str | None) -> tuple[str, ...]:
+    """`--sort priority,due` -> the queue's keys; the oldest case still breaks a tie."""
+    if text is None:
+        return TAKE_ORDER
+    keys = [k.strip().lower() for k in text.split(",") if k.strip()]
+    aliases = {"created": "age", "oldest": "age", "sla": "due"}
+    keys = [aliases.get(k, k) for k in keys]
+    unknown = [k for k in keys if k not in TAKE_KEYS]
+    if unknown or not keys:
+        raise UsageError(
+            f"--sort: unknown key '{', '.join(unknown) or text}'; available: "
+            + "; ".join(f"{k} ({what})" for k, what in TAKE_KEYS.items())
+            + " (comma-separated, e.g. due,priority)"
+        )
+    if len(set(keys)) != len(keys):
+        raise UsageError(f"--sort: '{text}' names a key twice")
+    return tuple(keys) + (() if "age" in keys else ("age",))
+
+
+def take(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    actor: str,
+    now: datetime,
+    order: tuple[str, ...] = TAKE_ORDER,
+) -> dict[str, Any] | None:
+    """Claim the first unassigned open case matching `f`, in `order` (by default the most
+    urgent, then the soonest due, then the oldest), on which the actor may perform at least
+    one agent action now; returns it.
 
     BEGIN IMMEDIATE serialises two takers, and the version check on the update
     means a case can never be handed to both.
     """
     from . import lifecycle
+    from .validate import PRIORITIES
 
     with write(conn):
         statuses = _actionable_statuses(conn)
@@ -206,7 +244,8 @@ def take(conn: sqlite3.Connection, f: CaseFilter, *, actor: str, now: datetime) 
         if not statuses:
             return None  # no status in this filter offers an agent action
         queue_filter = CaseFilter(**{**f.__dict__, "statuses": tuple(sorted(statuses))})
-        for case in queue_store.queue(conn, queue_filter):
+        levels = tuple(reversed(PRIORITIES))  # most urgent first
+        for case in queue_store.queue(conn, queue_filter, order=order, levels=levels):
             wf = lifecycle.workflow_of(conn, case)
             if not rules.allowed_actions(wf, lifecycle.state_of(conn, case, actor, wf=wf)):
                 continue

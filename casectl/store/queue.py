@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..filters import CaseFilter
@@ -63,16 +63,63 @@ def set_sla_clock(
 # --- the take queue ----------------------------------------------------------------
 
 
-def queue(conn: sqlite3.Connection, f: CaseFilter, *, batch: int = 200) -> Iterator[dict[str, Any]]:
-    """Unassigned open cases matching `f`, oldest first, fetched a batch at a time."""
+# The keys `take` may order its queue by: each one's SQL terms (ascending) and the same terms'
+# values for a row, which are where the next batch starts. `priority` ranks by a list of levels.
+QUEUE_KEYS = ("priority", "due", "age")
+
+
+def _queue_terms(key: str, levels: Sequence[str]) -> tuple[list[str], list[Any]]:
+    if key == "priority":  # the levels' order (most urgent first), an unknown level after them
+        whens = " ".join(f"WHEN ? THEN {i}" for i in range(len(levels)))
+        return [f"CASE c.priority {whens} ELSE {len(levels)} END"], list(levels)
+    if key == "due":  # soonest first, the cases without a due time after those with one
+        return ["CASE WHEN c.due_at IS NULL THEN 1 ELSE 0 END", "coalesce(c.due_at, '')"], []
+    if key == "age":
+        return ["c.created_at"], []
+    raise ValueError(key)
+
+
+def _queue_values(key: str, levels: Sequence[str], row: dict[str, Any]) -> list[Any]:
+    if key == "priority":
+        return [levels.index(row["priority"]) if row["priority"] in levels else len(levels)]
+    if key == "due":
+        return [1 if row["due_at"] is None else 0, row["due_at"] or ""]
+    return [row["created_at"]]
+
+
+def queue(
+    conn: sqlite3.Connection,
+    f: CaseFilter,
+    *,
+    order: Sequence[str] = ("age",),
+    levels: Sequence[str] = (),
+    batch: int = 200,
+) -> Iterator[dict[str, Any]]:
+    """Unassigned open cases matching `f` in `order` (keys of QUEUE_KEYS; ties go to the
+    lowest id), fetched a batch at a time, each batch starting after the last row's keys."""
     f = CaseFilter(**{**f.__dict__, "unassigned": True, "open_only": True, "closed_only": False})
-    after = None
+    where, params = case_store.where_sql(f)
+    terms: list[str] = []
+    term_params: list[Any] = []
+    for key in order:
+        key_terms, values = _queue_terms(key, levels)
+        terms += key_terms
+        term_params += values
+    terms.append("c.id")
+    row_value = f"({', '.join(terms)})"
+    order_by = f" ORDER BY {', '.join(terms)}"
+    after: list[Any] | None = None
     while True:
-        rows = list(case_store.select(conn, f, sort="created_at", limit=batch, after=after))
+        sql, args = f"{case_store.SELECT}{where}", list(params)
+        if after is not None:
+            sql += f"{' AND' if where else ' WHERE'} {row_value} > ({', '.join('?' for _ in after)})"
+            args += term_params + after
+        rows = list(case_store.dicts(conn, f"{sql}{order_by} LIMIT ?", [*args, *term_params, batch]))
         yield from rows
         if len(rows) < batch:
             return
-        after = (rows[-1]["created_at"], rows[-1]["id"])
+        last = rows[-1]
+        after = [v for key in order for v in _queue_values(key, levels, last)] + [last["id"]]
 
 
 # --- stats -----------------------------------------------------------------------
