@@ -57,7 +57,10 @@ COMMANDS: dict[str, Entry] = {
     ),
     "assign": Entry("casectl.cli.queue", "Assign a case (or ids from stdin) to an agent, a team, or both."),
     "unassign": Entry("casectl.cli.queue", "Remove a case's assignee (and with --team its team)."),
-    "take": Entry("casectl.cli.queue", "Claim the oldest unassigned case you can act on now and print its id."),
+    "take": Entry(
+        "casectl.cli.queue",
+        "Claim the next unassigned case you can act on now (most urgent, soonest due, oldest) and print its id.",
+    ),
     "tag": Entry("casectl.cli.queue", "Add (+T) or remove (-T) tags on a case (or ids from stdin)."),
     "priority": Entry(
         "casectl.cli.queue",
