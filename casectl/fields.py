@@ -98,9 +98,18 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 TABLE: tuple[str, ...] = ("id", "ref", "workflow", "status", "subject_name", "assignee", "priority", "created_at")
 
 
+# Read only when asked for (`list --fields paid,payments`, exports): the case's payments, from its
+# history (services/payments.py: with_payments); `paid` is the totals per currency as one text.
+ON_REQUEST: tuple[str, ...] = ("paid", "payments")
+
+
 def case_row(case: Mapping[str, Any]) -> dict[str, Any]:
-    """A case as the flat record every listing and export shows."""
-    return {f.name: f.read(case) for f in CASE_FIELDS}
+    """A case as the flat record every listing and export shows (and the fields read on request, if read)."""
+    row = {f.name: f.read(case) for f in CASE_FIELDS}
+    for name in ON_REQUEST:
+        if name in case:
+            row[name] = case[name]
+    return row
 
 
 def webhook_case(case: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from casectl import fields as case_fields
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
@@ -249,6 +250,11 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     "tag bulk": ("bulk.schema.json", "doc"),
     "priority": ("priority.schema.json", "doc"),
     "priority bulk": ("bulk.schema.json", "doc"),
+    "payment": ("payment.schema.json", "doc"),
+    "payment not fired": ("payment.schema.json", "doc"),
+    "payment bulk dry run": ("bulk.schema.json", "doc"),
+    "show paid": ("show.schema.json", "doc"),
+    "list paid": ("case-row.schema.json", "array"),
     "note bulk": ("bulk.schema.json", "doc"),
     "act bulk dry run refused": ("bulk.schema.json", "doc"),
     "act bulk": ("bulk.schema.json", "doc"),
@@ -567,6 +573,23 @@ def build(w: World) -> None:
     w.grab("tag bulk", "tag", "-", "+reviewed", "--json", input="C-5\nC-6\n")
     w.grab("priority", "priority", "C-5", "urgent", "--json")
     w.grab("priority bulk", "priority", "-", "low", "--json", input="C-8\nC-9\n")
+    paying = w("create", "-w", "screening", "--status", "pending_payment", "--subject-name", "Pat Payer").stdout.strip()
+    w.grab("payment", "payment", paying, "--amount", "42.5", "--currency", "GBP", "--reference", "INV-1", "--json")
+    w.grab("payment not fired", "payment", paying, "--amount", "1000", "--currency", "JPY", "--json")
+    w.grab(
+        "payment bulk dry run",
+        "payment",
+        "-",
+        "--amount",
+        "1",
+        "--currency",
+        "EUR",
+        "--dry-run",
+        "--json",
+        input=f"{paying}\n",
+    )
+    w.grab("show paid", "show", paying, "--json")
+    w.grab("list paid", "list", "--fields", ",".join((*case_fields.NAMES, "paid", "payments")), "--json")
     w.grab("note bulk", "note", "-", "checked in bulk", "--json", input="C-8\nC-9\n")
     w.grab("act bulk dry run refused", "act", "-", "approve", "--dry-run", "--json", input="C-5\nC-1\n", expect=4)
     w.grab("act bulk", "act", "-", "approve", "--reason", "batch", "--json", input="C-8\nC-9\n")

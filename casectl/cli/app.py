@@ -66,6 +66,10 @@ COMMANDS: dict[str, Entry] = {
         "casectl.cli.queue",
         "Set a case's priority (or that of every id from stdin, all or nothing), recorded in its history.",
     ),
+    "payment": Entry(
+        "casectl.cli.queue",
+        "Record a payment on a case (fires its payment_received event where the workflow has one).",
+    ),
     "note": Entry("casectl.cli.queue", "Add a public or private note to a case's history."),
     "contact": Entry(
         "casectl.cli.engage",

@@ -51,7 +51,9 @@ def list_cases(
         ["id"]
         if only_ids
         else output.pick_fields(
-            fields, output.CASE_FIELDS, output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE
+            fields,
+            output.CASE_FIELDS + output.PAYMENT_FIELDS,
+            output.CASE_FIELDS if fmt in ("json", "ndjson") else output.CASE_TABLE,
         )
     )
     column, descending = parse_sort(sort)
@@ -65,7 +67,8 @@ def list_cases(
             last[:] = [c]
             yield output.case_row(c)
 
-    rows = remember(listing.select(conn, f, sort=sort, limit=limit, after=cursor))
+    cases = listing.select(conn, f, sort=sort, limit=limit, after=cursor)
+    rows = remember(output.with_payment_fields(conn, cases, columns))
     if only_ids:
         n = 0
         for n, r in enumerate(rows, 1):

@@ -323,6 +323,16 @@ CASE_HEADERS = {"subject_name": "subject", "created_at": "created"}
 
 
 case_row = fields.case_row
+PAYMENT_FIELDS = fields.ON_REQUEST
+
+
+def with_payment_fields(conn: Any, cases: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterable[dict]:
+    """`cases`, each with `paid` and `payments` read when `columns` asks for either."""
+    if not any(c in PAYMENT_FIELDS for c in columns):
+        return cases
+    from ..services.payments import with_payments
+
+    return with_payments(conn, cases)
 
 
 def case_document(case: dict[str, Any]) -> dict[str, Any]:

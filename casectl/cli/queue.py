@@ -281,6 +281,72 @@ def priority(
     )
 
 
+@app.command("payment")
+def payment(
+    case: CaseArg,
+    amount: Annotated[
+        str, typer.Option("--amount", metavar="AMOUNT", help="The amount as a decimal, e.g. 42.50 (never rounded).")
+    ],
+    currency: Annotated[str, typer.Option("--currency", metavar="CODE", help="ISO 4217 code, e.g. GBP.")],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", metavar="REF", help="The payment's reference; one already on the case is exit 5."),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            metavar="PAYER",
+            help="subject or customer (default: customer in pending_customer_payment, else subject).",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    as_json: Json = False,
+) -> None:
+    """Record a payment on a case (fires its payment_received event where the workflow has one).
+
+    The amount is kept exactly as a decimal in the currency's minor units; the
+    reference is private text (redact erases it). A closed case takes no payment
+    (exit 4). Where the case is in a status its workflow's payment_received
+    system action leaves (screening: pending_payment, pending_customer_payment),
+    the action fires; elsewhere the payment is only recorded.
+
+    Example: casectl payment C-12 --amount 42.50 --currency GBP --reference INV-2041
+    """
+    from ..services import payments as payment_service
+
+    if by is not None and by not in payment_service.PAYERS:
+        raise UsageError(f"--by: '{by}' is not one of {', '.join(payment_service.PAYERS)}")
+
+    def render(r: dict[str, Any], dry: bool) -> str:
+        p = r["payment"]
+        line = f"{r['id']}: {'would record' if dry else 'recorded'} payment {p['amount']} {p['currency']} by {p['by']}"
+        if p["reference"]:
+            line += f" (ref {p['reference']})"
+        line += f" as {r['event']}"
+        if r["fired"]:
+            return f"{line}; {r['fired']}: {r['previous_status']} -> {r['status']}"
+        return f"{line}; status stays {r['status']}"
+
+    apply(
+        case,
+        lambda conn, c: payment_service.record_in(
+            conn,
+            c,
+            amount=amount,
+            currency=currency,
+            reference=reference,
+            by=by,
+            actor=context.actor(),
+            now=context.now(),
+        ),
+        dry_run=dry_run,
+        what="payment",
+        as_json=as_json,
+        render=render,
+    )
+
+
 @app.command("note")
 def note(
     case: CaseArg,

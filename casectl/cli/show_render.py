@@ -68,6 +68,21 @@ def _appointments(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['id']} {r['starts_at']} {r['title']}" + (f" with {r['with']}" if r["with"] else "") for r in rows]
 
 
+def _payments(rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{r['event']} {r['at']} {r['amount']} {r['currency']} by {r['by']}"
+        + (f", ref {r['reference']}" if r["reference"] else "")
+        + f" (recorded by {r['actor']})"
+        for r in rows
+    ]
+
+
+def _paid_title(rows: list[dict[str, Any]]) -> str:
+    from ..services.payments import paid_text
+
+    return f"payments (paid {paid_text(rows)})"
+
+
 def _deliveries(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
@@ -99,6 +114,7 @@ RENDERERS: dict[str, tuple[Callable[[Any], str], Callable[[Any], list[str]]]] = 
     "sla": (lambda _: "SLA", _sla),
     "notes": (lambda notes: f"notes ({len(notes)})", _notes),
     "appointments": (lambda rows: f"appointments ({len(rows)})", _appointments),
+    "payments": (_paid_title, _payments),
     "deliveries": (lambda _: "Deliveries", _deliveries),
     "routines": (lambda _: "Routines", _routines),
 }

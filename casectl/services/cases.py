@@ -19,7 +19,7 @@ from ..store import blocks as block_store
 from ..store import cases as case_store
 from ..store import events as event_store
 from ..store import rollback, write
-from . import content, engage, lifecycle, outbox, queue, routines, validate
+from . import content, engage, lifecycle, outbox, payments, queue, routines, validate
 from .records import NewCase
 
 __all__ = ["NewCase", "Outcome", "act", "act_in", "create", "history", "load", "set_status", "view"]
@@ -200,8 +200,9 @@ def _sources(wf: Workflow, action: str) -> tuple[str, ...]:
 def show_parts(
     conn: sqlite3.Connection, *, case: dict, wf: Workflow, actor: str | None, now: datetime
 ) -> dict[str, Any]:
-    """Extra parts of `show`, by JSON key (blocks, children, activities, SLA, notes, appointments, deliveries)."""
+    """Extra parts of `show`, by JSON key (blocks, children, activities, SLA, notes, appointments, payments,
+    deliveries)."""
     parts: dict[str, Any] = {}
-    for module in (content, queue, engage, outbox, routines):
+    for module in (content, queue, engage, payments, outbox, routines):
         parts.update(module.show_parts(conn, case=case, wf=wf, actor=actor, now=now))
     return parts

@@ -61,6 +61,7 @@ PRIVATE_KEYS = frozenset(
         "with_whom",
         "location",
         "details",
+        "reference",
     }
 )
 
